@@ -1,0 +1,90 @@
+"""Tell what a file holds from its first bytes, never from its name."""
+
+from __future__ import annotations
+
+import json
+import struct
+from enum import Enum
+
+from ckpt_tool.source import Source
+
+SNIFF_BYTES = 1024
+# torch's legacy stream starts with its magic number pickled: PROTO n, LONG1 of 10 bytes.
+_LEGACY_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+
+
+class Kind(str, Enum):
+    ZIP = "zip"
+    LEGACY = "torch-legacy"
+    TAR = "tar"
+    SAFETENSORS = "safetensors"
+    PICKLE = "pickle"
+    """A plain pickle stream, not written by torch.save."""
+    OTHER = "other"
+
+
+def sniff(source: Source) -> tuple[Kind, str]:
+    """Return the kind of content and a short description of it."""
+    head = source.read_at(0, min(source.size, SNIFF_BYTES))
+    if not head:
+        return Kind.OTHER, "an empty file"
+    if head.startswith(b"PK\x03\x04"):
+        return Kind.ZIP, "a zip archive"
+    if head.startswith(b"PK\x05\x06"):
+        return Kind.OTHER, "an empty zip archive"
+    if head[:1] == b"\x80" and head[2:14] == _LEGACY_MAGIC:
+        return Kind.LEGACY, "a torch legacy (pre-1.6) stream"
+    if len(head) > 262 and head[257:262] == b"ustar":
+        return Kind.TAR, "a tar archive"
+    if _looks_like_safetensors(source, head):
+        return Kind.SAFETENSORS, "a safetensors file"
+    if head[:1] == b"\x80" and 0 <= head[1] <= 5:
+        return Kind.PICKLE, f"a plain Python pickle (protocol {head[1]}), not a torch.save file"
+    return Kind.OTHER, describe_other(head)
+
+
+def _looks_like_safetensors(source: Source, head: bytes) -> bool:
+    if len(head) < 10:
+        return False
+    (length,) = struct.unpack("<Q", head[:8])
+    return 2 <= length <= source.size - 8 and head[8:9] == b"{"
+
+
+def describe_other(head: bytes) -> str:
+    text = head.lstrip()
+    lowered = text[:200].lower()
+    if text.startswith(b"version https://git-lfs.github.com/spec/"):
+        return "a Git LFS pointer, not the file itself: run `git lfs pull` to fetch it"
+    if lowered.startswith((b"<!doctype html", b"<html")) or b"<html" in lowered:
+        return "an HTML page (a download that returned a web page?)"
+    if head.startswith(b"\x1f\x8b"):
+        return "a gzip-compressed file"
+    if head.startswith(b"\x93NUMPY"):
+        return "a numpy .npy array file"
+    if head.startswith(b"\x89HDF"):
+        return "an HDF5 file (Keras/TensorFlow?)"
+    if head.startswith(b"GGUF"):
+        return "a GGUF model file"
+    if head.startswith(b"BZh"):
+        return "a bzip2-compressed file"
+    if head.startswith(b"\xfd7zXZ"):
+        return "an xz-compressed file"
+    if head.startswith(b"\x7fELF"):
+        return "an ELF executable"
+    if text.startswith((b"{", b"[")):
+        try:
+            json.loads(head)
+            return "a JSON document"
+        except ValueError:
+            return "JSON-like text"
+    if _is_text(head):
+        return "a text file"
+    return "an unrecognised binary file"
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return b"\x00" not in head

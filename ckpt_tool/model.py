@@ -1,0 +1,174 @@
+"""The neutral model of a checkpoint that every reader produces and every command consumes."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from ckpt_tool.dtypes import DType
+from ckpt_tool.pickle_scan import PickleScan
+from ckpt_tool.safety import Safety
+
+
+class Format(str, Enum):
+    TORCH_ZIP = "torch-zip"
+    TORCH_LEGACY = "torch-legacy"
+    TORCHSCRIPT = "torchscript"
+    SAFETENSORS = "safetensors"
+
+    @property
+    def is_torch(self) -> bool:
+        return self is not Format.SAFETENSORS
+
+
+@dataclass(frozen=True)
+class Storage:
+    """One storage record: the bytes several tensors may view."""
+
+    key: str
+    dtype: DType
+    nbytes: int
+    location: str
+    """Device string the storage was saved from (``cpu``, ``cuda:0``)."""
+    offset: int | None = None
+    """Absolute file offset of the storage's first byte; None when the bytes are not in the file."""
+    record: str | None = None
+    """Archive member holding the bytes (zip formats)."""
+
+
+@dataclass(eq=False)
+class TensorRef:
+    """A tensor as the pickle describes it; its bytes stay in the file."""
+
+    dtype: DType
+    shape: tuple[int, ...]
+    stride: tuple[int, ...]
+    storage_offset: int = 0
+    """In elements, from the start of the storage."""
+    storage: Storage | None = None
+    requires_grad: bool = False
+    kind: str = "tensor"
+    """tensor, parameter, quantized, sparse, meta, subclass, nested."""
+    layout: str = "strided"
+    device_override: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Quantizer parameters, subclass type and state, sparse components..."""
+
+    @property
+    def device(self) -> str:
+        if self.device_override is not None:
+            return self.device_override
+        return self.storage.location if self.storage else "unknown"
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        components = self.extra.get("components")
+        if components:
+            return sum(part.nbytes for part in components.values() if isinstance(part, TensorRef))
+        return self.numel * self.dtype.itemsize
+
+    @property
+    def offset(self) -> int | None:
+        """Absolute file offset of the first element, when the bytes are in the file."""
+        if self.storage is None or self.storage.offset is None:
+            return None
+        return self.storage.offset + self.storage_offset * self.dtype.itemsize
+
+    @property
+    def is_contiguous(self) -> bool:
+        expected = 1
+        for size, stride in zip(reversed(self.shape), reversed(self.stride), strict=False):
+            if size != 1 and stride != expected:
+                return False
+            expected *= size
+        return True
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """(first, last+1) element indices of the storage this tensor touches."""
+        if self.numel == 0:
+            return self.storage_offset, self.storage_offset
+        last = self.storage_offset + sum((n - 1) * s for n, s in zip(self.shape, self.stride))
+        return self.storage_offset, last + 1
+
+
+@dataclass(frozen=True)
+class GlobalRef:
+    module: str
+    name: str
+    safety: Safety
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.module}.{self.name}"
+
+    @property
+    def safe(self) -> bool:
+        return self.safety is not Safety.UNKNOWN
+
+
+@dataclass(frozen=True)
+class Member:
+    """One entry of a zip archive's central directory."""
+
+    name: str
+    header_offset: int
+    compressed_size: int
+    size: int
+    method: int
+    crc32: int
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """Something about the container that readers may disagree on; lint reports these."""
+
+    code: str
+    """``ambiguous`` (readers may load different data) or ``corrupt``."""
+    message: str
+    member: str | None = None
+
+
+@dataclass(frozen=True)
+class WeightsOnlyVerdict:
+    accepted: bool | None
+    """None where torch.load does not apply (safetensors)."""
+    reasons: tuple[str, ...] = ()
+    blocking_globals: tuple[str, ...] = ()
+
+
+@dataclass
+class PickleRecord:
+    """One pickle in the file: where it lives and what its opcodes name."""
+
+    member: str
+    scan: PickleScan
+    data_offset: int = 0
+    """Absolute file offset of the pickle's first byte (scan offsets are relative to it)."""
+
+
+@dataclass
+class Checkpoint:
+    path: str
+    format: Format
+    size: int
+    root: Any = None
+    format_version: str | None = None
+    pickle_protocol: int | None = None
+    byteorder: str = "little"
+    storages: dict[str, Storage] = field(default_factory=dict)
+    globals: list[GlobalRef] = field(default_factory=list)
+    pickles: list[PickleRecord] = field(default_factory=list)
+    members: list[Member] = field(default_factory=list)
+    anomalies: list[Anomaly] = field(default_factory=list)
+    archive_name: str | None = None
+    serialization_id: str | None = None
+    storage_alignment: int | None = None
+    safetensors_metadata: dict[str, str] | None = None
+    weights_only: WeightsOnlyVerdict = field(default_factory=lambda: WeightsOnlyVerdict(None))

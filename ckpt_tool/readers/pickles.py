@@ -1,0 +1,45 @@
+"""Shared by the torch readers: scan a pickle, then build it with the restricted unpickler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ckpt_tool.errors import FormatError, LimitExceeded
+from ckpt_tool.limits import Limits
+from ckpt_tool.model import GlobalRef, PickleRecord
+from ckpt_tool.pickle_scan import PickleScan, scan_pickle
+from ckpt_tool.safety import classify
+from ckpt_tool.unpickler import PersistentLoad, unpickle
+
+
+def scan_or_fail(data: bytes, where: str, limits: Limits, start: int = 0) -> PickleScan:
+    scan = scan_pickle(data, start, limits)
+    if scan.error:
+        error = LimitExceeded if "(limit " in scan.error else FormatError
+        raise error(f"{where}: {scan.error}")
+    return scan
+
+
+def load_pickle(
+    data: bytes, where: str, limits: Limits, persistent: PersistentLoad | None, start: int = 0
+) -> tuple[Any, PickleScan, list[tuple[str, str]]]:
+    """Scan then unpickle ``data[start:scan.end]``; errors name ``where``."""
+    scan = scan_or_fail(data, where, limits, start)
+    try:
+        root, referenced = unpickle(data[start : scan.end], persistent, scan.protocol)
+    except FormatError as exc:
+        raise FormatError(f"{where}: {exc}") from None
+    return root, scan, referenced
+
+
+def collect_globals(
+    records: list[PickleRecord], referenced: list[tuple[str, str]]
+) -> list[GlobalRef]:
+    """Every global named by an opcode or resolved by the unpickler, once, in order."""
+    seen: dict[tuple[str, str], None] = {}
+    for record in records:
+        for use in record.scan.globals:
+            seen.setdefault((use.module, use.name), None)
+    for pair in referenced:
+        seen.setdefault(pair, None)
+    return [GlobalRef(module, name, classify(f"{module}.{name}")) for module, name in seen]

@@ -1,0 +1,161 @@
+"""torch's zip format (torch >= 1.6) and TorchScript archives.
+
+Mirrors ``torch.serialization._load`` and caffe2's ``PyTorchStreamReader``: the archive's folder
+is the part before the first ``/`` of the first member's name, records are looked up under it,
+``data.pkl`` holds the object tree and ``data/<key>`` each storage's bytes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from ckpt_tool import zipdir
+from ckpt_tool.errors import FormatError, NotACheckpoint
+from ckpt_tool.limits import Limits
+from ckpt_tool.model import Anomaly, Checkpoint, Format, Member, PickleRecord, Storage
+from ckpt_tool.readers.pickles import collect_globals, load_pickle
+from ckpt_tool.source import Source
+from ckpt_tool.unpickler import StorageType, StorageView
+
+_SMALL_RECORD = 4096
+
+
+class TorchArchive:
+    """The records of one torch archive, addressed as torch addresses them."""
+
+    def __init__(self, source: Source, limits: Limits) -> None:
+        self.source, self.limits = source, limits
+        self.members = zipdir.read_central_directory(source, limits)
+        if not self.members:
+            raise NotACheckpoint("not a checkpoint: an empty zip archive")
+        first = self.members[0].name
+        if "/" not in first:
+            raise NotACheckpoint(f"not a checkpoint: a zip archive whose first member {first!r} "
+                                 "is not in a folder, as torch.save writes")
+        self.name = first.split("/", 1)[0]
+        self.prefix = self.name + "/"
+        self.records: dict[str, Member] = {}
+        self.anomalies: list[Anomaly] = []
+        self._index()
+
+    def _index(self) -> None:
+        counts = Counter(member.name for member in self.members)
+        for member in self.members:
+            if not member.name.startswith(self.prefix):
+                self.anomalies.append(Anomaly(
+                    "ambiguous",
+                    f"member {member.name} lies outside the folder {self.prefix} that torch "
+                    "reads: torch ignores it, other tools may not", member.name))
+                continue
+            record = member.name[len(self.prefix):]
+            if counts[member.name] > 1 and record not in self.records:
+                self.anomalies.append(Anomaly(
+                    "ambiguous",
+                    f"the archive holds {counts[member.name]} members named {member.name}: "
+                    "torch and other zip readers may load different ones", member.name))
+            self.records.setdefault(record, member)
+            if ".." in record.split("/") or record.startswith("/"):
+                self.anomalies.append(Anomaly(
+                    "corrupt", f"member name {member.name} climbs out of the archive", member.name))
+
+    def has(self, record: str) -> bool:
+        return record in self.records
+
+    def read(self, record: str, max_bytes: int | None = None) -> bytes:
+        member = self.records[record]
+        return zipdir.read_member(self.source, member, max_bytes or self.limits.max_pickle_bytes)
+
+    def read_text(self, record: str) -> str | None:
+        if not self.has(record) or self.records[record].size > _SMALL_RECORD:
+            return None
+        return self.read(record).decode("utf-8", "replace").strip()
+
+
+def read_torch_zip(source: Source, limits: Limits) -> Checkpoint:
+    archive = TorchArchive(source, limits)
+    is_torchscript = archive.has("constants.pkl")
+    if not archive.has("data.pkl"):
+        if any(m.name.endswith(".npy") for m in archive.members):
+            raise NotACheckpoint("not a checkpoint: a numpy .npz archive")
+        raise NotACheckpoint(f"not a checkpoint: a zip archive without {archive.prefix}data.pkl")
+    checkpoint = Checkpoint(
+        path=source.name,
+        format=Format.TORCHSCRIPT if is_torchscript else Format.TORCH_ZIP,
+        size=source.size,
+        members=archive.members,
+        anomalies=archive.anomalies,
+        archive_name=archive.name,
+    )
+    _read_records_metadata(archive, checkpoint)
+    storages = _StorageResolver(archive, checkpoint)
+    data = archive.read("data.pkl")
+    root, scan, referenced = load_pickle(data, "data.pkl", limits, storages)
+    record = PickleRecord("data.pkl", scan, zipdir.data_offset(source, archive.records["data.pkl"]))
+    checkpoint.pickles.append(record)
+    if scan.end < len(data):
+        checkpoint.anomalies.append(Anomaly(
+            "ambiguous", f"data.pkl holds {len(data) - scan.end} bytes after its STOP opcode",
+            "data.pkl"))
+    checkpoint.root = root
+    checkpoint.pickle_protocol = scan.protocol
+    checkpoint.globals = collect_globals(checkpoint.pickles, referenced)
+    return checkpoint
+
+
+def _read_records_metadata(archive: TorchArchive, checkpoint: Checkpoint) -> None:
+    version = archive.read_text(".data/version") or archive.read_text("version")
+    format_version = archive.read_text(".format_version")
+    checkpoint.format_version = version if not format_version else f"{version} (format {format_version})"
+    byteorder = archive.read_text("byteorder")
+    if byteorder is not None:
+        if byteorder not in ("little", "big"):
+            raise FormatError(f"byteorder record says {byteorder!r}, not little or big")
+        checkpoint.byteorder = byteorder
+    alignment = archive.read_text(".storage_alignment")
+    if alignment and alignment.isdigit():
+        checkpoint.storage_alignment = int(alignment)
+    checkpoint.serialization_id = archive.read_text(".data/serialization_id")
+
+
+class _StorageResolver:
+    """``persistent_load`` for torch archives: ('storage', type, key, location, numel)."""
+
+    def __init__(self, archive: TorchArchive, checkpoint: Checkpoint) -> None:
+        self.archive, self.checkpoint = archive, checkpoint
+
+    def __call__(self, pid: Any) -> StorageView:
+        if not isinstance(pid, tuple) or len(pid) != 5 or pid[0] not in ("storage", b"storage"):
+            raise FormatError(f"unexpected persistent id {_short(pid)}")
+        _, storage_type, key, location, numel = pid
+        if not isinstance(storage_type, StorageType):
+            raise FormatError(f"persistent id names {_short(storage_type)}, not a storage type")
+        if not isinstance(key, str) or not isinstance(numel, int) or numel < 0:
+            raise FormatError(f"malformed storage id {_short(pid)}")
+        storage = self.checkpoint.storages.get(key)
+        if storage is None:
+            storage = self._load(key, storage_type, location, numel)
+        return StorageView(storage, storage_type.dtype)
+
+    def _load(self, key: str, storage_type: StorageType, location: Any, numel: int) -> Storage:
+        record = f"data/{key}"
+        member = self.archive.records.get(record)
+        if member is None:
+            raise FormatError(f"storage {key}: the record {self.archive.prefix}{record} is missing")
+        nbytes = numel * storage_type.dtype.itemsize
+        if nbytes > member.size:
+            raise FormatError(f"storage {key} declares {nbytes} bytes but {record} holds "
+                              f"{member.size}")
+        if member.method != zipdir.STORED:
+            self.checkpoint.anomalies.append(Anomaly(
+                "corrupt", f"{record} is compressed; torch stores tensor data uncompressed", record))
+        offset = zipdir.data_offset(self.archive.source, member)
+        location_text = location.decode("ascii", "replace") if isinstance(location, bytes) else str(location)
+        storage = Storage(key, storage_type.dtype, nbytes, location_text, offset, record)
+        self.checkpoint.storages[key] = storage
+        return storage
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

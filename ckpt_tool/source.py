@@ -1,0 +1,55 @@
+"""Random access to a checkpoint's bytes: a local file read with pread, never all at once."""
+
+from __future__ import annotations
+
+import os
+from typing import Protocol
+
+from ckpt_tool.errors import FormatError
+
+
+class Source(Protocol):
+    name: str
+    size: int
+
+    def read_at(self, offset: int, length: int) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class FileSource:
+    """A local file; ``read_at`` is one ``pread`` so nothing moves a shared file position."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.name = os.fspath(path)
+        self._fd = os.open(self.name, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            self.size = os.fstat(self._fd).st_size
+        except OSError:
+            os.close(self._fd)
+            raise
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise FormatError(
+                f"needs bytes {offset}..{offset + length} but the file holds {self.size} "
+                "(truncated?)"
+            )
+        data = os.pread(self._fd, length, offset)
+        if len(data) != length:
+            raise FormatError(f"short read at offset {offset}: the file changed while read?")
+        return data
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> FileSource:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -1,0 +1,548 @@
+"""A restricted unpickler that imports nothing.
+
+``find_class`` never imports: the reconstructors torch, numpy and the standard library use for
+plain data (tensors, OrderedDict, torch.Size, dtypes, numpy arrays, argparse.Namespace...) map to
+functions here that build neutral values, and every other global becomes an inert placeholder type
+(a subclass of :class:`Opaque`) that records the arguments it was called with and the state it was
+given. Nothing the file names is ever called. The C ``pickle.Unpickler`` does the parsing, so this
+runs at C speed; ``pickle_scan`` has already checked the opcodes against the limits.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import struct
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from ckpt_tool import dtypes
+from ckpt_tool.dtypes import DType
+from ckpt_tool.errors import FormatError
+from ckpt_tool.model import TensorRef
+from ckpt_tool.pickle_scan import map_python2_name
+
+
+class Opaque:
+    """An object of a class, or the result of a callable, that ckpt does not import."""
+
+    __slots__ = ("args", "kwargs", "state", "items", "entries")
+    module: ClassVar[str] = ""
+    qualname: ClassVar[str] = ""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Opaque:
+        obj = object.__new__(cls)
+        obj.args, obj.kwargs, obj.state = args, kwargs, None
+        obj.items, obj.entries = [], []
+        return obj
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    def append(self, item: Any) -> None:
+        self.items.append(item)
+
+    def extend(self, items: Any) -> None:
+        self.items.extend(items)
+
+    def add(self, item: Any) -> None:
+        self.items.append(item)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.entries.append((key, value))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Opaque:
+        return _placeholder("<call>", f"{self.global_name}(...)")(self, *args, **kwargs)
+
+    @classmethod
+    def global_name_of(cls) -> str:
+        return f"{cls.module}.{cls.qualname}"
+
+    @property
+    def global_name(self) -> str:
+        return type(self).global_name_of()
+
+    def attributes(self) -> dict[str, Any] | None:
+        """The instance state as attribute names, when it is a dict (the usual ``__dict__``)."""
+        state = self.state
+        if isinstance(state, tuple) and len(state) == 2 and isinstance(state[0], dict | None):
+            merged = dict(state[0] or {})
+            if isinstance(state[1], dict):
+                merged.update(state[1])
+            return merged
+        return state if isinstance(state, dict) else None
+
+    def __repr__(self) -> str:
+        return f"<{self.global_name}>"
+
+
+_PLACEHOLDERS: dict[tuple[str, str], type[Opaque]] = {}
+
+
+def _placeholder(module: str, name: str) -> type[Opaque]:
+    key = (module, name)
+    cls = _PLACEHOLDERS.get(key)
+    if cls is None:
+        attrs = {"__slots__": (), "module": module, "qualname": name}
+        cls = type("Opaque", (Opaque,), attrs)
+        _PLACEHOLDERS[key] = cls
+    return cls
+
+
+def is_placeholder_type(value: Any) -> bool:
+    return isinstance(value, type) and issubclass(value, Opaque)
+
+
+# ---- records for known reconstructors -------------------------------------------------------
+
+
+class StorageType:
+    """What ``torch.FloatStorage`` (or ``UntypedStorage``) stands for: a storage of one dtype."""
+
+    def __init__(self, dtype: DType) -> None:
+        self.dtype = dtype
+
+    def __repr__(self) -> str:
+        return f"<storage {self.dtype.name}>"
+
+
+class Namespace:
+    """``argparse.Namespace``: its fields."""
+
+    def __new__(cls, *_: Any, **fields: Any) -> Namespace:
+        obj = object.__new__(cls)
+        obj.fields = dict(fields)
+        return obj
+
+    def __init__(self, *_: Any, **fields: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, dict):
+            self.fields.update(state)
+
+    def __repr__(self) -> str:
+        return "Namespace(" + ", ".join(f"{k}={v!r}" for k, v in self.fields.items()) + ")"
+
+
+class NumpyDType:
+    def __init__(self, spec: Any = None, *_: Any) -> None:
+        self.spec = spec if isinstance(spec, str) else repr(spec)
+        self.byteorder = "="
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple) and len(state) > 1 and isinstance(state[1], str):
+            self.byteorder = state[1]
+
+    @property
+    def text(self) -> str:
+        order = "" if self.byteorder in ("=", "|") else self.byteorder
+        return order + self.spec
+
+    def __repr__(self) -> str:
+        return f"dtype({self.text!r})"
+
+
+class NumpyArray:
+    """A numpy array pickled inline: shape, dtype and (a copy of) its raw bytes."""
+
+    def __init__(self, *_: Any) -> None:
+        self.shape: tuple[int, ...] = ()
+        self.dtype: NumpyDType | None = None
+        self.data: bytes | None = None
+        self.fortran = False
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple) and len(state) == 5:
+            _, shape, dtype, fortran, data = state
+            self.shape = tuple(shape) if isinstance(shape, tuple | list) else ()
+            self.dtype = dtype if isinstance(dtype, NumpyDType) else None
+            self.fortran = bool(fortran)
+            self.data = data if isinstance(data, bytes) else None
+
+    def __repr__(self) -> str:
+        dtype = self.dtype.text if self.dtype else "?"
+        return f"array(shape={list(self.shape)}, dtype={dtype})"
+
+
+_SCALAR_FORMATS = {"f8": "d", "f4": "f", "i8": "q", "i4": "i", "i2": "h", "i1": "b", "u8": "Q",
+                   "u4": "I", "u2": "H", "u1": "B", "b1": "?", "f2": "e"}
+
+
+def _numpy_scalar(dtype: Any, data: Any) -> Any:
+    """Decode a numpy scalar's bytes for the common kinds; otherwise keep a record."""
+    if isinstance(dtype, NumpyDType) and isinstance(data, bytes):
+        code = _SCALAR_FORMATS.get(dtype.spec)
+        if code and struct.calcsize(code) == len(data):
+            order = ">" if dtype.byteorder == ">" else "<"
+            return struct.unpack(order + code, data)[0]
+    return _placeholder("numpy", "scalar")(dtype, data)
+
+
+class DefaultDict(dict):
+    """``collections.defaultdict``: a dict; its factory is kept, never called."""
+
+    def __init__(self, default_factory: Any = None, *_: Any) -> None:
+        super().__init__()
+        self.default_factory = default_factory
+
+
+# ---- tensors -------------------------------------------------------------------------------
+
+
+def _as_shape(value: Any) -> tuple[int, ...]:
+    if not isinstance(value, tuple | list) or not all(isinstance(v, int) for v in value):
+        raise TypeError("shape must be a tuple of ints")
+    return tuple(value)
+
+
+def _rebuild_tensor(storage: Any, storage_offset: int, size: Any, stride: Any, *_: Any) -> TensorRef:
+    if not isinstance(storage, StorageView):
+        raise TypeError("not a storage")
+    tensor = TensorRef(storage.dtype, _as_shape(size), _as_shape(stride),
+                       int(storage_offset) + storage.element_offset, storage.storage)
+    _check_bounds(tensor)
+    return tensor
+
+
+def _check_bounds(tensor: TensorRef) -> None:
+    """A view must stay inside its storage (torch's ``set_`` refuses it otherwise)."""
+    if tensor.storage is None:
+        return
+    if tensor.storage_offset < 0 or any(n < 0 for n in tensor.shape + tensor.stride):
+        raise FormatError(f"storage {tensor.storage.key}: negative size, stride or offset")
+    first, end = tensor.span
+    if end * tensor.dtype.itemsize > tensor.storage.nbytes and tensor.numel:
+        raise FormatError(
+            f"a tensor reaches element {end} of storage {tensor.storage.key}, which holds "
+            f"{tensor.storage.nbytes // tensor.dtype.itemsize}"
+        )
+
+
+def _rebuild_tensor_v2(
+    storage: Any, storage_offset: int, size: Any, stride: Any, requires_grad: Any = False,
+    backward_hooks: Any = None, metadata: Any = None,
+) -> TensorRef:
+    tensor = _rebuild_tensor(storage, storage_offset, size, stride)
+    tensor.requires_grad = bool(requires_grad)
+    if metadata:
+        tensor.extra["metadata"] = metadata
+    return tensor
+
+
+def _rebuild_tensor_v3(
+    storage: Any, storage_offset: int, size: Any, stride: Any, requires_grad: Any,
+    backward_hooks: Any, dtype: Any, metadata: Any = None,
+) -> TensorRef:
+    tensor = _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad,
+                                backward_hooks, metadata)
+    if isinstance(dtype, DType):
+        tensor.dtype = dtype
+    return tensor
+
+
+def _rebuild_parameter(data: Any, requires_grad: Any, backward_hooks: Any, *rest: Any) -> TensorRef:
+    if not isinstance(data, TensorRef):
+        raise TypeError("not a tensor")
+    data.kind = "parameter"
+    data.requires_grad = bool(requires_grad)
+    if rest:
+        data.extra["state"] = rest[0]
+    return data
+
+
+def _rebuild_qtensor(
+    storage: Any, storage_offset: int, size: Any, stride: Any, quantizer_params: Any,
+    requires_grad: Any, backward_hooks: Any,
+) -> TensorRef:
+    tensor = _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad)
+    tensor.kind = "quantized"
+    tensor.extra["quantizer"] = quantizer_params
+    return tensor
+
+
+def _rebuild_sparse_tensor(layout: Any, data: Any) -> TensorRef:
+    if not isinstance(data, tuple) or len(data) < 3:
+        raise TypeError("sparse data")
+    if layout == "sparse_coo":
+        indices, values, size = data[0], data[1], data[2]
+        components = {"indices": indices, "values": values}
+    else:
+        compressed, plain, values, size = data[:4]
+        components = {"compressed_indices": compressed, "plain_indices": plain, "values": values}
+    if not isinstance(values, TensorRef):
+        raise TypeError("sparse values")
+    shape = _as_shape(size)
+    return TensorRef(values.dtype, shape, (), 0, None, kind="sparse", layout=str(layout),
+                     device_override=values.device, extra={"components": components})
+
+
+def _rebuild_meta_tensor_no_storage(dtype: Any, size: Any, stride: Any, requires_grad: Any = False,
+                                    *_: Any) -> TensorRef:
+    if not isinstance(dtype, DType):
+        raise TypeError("dtype")
+    return TensorRef(dtype, _as_shape(size), _as_shape(stride), 0, None, bool(requires_grad),
+                     kind="meta", device_override="meta")
+
+
+def _rebuild_wrapper_subclass(cls: Any, dtype: Any, size: Any, stride: Any, storage_offset: Any,
+                              layout: Any, device: Any, requires_grad: Any) -> TensorRef:
+    if not isinstance(dtype, DType):
+        raise TypeError("dtype")
+    return TensorRef(dtype, _as_shape(size), _as_shape(stride), int(storage_offset), None,
+                     bool(requires_grad), kind="subclass", device_override=str(device),
+                     extra={"type": _type_name(cls)})
+
+
+def _rebuild_device_tensor(data: Any, dtype: Any, device: Any, requires_grad: Any) -> TensorRef:
+    if isinstance(data, TensorRef):
+        data.device_override = str(device)
+        data.requires_grad = bool(requires_grad)
+        return data
+    if not isinstance(dtype, DType) or not isinstance(data, NumpyArray):
+        raise TypeError("device tensor")
+    return TensorRef(dtype, data.shape, (), 0, None, bool(requires_grad), kind="numpy",
+                     device_override=str(device))
+
+
+def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any) -> Any:
+    if not callable(func) or not isinstance(args, tuple):
+        raise TypeError("rebuild_from_type")
+    result = func(*args)
+    if isinstance(result, TensorRef):
+        type_name = _type_name(new_type)
+        if type_name == "torch.nn.parameter.Parameter":
+            result.kind = "parameter"
+        elif type_name != "torch.Tensor":
+            result.kind = "subclass"
+            result.extra["type"] = type_name
+        if state:
+            result.extra["state"] = state
+    return result
+
+
+class Parameter:
+    """``torch.nn.Parameter`` as a type, since NEWOBJ insists on one; it returns the tensor."""
+
+    def __new__(cls, data: Any = None, requires_grad: Any = True, *_: Any) -> Any:
+        if not isinstance(data, TensorRef):
+            return _placeholder("torch.nn.parameter", "Parameter")(data, requires_grad)
+        data.kind = "parameter"
+        data.requires_grad = bool(requires_grad)
+        return data
+
+
+def _type_name(value: Any) -> str:
+    if is_placeholder_type(value):
+        return value.global_name_of()
+    if isinstance(value, KnownGlobal):
+        return value.full_name
+    return repr(value)
+
+
+class StorageView:
+    """What persistent_load returns: a storage of the file, seen with one dtype."""
+
+    __slots__ = ("dtype", "element_offset", "storage")
+
+    def __init__(self, storage: Any, dtype: DType, element_offset: int = 0) -> None:
+        self.storage, self.dtype, self.element_offset = storage, dtype, element_offset
+
+
+# ---- the table of known globals ------------------------------------------------------------
+
+
+class KnownGlobal:
+    """A global ckpt reconstructs itself; a call with unexpected arguments becomes a placeholder."""
+
+    def __init__(self, full_name: str, build: Callable[..., Any]) -> None:
+        self.full_name, self.build = full_name, build
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self.build(*args, **kwargs)
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError):
+            module, _, name = self.full_name.rpartition(".")
+            return _placeholder(module, name)(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<{self.full_name}>"
+
+
+def _codecs_encode(obj: Any, encoding: str = "utf-8", *_: Any) -> bytes:
+    if not isinstance(obj, str) or encoding.lower() not in ("latin1", "latin-1", "utf-8", "utf8",
+                                                            "ascii"):
+        raise TypeError("encode")
+    return obj.encode(encoding)
+
+
+def _bytearray(value: Any = b"", *rest: Any) -> bytearray:
+    if isinstance(value, bytes | bytearray | list):
+        return bytearray(value)
+    if isinstance(value, str) and rest:
+        return bytearray(_codecs_encode(value, *rest))
+    raise TypeError("bytearray takes bytes here")  # bytearray(10**12) would allocate
+
+
+def _collection(kind: type) -> Callable[..., Any]:
+    def build(items: Any = ()) -> Any:
+        if not isinstance(items, list | tuple | set | frozenset):
+            raise TypeError("items")
+        return kind(items)
+    return build
+
+
+def _size(values: Any = ()) -> tuple[int, ...]:
+    return _as_shape(values)
+
+
+def _device(kind: Any, index: Any = None) -> str:
+    if not isinstance(kind, str) or not (index is None or isinstance(index, int)):
+        raise TypeError("device")
+    return kind if index is None or ":" in kind else f"{kind}:{index}"
+
+
+def _layout(name: Any) -> str:
+    if not isinstance(name, str):
+        raise TypeError("layout")
+    return name.removeprefix("torch.")
+
+
+def _ordered_dict(items: Any = ()) -> OrderedDict:
+    return OrderedDict(items if isinstance(items, list | tuple) else ())
+
+
+def _reconstructor(cls: Any, base: Any = None, state: Any = None) -> Any:
+    if is_placeholder_type(cls):
+        return cls(*(() if state is None else (state,)))
+    if cls in (OrderedDict, DefaultDict, Namespace):
+        return cls()
+    raise TypeError("reconstructor")
+
+
+def _newobj(cls: Any, *args: Any) -> Any:
+    if is_placeholder_type(cls):
+        return cls.__new__(cls, *args)
+    if cls in (OrderedDict, DefaultDict, Namespace, NumpyArray):
+        return cls()
+    raise TypeError("newobj")
+
+
+def _known_globals() -> dict[str, Any]:
+    table: dict[str, Any] = {
+        "collections.OrderedDict": OrderedDict,
+        "collections.defaultdict": DefaultDict,
+        "argparse.Namespace": Namespace,
+        "builtins.set": _collection(set),
+        "builtins.frozenset": _collection(frozenset),
+        "builtins.slice": slice,
+        "builtins.complex": complex,
+        "builtins.bytearray": _bytearray,
+        "builtins.object": object,
+        "_codecs.encode": _codecs_encode,
+        "copyreg._reconstructor": _reconstructor,
+        "copyreg.__newobj__": _newobj,
+        "torch.Size": _size,
+        "torch.device": _device,
+        "torch.serialization._get_layout": _layout,
+        "torch.nn.parameter.Parameter": Parameter,
+        "torch._tensor._rebuild_from_type_v2": _rebuild_from_type_v2,
+        "torch._utils._rebuild_tensor": _rebuild_tensor,
+        "torch._utils._rebuild_tensor_v2": _rebuild_tensor_v2,
+        "torch._utils._rebuild_tensor_v3": _rebuild_tensor_v3,
+        "torch._utils._rebuild_parameter": _rebuild_parameter,
+        "torch._utils._rebuild_parameter_with_state": _rebuild_parameter,
+        "torch._utils._rebuild_qtensor": _rebuild_qtensor,
+        "torch._utils._rebuild_sparse_tensor": _rebuild_sparse_tensor,
+        "torch._utils._rebuild_meta_tensor_no_storage": _rebuild_meta_tensor_no_storage,
+        "torch._utils._rebuild_wrapper_subclass": _rebuild_wrapper_subclass,
+        "torch._utils._rebuild_device_tensor_from_numpy": _rebuild_device_tensor,
+        "torch._utils._rebuild_device_tensor_from_cpu_tensor": _rebuild_device_tensor,
+    }
+    for core in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        table[f"{core}._reconstruct"] = lambda cls, shape=(), typecode=b"", *_: NumpyArray()
+        table[f"{core}.scalar"] = _numpy_scalar
+    table["numpy.ndarray"] = NumpyArray
+    table["numpy.dtype"] = NumpyDType
+    for dtype in dtypes.DTYPES:
+        table[f"torch.{dtype.name}"] = dtype
+    for scheme in ("per_tensor_affine", "per_tensor_symmetric", "per_channel_affine",
+                   "per_channel_symmetric", "per_channel_affine_float_qparams"):
+        table[f"torch.{scheme}"] = scheme
+    for name, value in list(table.items()):
+        is_class = isinstance(value, type)
+        if callable(value) and not is_class and not isinstance(value, DType):
+            table[name] = KnownGlobal(name, value)
+    return table
+
+
+KNOWN_GLOBALS = _known_globals()
+_STORAGE_MODULES = ("torch", "torch.cuda", "torch.storage")
+
+
+def _storage_type(module: str, name: str) -> StorageType | None:
+    if module not in _STORAGE_MODULES:
+        return None
+    if name in ("UntypedStorage", "TypedStorage", "ByteStorage"):
+        return StorageType(dtypes.UINT8)
+    dtype = dtypes.BY_STORAGE_CLASS.get(name)
+    return StorageType(dtype) if dtype else None
+
+
+PersistentLoad = Callable[[Any], Any]
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """``pickle.Unpickler`` whose ``find_class`` returns inert stand-ins and never imports."""
+
+    def __init__(
+        self, file: io.BufferedIOBase, persistent: PersistentLoad | None, protocol: int
+    ) -> None:
+        super().__init__(file, encoding="utf-8")
+        self._persistent = persistent
+        self._protocol = protocol
+        self.referenced: dict[tuple[str, str], None] = {}
+
+    def find_class(self, module: str, name: str) -> Any:
+        # Overriding find_class skips CPython's own renaming of Python 2 names; redo it.
+        module, name = map_python2_name(module, name, self._protocol)
+        if module == "torch.tensor":  # torch.load renames this module the same way
+            module = "torch._tensor"
+        self.referenced.setdefault((module, name), None)
+        storage = _storage_type(module, name)
+        if storage is not None:
+            return storage
+        known = KNOWN_GLOBALS.get(f"{module}.{name}")
+        if known is not None:
+            return known
+        return _placeholder(module, name)
+
+    def persistent_load(self, pid: Any) -> Any:
+        if self._persistent is None:
+            raise pickle.UnpicklingError("a persistent id where none is expected")
+        return self._persistent(pid)
+
+
+def unpickle(
+    data: bytes, persistent: PersistentLoad | None = None, protocol: int = 2
+) -> tuple[Any, list[tuple[str, str]]]:
+    """Build the object tree of one pickle; return it with the globals it referenced, in order.
+
+    ``protocol`` is the pickle's PROTO (from the scan): below 3, Python 2 names are renamed.
+    """
+    unpickler = RestrictedUnpickler(io.BytesIO(data), persistent, protocol)
+    try:
+        root = unpickler.load()
+    except FormatError:
+        raise
+    except RecursionError:
+        raise FormatError("the pickle nests too deeply") from None
+    except MemoryError:
+        raise FormatError("the pickle asks for more memory than it can hold") from None
+    except Exception as exc:  # any malformed pickle surfaces here; it is data, not our bug
+        raise FormatError(f"the pickle is corrupt: {type(exc).__name__}: {exc}") from None
+    return root, list(unpickler.referenced)

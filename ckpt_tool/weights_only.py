@@ -1,0 +1,37 @@
+"""Would ``torch.load(weights_only=True)`` accept this file? Judged from the pickle alone.
+
+Mirrors ``torch/_weights_only_unpickler.py``: only the globals of its allow-list (the data file
+beside ``safety.py``) and only the opcodes its ``Unpickler.load`` implements.
+"""
+
+from __future__ import annotations
+
+from ckpt_tool.model import Checkpoint, Format, WeightsOnlyVerdict
+from ckpt_tool.safety import Safety
+
+TORCH_WEIGHTS_ONLY_OPCODES = frozenset(
+    {
+        "GLOBAL", "NEWOBJ", "REDUCE", "BUILD", "APPEND", "APPENDS", "SETITEM", "SETITEMS", "MARK",
+        "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "NONE", "NEWFALSE", "NEWTRUE", "EMPTY_TUPLE",
+        "EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET", "BININT", "BININT1", "BININT2", "BINFLOAT",
+        "BINUNICODE", "SHORT_BINSTRING", "BINPERSID", "BINGET", "LONG_BINGET", "BINPUT",
+        "LONG_BINPUT", "LONG1", "PROTO", "STOP",
+    }
+)
+
+
+def judge_weights_only(checkpoint: Checkpoint) -> WeightsOnlyVerdict:
+    if checkpoint.format is Format.SAFETENSORS:
+        return WeightsOnlyVerdict(None, ("safetensors files are not read by torch.load",))
+    if checkpoint.format is Format.TORCHSCRIPT:
+        return WeightsOnlyVerdict(False, ("a TorchScript archive: torch.load refuses weights_only"
+                                          " and hands it to torch.jit.load",))
+    reasons: list[str] = []
+    blocking = [g.full_name for g in checkpoint.globals if g.safety is not Safety.WEIGHTS_ONLY]
+    if blocking:
+        reasons.append("globals not on torch's allow-list: " + ", ".join(blocking))
+    opcodes = set().union(*(record.scan.opcodes for record in checkpoint.pickles))
+    unsupported = sorted(opcodes - TORCH_WEIGHTS_ONLY_OPCODES)
+    if unsupported:
+        reasons.append("pickle opcodes its unpickler does not implement: " + ", ".join(unsupported))
+    return WeightsOnlyVerdict(not reasons, tuple(reasons), tuple(blocking))
