@@ -21,6 +21,8 @@ class Limits:
     """safetensors JSON header size."""
     max_tensors: int = 10_000_000
     """Tensors in one checkpoint."""
+    max_objects: int = 5_000_000
+    """Objects visited when walking the object tree (shared objects count once per path)."""
 
     def __post_init__(self) -> None:
         for field in fields(self):

@@ -1,0 +1,28 @@
+"""The ``ckpt`` command. Only this package parses arguments, prints and picks exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ckpt_tool import exitcodes
+from ckpt_tool.cli import inspect_cmd  # noqa: F401  (registers the command)
+from ckpt_tool.cli.app import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=True)
+    except KeyboardInterrupt:
+        print("ckpt: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # a bug in ckpt: one line, the traceback only on request
+        if os.environ.get("CKPT_DEBUG"):
+            raise
+        print(f"ckpt: internal error: {type(exc).__name__}: {exc} (set CKPT_DEBUG=1 for the "
+              "traceback)", file=sys.stderr)
+        sys.exit(exitcodes.ERROR)

@@ -1,0 +1,109 @@
+"""Build the report ``ckpt inspect`` shows: summary, tensors, metadata, tied storages."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from ckpt_tool.errors import CkptError
+from ckpt_tool.limits import DEFAULT_LIMITS, Limits
+from ckpt_tool.model import Checkpoint, TensorRef
+from ckpt_tool.readers import open_checkpoint
+from ckpt_tool.tree import walk
+
+
+@dataclass
+class TensorRow:
+    name: str
+    tensor: TensorRef
+
+    @property
+    def shared_key(self) -> tuple[str, int] | None:
+        storage = self.tensor.storage
+        return (storage.key, id(storage)) if storage is not None else None
+
+
+@dataclass
+class FileReport:
+    path: str
+    checkpoint: Checkpoint | None = None
+    tensors: list[TensorRow] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    stats: dict[str, Any] | None = None
+    order: list[tuple[str, Any]] = field(default_factory=list)
+    """Every leaf (TensorRow or value) by name, in the pickle's order."""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def parameter_count(self) -> int:
+        """Elements of all tensors, a tensor that views another's storage region counted once."""
+        seen: set[tuple] = set()
+        total = 0
+        for row in self.tensors:
+            t = row.tensor
+            key = (row.shared_key, t.storage_offset, t.shape, t.stride) if t.storage else id(t)
+            if key not in seen:
+                seen.add(key)
+                total += t.numel
+        return total
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(row.tensor.nbytes for row in self.tensors)
+
+    def bytes_by_dtype(self) -> dict[str, int]:
+        counts: Counter[str] = Counter()
+        for row in self.tensors:
+            counts[row.tensor.dtype.name] += row.tensor.nbytes
+        return dict(counts.most_common())
+
+    def devices(self) -> list[str]:
+        return sorted({row.tensor.device for row in self.tensors})
+
+    def shared_storages(self) -> list[list[str]]:
+        """Groups of tensor names that view one storage (tied weights, views)."""
+        groups: dict[Any, list[str]] = defaultdict(list)
+        for row in self.tensors:
+            if row.shared_key is not None:
+                groups[row.shared_key].append(row.name)
+        return [names for names in groups.values() if len(names) > 1]
+
+
+def inspect_file(path: str, limits: Limits = DEFAULT_LIMITS) -> FileReport:
+    report = FileReport(path)
+    try:
+        checkpoint = open_checkpoint(path, limits)
+        report.checkpoint = checkpoint
+        for leaf in walk(checkpoint.root, limits):
+            name = leaf.name if leaf.path else "(root)"
+            if leaf.is_tensor:
+                row = TensorRow(name, leaf.value)
+                report.tensors.append(row)
+                report.order.append((name, row))
+            else:
+                report.metadata[name] = leaf.value
+                report.order.append((name, leaf.value))
+        for key, value in (checkpoint.safetensors_metadata or {}).items():
+            report.metadata[f"__metadata__.{key}"] = value
+            report.order.append((f"__metadata__.{key}", value))
+    except CkptError as exc:
+        report.error = str(exc)
+    return report
+
+
+def select_rows(
+    rows: list[TensorRow], pattern: str | None, sort: str, limit: int | None
+) -> list[TensorRow]:
+    if pattern:
+        rows = [row for row in rows if fnmatch.fnmatchcase(row.name, pattern)]
+    if sort == "size":
+        rows = sorted(rows, key=lambda row: (-row.tensor.nbytes, row.name))
+    elif sort == "name":
+        rows = sorted(rows, key=lambda row: row.name)
+    return rows[:limit] if limit is not None else rows

@@ -1,0 +1,83 @@
+"""The JSON document of ``ckpt inspect --json`` (schema 1, documented in the README)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from ckpt_tool import __version__
+from ckpt_tool.inspect import FileReport, TensorRow
+from ckpt_tool.values import to_json
+
+SCHEMA = 1
+
+
+def tensor_json(row: TensorRow, stats: Any = None) -> dict[str, Any]:
+    t = row.tensor
+    entry: dict[str, Any] = {
+        "name": row.name,
+        "dtype": t.dtype.name,
+        "shape": list(t.shape),
+        "numel": t.numel,
+        "nbytes": t.nbytes,
+        "device": t.device,
+        "offset": t.offset,
+        "stride": list(t.stride),
+        "storage": t.storage.key if t.storage else None,
+        "storage_offset": t.storage_offset,
+        "requires_grad": t.requires_grad,
+        "kind": t.kind,
+        "layout": t.layout,
+    }
+    if stats is not None:
+        entry["stats"] = asdict(stats)
+    return entry
+
+
+def file_json(report: FileReport, rows: list[TensorRow]) -> dict[str, Any]:
+    checkpoint = report.checkpoint
+    entry: dict[str, Any] = {"path": report.path, "error": report.error}
+    if checkpoint is None:
+        entry.update(format=None, size=None, tensors=[], metadata={}, globals=[],
+                     weights_only=None)
+        return entry
+    stats = report.stats or {}
+    entry.update(
+        format=checkpoint.format.value,
+        format_version=checkpoint.format_version,
+        size=checkpoint.size,
+        pickle_protocol=checkpoint.pickle_protocol,
+        byteorder=checkpoint.byteorder,
+        tensor_count=len(report.tensors),
+        parameter_count=report.parameter_count,
+        nbytes=report.total_bytes,
+        bytes_by_dtype=report.bytes_by_dtype(),
+        devices=report.devices(),
+        shared_storages=report.shared_storages(),
+        weights_only=checkpoint.weights_only.accepted,
+        weights_only_reasons=list(checkpoint.weights_only.reasons),
+        tensors=[tensor_json(row, stats.get(row.name)) for row in rows],
+        metadata={name: to_json(value) for name, value in report.metadata.items()},
+        globals=[{"module": g.module, "name": g.name, "safe": g.safe, "safety": g.safety.value}
+                 for g in checkpoint.globals],
+    )
+    return entry
+
+
+def render_json(reports: list[tuple[FileReport, list[TensorRow]]]) -> str:
+    files = [file_json(report, rows) for report, rows in reports]
+    ok = [report for report, _ in reports if report.ok]
+    document = {
+        "schema": SCHEMA,
+        "ckpt_version": __version__,
+        "files": files,
+        "total": {
+            "files": len(reports),
+            "errors": len(reports) - len(ok),
+            "tensors": sum(len(r.tensors) for r in ok),
+            "parameters": sum(r.parameter_count for r in ok),
+            "nbytes": sum(r.total_bytes for r in ok),
+        },
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False)

@@ -1,0 +1,178 @@
+"""The Rich view of ``ckpt inspect``: summary, structure, metadata, tensors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.rule import Rule
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from ckpt_tool import structure
+from ckpt_tool.inspect import FileReport, TensorRow
+from ckpt_tool.render.units import human_bytes, human_count
+from ckpt_tool.stats import TensorStats
+from ckpt_tool.values import short_text
+
+_MAX_TREE_CHILDREN = 60
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "[" + ", ".join(str(n) for n in shape) + "]"
+
+
+def _tensor_signature(row: TensorRow) -> str:
+    return f"{row.tensor.dtype.name} {_shape(row.tensor.shape)}"
+
+
+def summary(report: FileReport) -> RenderableType:
+    checkpoint = report.checkpoint
+    assert checkpoint is not None
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    version = f" {checkpoint.format_version}" if checkpoint.format_version else ""
+    grid.add_row("format", f"{checkpoint.format.value}{version}")
+    if checkpoint.pickle_protocol is not None:
+        grid.add_row("pickle protocol", str(checkpoint.pickle_protocol))
+    grid.add_row("byteorder", checkpoint.byteorder)
+    grid.add_row("file size", f"{human_bytes(checkpoint.size)} ({checkpoint.size:,} bytes)")
+    grid.add_row("tensors", f"{len(report.tensors):,}")
+    count = report.parameter_count
+    grid.add_row("parameters", f"{human_count(count)} ({count:,})" if count >= 1000 else str(count))
+    by_dtype = ", ".join(f"{d} {human_bytes(n)}" for d, n in report.bytes_by_dtype().items())
+    grid.add_row("bytes by dtype", by_dtype or "-")
+    grid.add_row("devices", ", ".join(report.devices()) or "-")
+    shared = report.shared_storages()
+    if shared:
+        grid.add_row("shared storages", "\n".join(" = ".join(g[:4]) + (" ..." if len(g) > 4 else "")
+                                                  for g in shared[:10]))
+    verdict = checkpoint.weights_only
+    if verdict.accepted is None:
+        grid.add_row("weights_only", "n/a (" + "; ".join(verdict.reasons) + ")")
+    elif verdict.accepted:
+        grid.add_row("weights_only", Text("accepted by torch.load(weights_only=True)", "green"))
+    else:
+        grid.add_row("weights_only", Text("refused: " + "; ".join(verdict.reasons), "yellow"))
+    return grid
+
+
+def structure_tree(report: FileReport, expand: bool) -> RenderableType:
+    entries: list[tuple[tuple[str, ...], str, Any]] = [
+        (tuple(name.split(".")),
+         _tensor_signature(value) if isinstance(value, TensorRow) else short_text(value), value)
+        for name, value in report.order
+    ]
+    root = structure.build(entries, collapse=not expand)
+    tree = Tree(Text("(root)", "bold"))
+    _add_children(tree, root)
+    return tree
+
+
+def _add_children(tree: Tree, node: structure.Node) -> None:
+    for index, (key, child) in enumerate(node.children.items()):
+        if index >= _MAX_TREE_CHILDREN:
+            tree.add(Text(f"... {len(node.children) - index} more", "dim"))
+            return
+        label, child = _chain(key, child)
+        if child.is_leaf and not child.children:
+            count = f" ×{len(child.items)}" if len(child.items) > 1 else ""
+            tree.add(Text.assemble((label, "cyan"), "  ", (child.signature or "", "dim"), count))
+        else:
+            _add_children(tree.add(Text(label, "bold")), child)
+
+
+def _chain(key: str, node: structure.Node) -> tuple[str, structure.Node]:
+    """Fold single-child folders into one dotted label (``state_dict.conv1``)."""
+    label = key
+    while not node.is_leaf and len(node.children) == 1:
+        (next_key, next_node), = node.children.items()
+        if next_node.is_leaf and not next_node.children:
+            break
+        label, node = f"{label}.{next_key}", next_node
+    return label, node
+
+
+def metadata_table(report: FileReport, expand: bool) -> RenderableType | None:
+    if not report.metadata:
+        return None
+    entries = [(tuple(name.split(".")), short_text(value), value)
+               for name, value in report.metadata.items()]
+    root = structure.build(entries, collapse=not expand)
+    table = Table(title="metadata", title_justify="left", show_edge=False)
+    table.add_column("name", style="cyan", overflow="fold")
+    table.add_column("value", overflow="fold")
+    for name, node in structure.leaves(root):
+        count = f"  (×{len(node.items)})" if len(node.items) > 1 else ""
+        table.add_row(name or "(root)", (node.signature or "") + count)
+    return table
+
+
+def tensor_table(report: FileReport, rows: list[TensorRow], expand: bool,
+                 stats: dict[str, TensorStats] | None) -> RenderableType:
+    table = Table(title="tensors", title_justify="left", show_edge=False)
+    for column in ("name", "dtype", "shape", "numel", "bytes", "device"):
+        justify = "right" if column in ("numel", "bytes") else "left"
+        table.add_column(column, justify=justify, overflow="fold",
+                         style="cyan" if column == "name" else None)
+    if stats is not None:
+        for column in ("min", "max", "mean", "std", "nan", "inf"):
+            table.add_column(column, justify="right")
+    grouped = expand or stats is not None
+    for name, members in _table_rows(rows, collapse=not grouped):
+        first = members[0].tensor
+        count = f" ×{len(members)}" if len(members) > 1 else ""
+        cells = [name + count, first.dtype.name, _shape(first.shape),
+                 f"{sum(m.tensor.numel for m in members):,}",
+                 human_bytes(sum(m.tensor.nbytes for m in members)), first.device]
+        if stats is not None:
+            cells += _stats_cells(stats.get(members[0].name))
+        table.add_row(*cells)
+    total_bytes = sum(row.tensor.nbytes for row in rows)
+    table.add_section()
+    total = [f"total: {len(rows):,} tensors", "", "", f"{sum(r.tensor.numel for r in rows):,}",
+             human_bytes(total_bytes), ""]
+    table.add_row(*(total + ([""] * 6 if stats is not None else [])), style="bold")
+    return table
+
+
+def _table_rows(rows: list[TensorRow], collapse: bool) -> list[tuple[str, list[TensorRow]]]:
+    if not collapse:
+        return [(row.name, [row]) for row in rows]
+    entries = [(tuple(row.name.split(".")), f"{_tensor_signature(row)} {row.tensor.device}", row)
+               for row in rows]
+    root = structure.build(entries, collapse=True)
+    return [(name, node.items) for name, node in structure.leaves(root)]
+
+
+def _stats_cells(stats: TensorStats | None) -> list[str]:
+    if stats is None or stats.note:
+        note = stats.note if stats else ""
+        return [note, "", "", "", "", ""]
+    def fmt(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4g}"
+    return [fmt(stats.min), fmt(stats.max), fmt(stats.mean), fmt(stats.std), str(stats.nan),
+            str(stats.inf)]
+
+
+def file_view(report: FileReport, rows: list[TensorRow], expand: bool,
+              show_tree: bool = True) -> RenderableType:
+    parts: list[RenderableType] = [summary(report)]
+    if show_tree and (report.tensors or report.metadata):
+        parts += [Text(""), Text("structure", "bold underline"), structure_tree(report, expand)]
+    metadata = metadata_table(report, expand)
+    if metadata is not None:
+        parts += [Text(""), metadata]
+    parts += [Text(""), tensor_table(report, rows, expand, report.stats)]
+    return Group(Rule(Text(report.path, "bold"), align="left"), *parts, Text(""))
+
+
+def totals_view(reports: list[FileReport]) -> RenderableType:
+    ok = [r for r in reports if r.ok]
+    tensors = sum(len(r.tensors) for r in ok)
+    params = sum(r.parameter_count for r in ok)
+    nbytes = sum(r.total_bytes for r in ok)
+    return Text(f"{len(reports)} files ({len(reports) - len(ok)} unreadable): {tensors:,} tensors, "
+                f"{human_count(params)} parameters, {human_bytes(nbytes)}", "bold")

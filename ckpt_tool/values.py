@@ -1,0 +1,74 @@
+"""Turn the non-tensor values of a checkpoint into JSON and into short human text."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from ckpt_tool.dtypes import DType
+from ckpt_tool.model import TensorRef
+from ckpt_tool.unpickler import (
+    Namespace,
+    NumpyArray,
+    NumpyDType,
+    Opaque,
+    StorageView,
+    is_placeholder_type,
+)
+
+_MAX_TEXT = 120
+
+
+def to_json(value: Any, depth: int = 0) -> Any:
+    """A JSON-safe rendering: numbers and strings as they are, everything else described."""
+    if depth > 50:
+        return "<too deep>"
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, complex):
+        return {"real": to_json(value.real), "imag": to_json(value.imag)}
+    if isinstance(value, bytes | bytearray):
+        return {"bytes": len(value), "hex": bytes(value[:64]).hex()}
+    if isinstance(value, Mapping):
+        return {str(k): to_json(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
+        return [to_json(v, depth + 1) for v in items]
+    if isinstance(value, Namespace):
+        return {k: to_json(v, depth + 1) for k, v in value.fields.items()}
+    if isinstance(value, TensorRef):
+        return {"tensor": value.dtype.name, "shape": list(value.shape)}
+    return describe(value)
+
+
+def describe(value: Any) -> str:
+    """One line of text for a value (placeholders say what they stand for)."""
+    if isinstance(value, NumpyArray):
+        dtype = value.dtype.text if value.dtype else "?"
+        return f"numpy array {list(value.shape)} {dtype}"
+    if isinstance(value, NumpyDType):
+        return f"numpy dtype {value.text}"
+    if isinstance(value, DType):
+        return f"torch.{value.name}"
+    if isinstance(value, StorageView):
+        return f"storage {value.dtype.name}"
+    if is_placeholder_type(value):
+        return f"<class {value.global_name_of()}>"
+    if isinstance(value, Opaque):
+        return f"<{value.global_name} object>"
+    if isinstance(value, slice | range):
+        return repr(value)
+    text = repr(value)
+    return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."
+
+
+def short_text(value: Any) -> str:
+    if isinstance(value, str):
+        text = value
+        return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."
+    if isinstance(value, float | int | bool) or value is None:
+        return repr(value)
+    return describe(value)
