@@ -1,0 +1,1 @@
+"""``ckpt lint`` (being written)."""
