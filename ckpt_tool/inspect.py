@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from ckpt_tool.errors import CkptError
@@ -40,7 +41,7 @@ class FileReport:
     def ok(self) -> bool:
         return self.error is None
 
-    @property
+    @cached_property
     def parameter_count(self) -> int:
         """Elements of all tensors, a tensor that views another's storage region counted once."""
         seen: set[tuple] = set()
@@ -53,7 +54,7 @@ class FileReport:
                 total += t.numel
         return total
 
-    @property
+    @cached_property
     def total_bytes(self) -> int:
         return sum(row.tensor.nbytes for row in self.tensors)
 

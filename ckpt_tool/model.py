@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 from ckpt_tool.dtypes import DType
 from ckpt_tool.pickle_scan import PickleScan
@@ -23,8 +23,7 @@ class Format(str, Enum):
         return self is not Format.SAFETENSORS
 
 
-@dataclass(frozen=True)
-class Storage:
+class Storage(NamedTuple):
     """One storage record: the bytes several tensors may view."""
 
     key: str
@@ -38,7 +37,7 @@ class Storage:
     """Archive member holding the bytes (zip formats)."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class TensorRef:
     """A tensor as the pickle describes it; its bytes stay in the file."""
 
@@ -55,6 +54,10 @@ class TensorRef:
     device_override: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     """Quantizer parameters, subclass type and state, sparse components..."""
+    numel: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.numel = math.prod(self.shape)
 
     @property
     def device(self) -> str:
@@ -63,12 +66,8 @@ class TensorRef:
         return self.storage.location if self.storage else "unknown"
 
     @property
-    def numel(self) -> int:
-        return math.prod(self.shape)
-
-    @property
     def nbytes(self) -> int:
-        components = self.extra.get("components")
+        components = self.extra.get("components") if self.extra else None
         if components:
             return sum(part.nbytes for part in components.values() if isinstance(part, TensorRef))
         return self.numel * self.dtype.itemsize
@@ -113,8 +112,7 @@ class GlobalRef:
         return self.safety is not Safety.UNKNOWN
 
 
-@dataclass(frozen=True)
-class Member:
+class Member(NamedTuple):
     """One entry of a zip archive's central directory."""
 
     name: str

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import _compat_pickle
 import pickletools
+import struct
 from dataclasses import dataclass, field
 
 from ckpt_tool.limits import DEFAULT_LIMITS, Limits
+from ckpt_tool.safety import TORCH_WEIGHTS_ONLY_OPCODES
 
 # Argument kinds for the fast walk: a value >= 0 is a fixed argument length.
 _LEN1, _LEN4, _LEN8, _LINE, _PUT_LINE, _LONG_BINPUT = -2, -3, -4, -5, -6, -7
@@ -53,6 +55,14 @@ def _argument_kinds() -> list[int]:
 
 
 _KINDS = _argument_kinds()
+# Fixed-size opcodes torch's weights-only unpickler implements need no bookkeeping at all.
+_QUIET = bytes(
+    1 if kind >= 0 and OPCODES[code].name in TORCH_WEIGHTS_ONLY_OPCODES else 0
+    for code, kind in enumerate(_KINDS)
+)
+_BINUNICODE = ord("X")
+_SIGNED_LENGTH = frozenset(ord(c) for c in ("T", "\x8b"))  # BINSTRING, LONG4
+_U32 = struct.Struct("<I").unpack_from
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,8 @@ class PickleScan:
     protocol: int = 0
     opcode_count: int = 0
     opcodes: set[str] = field(default_factory=set)
+    """Opcodes seen. The fast walk leaves out the fixed-size ones torch's weights-only
+    unpickler implements (they decide nothing); every opcode it lacks is always listed."""
     globals: list[GlobalUse] = field(default_factory=list)
     unresolved: list[Unresolved] = field(default_factory=list)
     error: str | None = None
@@ -132,39 +144,46 @@ def _global_names(data: bytes, pos: int, protocol: int) -> tuple[str, str, int]:
     return mod_text, name_text, pos
 
 
-def _length_argument(data: bytes, pos: int, kind: int) -> int:
+def _length_argument(data: bytes, pos: int, kind: int, signed: bool = False) -> int:
     """Return the position after a length-prefixed argument starting at ``pos``."""
     width = {_LEN1: 1, _LEN4: 4, _LEN8: 8}[kind]
     if pos + width > len(data):
         raise _Stop("truncated length")
-    length = int.from_bytes(data[pos : pos + width], "little", signed=(kind == _LEN4))
+    length = int.from_bytes(data[pos : pos + width], "little", signed=signed)
     if length < 0:
         raise _Stop("negative length")
     return pos + width + length
 
 
 def _scan_fast(data: bytes, start: int, limits: Limits) -> PickleScan | None:
-    """Measure-only walk; returns None when the pickle needs the symbolic walk."""
+    """Measure-only walk; returns None when the pickle needs the symbolic walk.
+
+    The hot loop only advances past fixed-size opcodes torch's weights-only unpickler knows;
+    everything else takes a slower branch that also records the opcode.
+    """
     result = PickleScan(start=start)
-    kinds = _KINDS
+    kinds, quiet = _KINDS, _QUIET
     size = len(data)
     seen = bytearray(256)
-    pos, depth, count = start, 0, 0
-    max_count, max_depth, max_memo = limits.max_opcodes, limits.max_depth, limits.max_memo_index
+    u32 = _U32
+    pos, depth = start, 0
+    max_depth, max_memo = limits.max_depth, limits.max_memo_index
     try:
         while True:
-            if pos >= size:
-                raise _Stop("the pickle ends before STOP (truncated?)")
             op = data[pos]
-            kind = kinds[op]
-            count += 1
-            seen[op] = 1
-            if kind >= 0:
-                pos += 1 + kind
+            if quiet[op]:
+                pos += kinds[op] + 1
                 continue
-            if count > max_count:
-                raise _Stop(f"more than {max_count} opcodes (limit max_opcodes)")
-            if kind == _MARK:
+            kind = kinds[op]
+            seen[op] = 1
+            if kind == _LEN4 and op == _BINUNICODE:
+                pos += 5 + u32(data, pos + 1)[0]
+            elif kind == _LONG_BINPUT:
+                index = u32(data, pos + 1)[0]
+                if index > max_memo:
+                    raise _Stop(f"memo index {index} above {max_memo} (limit max_memo_index)")
+                pos += 5
+            elif kind == _MARK:
                 depth += 1
                 if depth > max_depth:
                     raise _Stop(f"MARKs nested deeper than {max_depth} (limit max_depth)")
@@ -174,47 +193,51 @@ def _scan_fast(data: bytes, start: int, limits: Limits) -> PickleScan | None:
                 if depth < 0:
                     raise _Stop(f"{_NAME[op]} at offset {pos} has no MARK")
                 pos += 1
-            elif kind == _LEN4 or kind == _LEN1 or kind == _LEN8:
-                pos = _length_argument(data, pos + 1, kind)
-            elif kind == _LONG_BINPUT:
-                index = int.from_bytes(data[pos + 1 : pos + 5], "little")
-                if index > max_memo:
-                    raise _Stop(f"memo index {index} above {max_memo} (limit max_memo_index)")
-                pos += 5
-            elif kind == _GLOBAL or kind == _INST:
-                module, name, after = _global_names(data, pos + 1, result.protocol)
-                result.globals.append(GlobalUse(module, name, pos, _NAME[op]))
-                if kind == _INST:
-                    depth -= 1
-                    if depth < 0:
-                        raise _Stop(f"INST at offset {pos} has no MARK")
-                pos = after
-            elif kind == _STACK_GLOBAL:
-                return None
-            elif kind == _PROTO:
-                if pos + 1 >= size:
-                    raise _Stop("truncated PROTO")
-                result.protocol = data[pos + 1]
-                pos += 2
+            elif kind >= 0:
+                pos += kind + 1
             elif kind == _STOP:
                 pos += 1
                 break
-            elif kind == _LINE or kind == _PUT_LINE:
-                line, pos = _read_line(data, pos + 1)
-                if kind == _PUT_LINE:
-                    _check_text_memo_index(line, max_memo)
-            elif kind in (_EXT1, _EXT2, _EXT4):
-                pos = _record_extension(data, pos, kind, result)
+            elif kind == _STACK_GLOBAL:
+                return None
             else:
-                raise _Stop(f"invalid opcode 0x{op:02x} at offset {pos}")
-            if pos > size:
-                raise _Stop("an argument runs past the end of the pickle")
+                pos, depth = _scan_rare(data, pos, op, kind, depth, result, limits)
     except _Stop as stop:
         result.error = str(stop)
+    except (IndexError, struct.error):
+        result.error = "the pickle ends before STOP (truncated?)"
+    if pos > size and result.error is None:
+        result.error = "an argument runs past the end of the pickle (truncated?)"
     result.end = min(pos, size)
-    result.opcode_count = count
     result.opcodes = {_NAME[code] for code in range(256) if seen[code] and code in _NAME}
     return result
+
+
+def _scan_rare(
+    data: bytes, pos: int, op: int, kind: int, depth: int, result: PickleScan, limits: Limits
+) -> tuple[int, int]:
+    """The opcodes torch pickles seldom use; returns the new position and MARK depth."""
+    if kind in (_LEN1, _LEN4, _LEN8):
+        return _length_argument(data, pos + 1, kind, signed=op in _SIGNED_LENGTH), depth
+    if kind == _GLOBAL or kind == _INST:
+        module, name, after = _global_names(data, pos + 1, result.protocol)
+        result.globals.append(GlobalUse(module, name, pos, _NAME[op]))
+        if kind == _INST:
+            depth -= 1
+            if depth < 0:
+                raise _Stop(f"INST at offset {pos} has no MARK")
+        return after, depth
+    if kind == _PROTO:
+        result.protocol = data[pos + 1]
+        return pos + 2, depth
+    if kind == _LINE or kind == _PUT_LINE:
+        line, after = _read_line(data, pos + 1)
+        if kind == _PUT_LINE:
+            _check_text_memo_index(line, limits.max_memo_index)
+        return after, depth
+    if kind in (_EXT1, _EXT2, _EXT4):
+        return _record_extension(data, pos, kind, result), depth
+    raise _Stop(f"invalid opcode 0x{op:02x} at offset {pos}")
 
 
 def _check_text_memo_index(line: bytes, max_memo: int) -> None:

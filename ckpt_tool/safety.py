@@ -102,6 +102,18 @@ _CODE_EXECUTION_NAMES = frozenset(
 )
 
 
+# The opcodes ``torch._weights_only_unpickler.Unpickler.load`` implements (torch 2.13).
+TORCH_WEIGHTS_ONLY_OPCODES = frozenset(
+    {
+        "GLOBAL", "NEWOBJ", "REDUCE", "BUILD", "APPEND", "APPENDS", "SETITEM", "SETITEMS", "MARK",
+        "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "NONE", "NEWFALSE", "NEWTRUE", "EMPTY_TUPLE",
+        "EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET", "BININT", "BININT1", "BININT2", "BINFLOAT",
+        "BINUNICODE", "SHORT_BINSTRING", "BINPERSID", "BINGET", "LONG_BINGET", "BINPUT",
+        "LONG_BINPUT", "LONG1", "PROTO", "STOP",
+    }
+)
+
+
 def classify(full_name: str) -> Safety:
     if full_name in torch_weights_only_globals():
         return Safety.WEIGHTS_ONLY

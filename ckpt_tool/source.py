@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 from typing import Protocol
 
@@ -23,11 +24,18 @@ class FileSource:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.name = os.fspath(path)
         self._fd = os.open(self.name, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        self._map: mmap.mmap | None = None
         try:
             self.size = os.fstat(self._fd).st_size
-        except OSError:
-            os.close(self._fd)
-            raise
+            if self.size:
+                # Small reads (zip headers) from a map cost no system call; only the pages
+                # touched are read from disk.
+                self._map = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            self._map = None
+            if not hasattr(self, "size"):
+                os.close(self._fd)
+                raise
 
     def read_at(self, offset: int, length: int) -> bytes:
         if offset < 0 or length < 0 or offset + length > self.size:
@@ -35,6 +43,8 @@ class FileSource:
                 f"needs bytes {offset}..{offset + length} but the file holds {self.size} "
                 "(truncated?)"
             )
+        if self._map is not None:
+            return self._map[offset : offset + length]
         data = os.pread(self._fd, length, offset)
         if len(data) != length:
             raise FormatError(f"short read at offset {offset}: the file changed while read?")
@@ -44,6 +54,9 @@ class FileSource:
         return self._fd
 
     def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

@@ -3,17 +3,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass
 class Node:
-    children: dict[str, Node] = field(default_factory=dict)
-    items: list[Any] = field(default_factory=list)
-    """The payloads of the leaves this node stands for (several once collapsed)."""
-    signature: str | None = None
-    """For leaves: what must match for two numbered leaves to collapse (dtype and shape)."""
+    __slots__ = ("children", "items", "shape", "signature")
+
+    def __init__(self) -> None:
+        self.children: dict[str, Node] = {}
+        self.items: list[Any] = []
+        """The payloads of the leaves this node stands for (several once collapsed)."""
+        self.signature: str | None = None
+        """For leaves: what must match for two numbered leaves to collapse (dtype and shape)."""
+        self.shape = 0
+        """An id of the subtree's structure: equal ids, identical subtrees."""
 
     @property
     def is_leaf(self) -> bool:
@@ -26,47 +29,40 @@ def build(entries: list[tuple[tuple[str, ...], str, Any]], collapse: bool = True
     for path, signature, payload in entries:
         node = root
         for part in path:
-            node = node.children.setdefault(part, Node())
+            child = node.children.get(part)
+            if child is None:
+                child = node.children[part] = Node()
+            node = child
         if node.children:  # a leaf and a container at one path: keep both, leaf under "."
             node = node.children.setdefault(".", Node())
         node.signature = signature
         node.items.append(payload)
     if collapse:
-        _collapse(root)
+        _collapse(root, {})
     return root
 
 
-def _shape_of(node: Node) -> str:
-    if node.is_leaf and not node.children:
-        return node.signature or ""
-    return "(" + ",".join(f"{k}:{_shape_of(c)}" for k, c in node.children.items()) + ")"
-
-
-def _collapse(node: Node) -> None:
+def _collapse(node: Node, shapes: dict[tuple, int]) -> None:
+    """Bottom-up: give every node a structural id, then merge numbered siblings sharing one."""
     for child in node.children.values():
-        _collapse(child)
-    groups: dict[str, list[str]] = {}
+        _collapse(child, shapes)
+    groups: dict[int, list[str]] = {}
     for key, child in node.children.items():
         if key.isdigit():
-            groups.setdefault(_shape_of(child), []).append(key)
-    if not any(len(keys) > 1 for keys in groups.values()):
-        return
-    merged: dict[str, Node] = {}
-    placed: set[str] = set()
-    for key, child in node.children.items():
-        if not key.isdigit():
-            merged[key] = child
-            continue
-        group = groups[_shape_of(child)]
-        if len(group) == 1:
-            merged[key] = child
-        elif key == group[0]:
-            target = child
-            for other in group[1:]:
-                _merge(target, node.children[other])
-            merged[range_label([int(k) for k in group])] = target
-            placed.update(group)
-    node.children = merged
+            groups.setdefault(child.shape, []).append(key)
+    if any(len(keys) > 1 for keys in groups.values()):
+        merged: dict[str, Node] = {}
+        for key, child in node.children.items():
+            group = groups.get(child.shape) if key.isdigit() else None
+            if group is None or len(group) == 1:
+                merged[key] = child
+            elif key == group[0]:
+                for other in group[1:]:
+                    _merge(child, node.children[other])
+                merged[range_label([int(k) for k in group])] = child
+        node.children = merged
+    structure = (node.signature, tuple((k, c.shape) for k, c in node.children.items()))
+    node.shape = shapes.setdefault(structure, len(shapes))
 
 
 def _merge(into: Node, other: Node) -> None:
@@ -86,8 +82,11 @@ def range_label(numbers: list[int]) -> str:
 def leaves(node: Node, prefix: tuple[str, ...] = ()) -> list[tuple[str, Node]]:
     """(collapsed dotted name, leaf node) pairs in order."""
     result: list[tuple[str, Node]] = []
-    if node.is_leaf:
-        result.append((".".join(prefix), node))
-    for key, child in node.children.items():
-        result += leaves(child, prefix if key == "." else (*prefix, key))
+    stack: list[tuple[tuple[str, ...], Node]] = [(prefix, node)]
+    while stack:
+        path, current = stack.pop()
+        if current.is_leaf:
+            result.append((".".join(path), current))
+        for key, child in reversed(current.children.items()):
+            stack.append((path if key == "." else (*path, key), child))
     return result

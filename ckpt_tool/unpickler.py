@@ -10,6 +10,7 @@ runs at C speed; ``pickle_scan`` has already checked the opcodes against the lim
 
 from __future__ import annotations
 
+import gc
 import io
 import pickle
 import struct
@@ -195,9 +196,11 @@ class DefaultDict(dict):
 
 
 def _as_shape(value: Any) -> tuple[int, ...]:
+    if type(value) is tuple and all(type(v) is int for v in value):
+        return value
     if not isinstance(value, tuple | list) or not all(isinstance(v, int) for v in value):
         raise TypeError("shape must be a tuple of ints")
-    return tuple(value)
+    return tuple(int(v) for v in value)
 
 
 def _rebuild_tensor(storage: Any, storage_offset: int, size: Any, stride: Any, *_: Any) -> TensorRef:
@@ -211,12 +214,22 @@ def _rebuild_tensor(storage: Any, storage_offset: int, size: Any, stride: Any, *
 
 def _check_bounds(tensor: TensorRef) -> None:
     """A view must stay inside its storage (torch's ``set_`` refuses it otherwise)."""
-    if tensor.storage is None:
+    storage = tensor.storage
+    if storage is None:
         return
-    if tensor.storage_offset < 0 or any(n < 0 for n in tensor.shape + tensor.stride):
-        raise FormatError(f"storage {tensor.storage.key}: negative size, stride or offset")
-    first, end = tensor.span
-    if end * tensor.dtype.itemsize > tensor.storage.nbytes and tensor.numel:
+    shape, stride = tensor.shape, tensor.stride
+    if len(shape) != len(stride):
+        raise FormatError(f"storage {storage.key}: a tensor's shape and stride differ in length")
+    end = tensor.storage_offset + 1
+    for size, step in zip(shape, stride):
+        if size <= 0 or step < 0:
+            if size == 0:
+                return  # an empty tensor touches no element
+            raise FormatError(f"storage {storage.key}: negative size or stride")
+        end += (size - 1) * step
+    if tensor.storage_offset < 0:
+        raise FormatError(f"storage {storage.key}: negative storage offset")
+    if end * tensor.dtype.itemsize > storage.nbytes:
         raise FormatError(
             f"a tensor reaches element {end} of storage {tensor.storage.key}, which holds "
             f"{tensor.storage.nbytes // tensor.dtype.itemsize}"
@@ -227,8 +240,14 @@ def _rebuild_tensor_v2(
     storage: Any, storage_offset: int, size: Any, stride: Any, requires_grad: Any = False,
     backward_hooks: Any = None, metadata: Any = None,
 ) -> TensorRef:
-    tensor = _rebuild_tensor(storage, storage_offset, size, stride)
-    tensor.requires_grad = bool(requires_grad)
+    if type(storage) is not StorageView or type(storage_offset) is not int:
+        raise TypeError("not a storage")
+    tensor = TensorRef(storage.dtype, _as_shape(size), _as_shape(stride),
+                       storage_offset + storage.element_offset, storage.storage,
+                       requires_grad is True)
+    _check_bounds(tensor)
+    if requires_grad is not True and requires_grad is not False:
+        tensor.requires_grad = bool(requires_grad)
     if metadata:
         tensor.extra["metadata"] = metadata
     return tensor
@@ -496,14 +515,19 @@ def _storage_type(module: str, name: str) -> StorageType | None:
 PersistentLoad = Callable[[Any], Any]
 
 
+def _no_persistent_ids(pid: Any) -> Any:
+    raise pickle.UnpicklingError("a persistent id where none is expected")
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """``pickle.Unpickler`` whose ``find_class`` returns inert stand-ins and never imports."""
 
     def __init__(
         self, file: io.BufferedIOBase, persistent: PersistentLoad | None, protocol: int
     ) -> None:
+        # Set before __init__, which is when the C unpickler looks persistent_load up.
+        self.persistent_load = persistent or _no_persistent_ids
         super().__init__(file, encoding="utf-8")
-        self._persistent = persistent
         self._protocol = protocol
         self.referenced: dict[tuple[str, str], None] = {}
 
@@ -521,10 +545,6 @@ class RestrictedUnpickler(pickle.Unpickler):
             return known
         return _placeholder(module, name)
 
-    def persistent_load(self, pid: Any) -> Any:
-        if self._persistent is None:
-            raise pickle.UnpicklingError("a persistent id where none is expected")
-        return self._persistent(pid)
 
 
 def unpickle(
@@ -535,6 +555,8 @@ def unpickle(
     ``protocol`` is the pickle's PROTO (from the scan): below 3, Python 2 names are renamed.
     """
     unpickler = RestrictedUnpickler(io.BytesIO(data), persistent, protocol)
+    collecting = gc.isenabled()
+    gc.disable()  # the tree only grows while loading: cycle collection would rescan it again and again
     try:
         root = unpickler.load()
     except FormatError:
@@ -545,4 +567,7 @@ def unpickle(
         raise FormatError("the pickle asks for more memory than it can hold") from None
     except Exception as exc:  # any malformed pickle surfaces here; it is data, not our bug
         raise FormatError(f"the pickle is corrupt: {type(exc).__name__}: {exc}") from None
+    finally:
+        if collecting:
+            gc.enable()
     return root, list(unpickler.referenced)

@@ -7,18 +7,7 @@ beside ``safety.py``) and only the opcodes its ``Unpickler.load`` implements.
 from __future__ import annotations
 
 from ckpt_tool.model import Checkpoint, Format, WeightsOnlyVerdict
-from ckpt_tool.safety import Safety
-
-TORCH_WEIGHTS_ONLY_OPCODES = frozenset(
-    {
-        "GLOBAL", "NEWOBJ", "REDUCE", "BUILD", "APPEND", "APPENDS", "SETITEM", "SETITEMS", "MARK",
-        "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "NONE", "NEWFALSE", "NEWTRUE", "EMPTY_TUPLE",
-        "EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET", "BININT", "BININT1", "BININT2", "BINFLOAT",
-        "BINUNICODE", "SHORT_BINSTRING", "BINPERSID", "BINGET", "LONG_BINGET", "BINPUT",
-        "LONG_BINPUT", "LONG1", "PROTO", "STOP",
-    }
-)
-
+from ckpt_tool.safety import TORCH_WEIGHTS_ONLY_OPCODES, Safety
 
 def judge_weights_only(checkpoint: Checkpoint) -> WeightsOnlyVerdict:
     if checkpoint.format is Format.SAFETENSORS:

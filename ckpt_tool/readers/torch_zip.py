@@ -40,24 +40,27 @@ class TorchArchive:
         self._index()
 
     def _index(self) -> None:
-        counts = Counter(member.name for member in self.members)
+        prefix, size = self.prefix, len(self.prefix)
+        inside = [m for m in self.members if m.name.startswith(prefix)]
+        for member in reversed(inside):  # the first of duplicate names wins, as noted below
+            self.records[member.name[size:]] = member
         for member in self.members:
-            if not member.name.startswith(self.prefix):
+            if not member.name.startswith(prefix):
                 self.anomalies.append(Anomaly(
                     "ambiguous",
-                    f"member {member.name} lies outside the folder {self.prefix} that torch "
-                    "reads: torch ignores it, other tools may not", member.name))
-                continue
-            record = member.name[len(self.prefix):]
-            if counts[member.name] > 1 and record not in self.records:
-                self.anomalies.append(Anomaly(
-                    "ambiguous",
-                    f"the archive holds {counts[member.name]} members named {member.name}: "
-                    "torch and other zip readers may load different ones", member.name))
-            self.records.setdefault(record, member)
+                    f"member {member.name} lies outside the folder {prefix} that torch reads: "
+                    "torch ignores it, other tools may not", member.name))
+        if len(self.records) != len(inside):
+            counts = Counter(m.name for m in inside)
+            for name, count in counts.items():
+                if count > 1:
+                    self.anomalies.append(Anomaly(
+                        "ambiguous", f"the archive holds {count} members named {name}: torch "
+                        "and other zip readers may load different ones", name))
+        for record in self.records:
             if ".." in record.split("/") or record.startswith("/"):
                 self.anomalies.append(Anomaly(
-                    "corrupt", f"member name {member.name} climbs out of the archive", member.name))
+                    "corrupt", f"member name {prefix}{record} climbs out of the archive", record))
 
     def has(self, record: str) -> bool:
         return record in self.records
