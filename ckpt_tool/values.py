@@ -58,10 +58,17 @@ def describe(value: Any) -> str:
     if is_placeholder_type(value):
         return f"<class {value.global_name_of()}>"
     if isinstance(value, Opaque):
+        if value.args and value.state is None:  # a call: show what it would have called
+            args = ", ".join(_clip(repr(arg)) for arg in value.args)
+            return _clip(f"{value.global_name}({args})  [not called]")
         return f"<{value.global_name} object>"
     if isinstance(value, slice | range):
         return repr(value)
     text = repr(value)
+    return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."
+
+
+def _clip(text: str) -> str:
     return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."
 
 
