@@ -51,6 +51,10 @@ def children(value: Any) -> list[tuple[str, Any]] | None:
     if isinstance(value, Namespace):
         return list(value.fields.items())
     if isinstance(value, Opaque):
+        if value.state is None and not value.items and not value.entries and (
+            _is_scalar_sequence(value.args)
+        ):
+            return None  # a call with plain arguments is one value: what it would have called
         return _opaque_children(value)
     return None
 
