@@ -71,7 +71,7 @@ def dtype_named(name: str) -> DType:
 
 
 def numpy_dtype(dtype: DType, byteorder: str = "little"):  # -> numpy.dtype
-    """The numpy dtype for computing on a tensor's bytes (imports numpy, and ml_dtypes if needed)."""
+    """The numpy dtype for computing on a tensor's bytes (imports numpy; ml_dtypes if needed)."""
     import numpy as np
 
     if dtype.numpy is None:

@@ -82,7 +82,7 @@ class TensorRef:
     @property
     def is_contiguous(self) -> bool:
         expected = 1
-        for size, stride in zip(reversed(self.shape), reversed(self.stride), strict=False):
+        for size, stride in zip(reversed(self.shape), reversed(self.stride), strict=True):
             if size != 1 and stride != expected:
                 return False
             expected *= size
@@ -93,7 +93,8 @@ class TensorRef:
         """(first, last+1) element indices of the storage this tensor touches."""
         if self.numel == 0:
             return self.storage_offset, self.storage_offset
-        last = self.storage_offset + sum((n - 1) * s for n, s in zip(self.shape, self.stride))
+        steps = zip(self.shape, self.stride, strict=True)
+        last = self.storage_offset + sum((n - 1) * s for n, s in steps)
         return self.storage_offset, last + 1
 
 
@@ -170,3 +171,5 @@ class Checkpoint:
     storage_alignment: int | None = None
     safetensors_metadata: dict[str, str] | None = None
     weights_only: WeightsOnlyVerdict = field(default_factory=lambda: WeightsOnlyVerdict(None))
+    bytes_read: int = 0
+    """Bytes read to build this model (headers and pickles only, never tensor data)."""

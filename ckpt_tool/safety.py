@@ -48,6 +48,15 @@ KNOWN_SAFE: frozenset[str] = frozenset(
         "collections.defaultdict",
         "collections.deque",
         "builtins.frozenset",
+        # Plain data types (protocol 2 names them for subclasses, via copyreg._reconstructor).
+        "builtins.dict",
+        "builtins.list",
+        "builtins.tuple",
+        "builtins.int",
+        "builtins.float",
+        "builtins.str",
+        "builtins.bytes",
+        "builtins.bool",
         "builtins.slice",
         "builtins.range",
         "builtins.object",
@@ -133,7 +142,8 @@ def categorize(module: str, name: str) -> Category:
     """How to report an unsafe global. ``name`` may be a dotted attribute path (protocol 4)."""
     full = f"{module}.{name}"
     if "." in name:
-        return Category.CODE_EXECUTION  # attribute traversal reaches any object: judge the whole path
+        # An attribute path reaches any object: judge the whole path, never its first part.
+        return Category.CODE_EXECUTION
     if full in _CODE_EXECUTION_NAMES or _in_module(full, _CODE_EXECUTION_MODULES):
         return Category.CODE_EXECUTION
     top = module.split(".")[0]

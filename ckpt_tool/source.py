@@ -12,8 +12,14 @@ from ckpt_tool.errors import FormatError
 class Source(Protocol):
     name: str
     size: int
+    bytes_read: int
+    """How many bytes were read so far (reported for remote files)."""
 
     def read_at(self, offset: int, length: int) -> bytes: ...
+
+    def read_many(self, ranges: list[tuple[int, int]]) -> list[bytes]:
+        """Several (offset, length) reads; a remote source batches them."""
+        ...
 
     def close(self) -> None: ...
 
@@ -23,6 +29,7 @@ class FileSource:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.name = os.fspath(path)
+        self._reads: list[tuple[int, int]] = []
         self._fd = os.open(self.name, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         self._map: mmap.mmap | None = None
         try:
@@ -43,12 +50,26 @@ class FileSource:
                 f"needs bytes {offset}..{offset + length} but the file holds {self.size} "
                 "(truncated?)"
             )
+        self._reads.append((offset, offset + length))
         if self._map is not None:
             return self._map[offset : offset + length]
         data = os.pread(self._fd, length, offset)
         if len(data) != length:
             raise FormatError(f"short read at offset {offset}: the file changed while read?")
         return data
+
+    def read_many(self, ranges: list[tuple[int, int]]) -> list[bytes]:
+        return [self.read_at(offset, length) for offset, length in ranges]
+
+    @property
+    def bytes_read(self) -> int:
+        """Distinct bytes read so far (overlapping reads count once)."""
+        total, end = 0, 0
+        for start, stop in sorted(self._reads):
+            if stop > end:
+                total += stop - max(start, end)
+                end = stop
+        return total
 
     def fileno(self) -> int:
         return self._fd

@@ -6,8 +6,8 @@ import math
 import mmap
 from dataclasses import dataclass
 
-from ckpt_tool.dtypes import numpy_dtype
 from ckpt_tool.model import TensorRef
+from ckpt_tool.tensor_bytes import flat_view
 
 _CHUNK_ELEMENTS = 1 << 22
 
@@ -28,19 +28,14 @@ def _skip(note: str) -> TensorStats:
 
 
 def tensor_stats(mapped: mmap.mmap, tensor: TensorRef, byteorder: str = "little") -> TensorStats:
-    import numpy as np
-
     if tensor.offset is None:
         return _skip("no data in the file")
     if tensor.kind == "quantized" or tensor.dtype.is_complex or tensor.dtype.numpy is None:
-        return _skip(f"not computed for {tensor.kind if tensor.kind == 'quantized' else tensor.dtype.name}")
+        what = tensor.kind if tensor.kind == "quantized" else tensor.dtype.name
+        return _skip(f"not computed for {what}")
     if tensor.numel == 0:
         return _skip("empty")
-    dtype = numpy_dtype(tensor.dtype, byteorder)
-    itemsize = tensor.dtype.itemsize
-    array = np.ndarray(tensor.shape, dtype=dtype, buffer=mapped, offset=tensor.offset,
-                       strides=tuple(s * itemsize for s in tensor.stride))
-    flat = array.reshape(-1) if tensor.is_contiguous else array.ravel()  # a view, or one copy
+    flat = flat_view(mapped, tensor, byteorder)
     acc = _Accumulator()
     for start in range(0, flat.size, _CHUNK_ELEMENTS):
         acc.add(flat[start : start + _CHUNK_ELEMENTS])

@@ -28,7 +28,7 @@ from ckpt_tool.pickle_scan import map_python2_name
 class Opaque:
     """An object of a class, or the result of a callable, that ckpt does not import."""
 
-    __slots__ = ("args", "kwargs", "state", "items", "entries")
+    __slots__ = ("args", "entries", "items", "kwargs", "state")
     module: ClassVar[str] = ""
     qualname: ClassVar[str] = ""
 
@@ -203,7 +203,9 @@ def _as_shape(value: Any) -> tuple[int, ...]:
     return tuple(int(v) for v in value)
 
 
-def _rebuild_tensor(storage: Any, storage_offset: int, size: Any, stride: Any, *_: Any) -> TensorRef:
+def _rebuild_tensor(
+    storage: Any, storage_offset: int, size: Any, stride: Any, *_: Any
+) -> TensorRef:
     if not isinstance(storage, StorageView):
         raise TypeError("not a storage")
     tensor = TensorRef(storage.dtype, _as_shape(size), _as_shape(stride),
@@ -221,7 +223,7 @@ def _check_bounds(tensor: TensorRef) -> None:
     if len(shape) != len(stride):
         raise FormatError(f"storage {storage.key}: a tensor's shape and stride differ in length")
     end = tensor.storage_offset + 1
-    for size, step in zip(shape, stride):
+    for size, step in zip(shape, stride, strict=True):
         if size <= 0 or step < 0:
             if size == 0:
                 return  # an empty tensor touches no element
@@ -556,7 +558,7 @@ def unpickle(
     """
     unpickler = RestrictedUnpickler(io.BytesIO(data), persistent, protocol)
     collecting = gc.isenabled()
-    gc.disable()  # the tree only grows while loading: cycle collection would rescan it again and again
+    gc.disable()  # the tree only grows while loading; cycle collection would rescan it repeatedly
     try:
         root = unpickler.load()
     except FormatError:

@@ -29,7 +29,8 @@ STORED, DEFLATED = 0, 8
 def read_central_directory(source: Source, limits: Limits) -> list[Member]:
     count, cd_size, cd_offset = _find_directory(source)
     if count > limits.max_members:
-        raise LimitExceeded(f"the archive has {count} members (limit max_members={limits.max_members})")
+        raise LimitExceeded(
+            f"the archive has {count} members (limit max_members={limits.max_members})")
     directory = source.read_at(cd_offset, cd_size)
     members: list[Member] = []
     pos = 0
@@ -61,7 +62,7 @@ def _find_directory(source: Source) -> tuple[int, int, int]:
         raise FormatError("zip end-of-central-directory record not found (truncated?)")
     _sig, _disk, _cd_disk, _n_disk, count, cd_size, cd_offset, _clen = _EOCD.unpack_from(tail, at)
     eocd_offset = source.size - tail_size + at
-    if 0xFFFF == count or 0xFFFFFFFF in (cd_size, cd_offset):
+    if count == 0xFFFF or 0xFFFFFFFF in (cd_size, cd_offset):
         count, cd_size, cd_offset = _zip64_directory(source, eocd_offset)
     if cd_offset + cd_size > eocd_offset:
         raise FormatError("the zip central directory lies past its end record (corrupt zip)")
@@ -102,20 +103,31 @@ def _zip64_sizes(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int
 
 def data_offset(source: Source, member: Member) -> int:
     """Absolute offset of a member's first data byte, from its local header."""
-    header = source.read_at(member.header_offset, _LOCAL.size)
-    sig, *_, nlen, elen = _LOCAL.unpack(header)
-    if sig != _LOCAL_SIG:
-        raise FormatError(f"member {member.name}: no local header at offset {member.header_offset}")
-    start = member.header_offset + _LOCAL.size + nlen + elen
-    if start + member.compressed_size > source.size:
-        raise FormatError(f"member {member.name} runs past the end of the file (truncated?)")
-    return start
+    return data_offsets(source, [member])[0]
+
+
+def data_offsets(source: Source, members: list[Member]) -> list[int]:
+    """Data offsets of several members, their local headers read in one batch."""
+    headers = source.read_many([(m.header_offset, _LOCAL.size) for m in members])
+    offsets = []
+    for member, header in zip(members, headers, strict=True):
+        sig, *_, nlen, elen = _LOCAL.unpack(header)
+        if sig != _LOCAL_SIG:
+            raise FormatError(
+                f"member {member.name}: no local header at offset {member.header_offset}"
+            )
+        start = member.header_offset + _LOCAL.size + nlen + elen
+        if start + member.compressed_size > source.size:
+            raise FormatError(f"member {member.name} runs past the end of the file (truncated?)")
+        offsets.append(start)
+    return offsets
 
 
 def local_name(source: Source, member: Member) -> str:
     header = source.read_at(member.header_offset, _LOCAL.size)
     nlen = _LOCAL.unpack(header)[-2]
-    return source.read_at(member.header_offset + _LOCAL.size, nlen).decode("utf-8", "surrogateescape")
+    name = source.read_at(member.header_offset + _LOCAL.size, nlen)
+    return name.decode("utf-8", "surrogateescape")
 
 
 def read_member(source: Source, member: Member, max_bytes: int) -> bytes:

@@ -74,7 +74,8 @@ def test_numbered_layers_collapse_unless_expand() -> None:
     ("args", "expected"),
     [
         pytest.param(["--filter", "*.bias"], ["fc1.bias", "fc2.bias"], id="filter"),
-        pytest.param(["--sort", "name", "--limit", "2"], ["fc1.bias", "fc1.weight"], id="sort-name"),
+        pytest.param(["--sort", "name", "--limit", "2"], ["fc1.bias", "fc1.weight"],
+                     id="sort-name"),
         pytest.param(["--sort", "size", "--limit", "1"], ["fc2.weight"], id="sort-size"),
     ],
 )

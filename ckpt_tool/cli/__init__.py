@@ -6,7 +6,7 @@ import os
 import sys
 
 from ckpt_tool import exitcodes
-from ckpt_tool.cli import convert_cmd, inspect_cmd, lint_cmd  # noqa: F401  (register commands)
+from ckpt_tool.cli import convert_cmd, diff_cmd, inspect_cmd, lint_cmd  # noqa: F401 (registers)
 from ckpt_tool.cli.app import app
 
 __all__ = ["app", "main"]

@@ -71,7 +71,8 @@ def parse_limits(items: list[str] | None) -> Limits:
     for item in items:
         name, _, value = item.partition("=")
         if name not in Limits.names() or not value.strip().isdigit():
-            usage_error(f"--set-limit takes NAME=INTEGER with NAME one of {', '.join(Limits.names())}")
+            names = ", ".join(Limits.names())
+            usage_error(f"--set-limit takes NAME=INTEGER with NAME one of {names}")
         values[name] = int(value)
     return Limits(**{**DEFAULT_LIMITS.__dict__, **values})
 

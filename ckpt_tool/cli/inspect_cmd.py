@@ -11,6 +11,7 @@ from ckpt_tool import exitcodes
 from ckpt_tool.cli.app import LIMIT_HELP, app, parse_limits, report_error, stdout_console
 from ckpt_tool.inputs import expand_inputs
 from ckpt_tool.inspect import FileReport, inspect_file, select_rows
+from ckpt_tool.remote import is_url
 
 
 class SortKey(str, Enum):
@@ -24,10 +25,13 @@ def inspect_command(
     paths: list[str] = typer.Argument(..., help="Checkpoint files, directories or *.index.json."),
     as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
     expand: bool = typer.Option(False, "--expand", help="Do not collapse numbered layers."),
-    pattern: str | None = typer.Option(None, "--filter", help="Only tensors whose name matches GLOB."),
-    sort: SortKey = typer.Option(SortKey.file, "--sort", help="Order tensors by name or size (default: file order)."),
+    pattern: str | None = typer.Option(
+        None, "--filter", help="Only tensors whose name matches GLOB."),
+    sort: SortKey = typer.Option(
+        SortKey.file, "--sort", help="Order tensors by name or size (default: file order)."),
     limit: int | None = typer.Option(None, "--limit", min=0, help="Show at most N tensors."),
-    stats: bool = typer.Option(False, "--stats", help="Per-tensor min/max/mean/std/NaN/Inf (reads tensor bytes)."),
+    stats: bool = typer.Option(
+        False, "--stats", help="Per-tensor min/max/mean/std/NaN/Inf (reads tensor bytes)."),
     no_tree: bool = typer.Option(False, "--no-tree", help="Leave out the structure tree."),
     set_limit: list[str] | None = typer.Option(None, "--set-limit", help=LIMIT_HELP),
 ) -> None:
@@ -67,6 +71,9 @@ def _add_stats(report: FileReport, rows: list) -> None:
 
     assert report.checkpoint is not None
     if report.checkpoint.size == 0:
+        return
+    if is_url(report.path):
+        report.error = "--stats reads tensor bytes: download the file first"
         return
     try:
         with open(report.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:

@@ -11,6 +11,7 @@ from ckpt_tool.model import Checkpoint
 from ckpt_tool.readers.legacy import read_legacy
 from ckpt_tool.readers.safetensors import read_safetensors
 from ckpt_tool.readers.torch_zip import read_torch_zip
+from ckpt_tool.remote import is_url, open_url
 from ckpt_tool.source import FileSource, Source
 from ckpt_tool.weights_only import judge_weights_only
 
@@ -31,16 +32,26 @@ def read_checkpoint(source: Source, limits: Limits = DEFAULT_LIMITS) -> Checkpoi
     else:
         raise NotACheckpoint(f"not a checkpoint: {description}")
     checkpoint.weights_only = judge_weights_only(checkpoint)
+    checkpoint.bytes_read = source.bytes_read
     return checkpoint
 
 
-def open_checkpoint(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Checkpoint:
-    """Read a checkpoint file's structure (never its tensor bytes)."""
+def open_source(path: str | os.PathLike[str]) -> Source:
+    """A local file, or a URL read with range requests."""
+    if isinstance(path, str) and is_url(path):
+        return open_url(path)
     try:
-        source = FileSource(path)
+        return FileSource(path)
     except IsADirectoryError:
         raise FormatError("is a directory") from None
     except OSError as exc:
         raise FormatError(exc.strerror or str(exc)) from None
-    with source:
+
+
+def open_checkpoint(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Checkpoint:
+    """Read a checkpoint's structure (never its tensor bytes)."""
+    source = open_source(path)
+    try:
         return read_checkpoint(source, limits)
+    finally:
+        source.close()

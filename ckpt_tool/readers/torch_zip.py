@@ -109,7 +109,9 @@ def read_torch_zip(source: Source, limits: Limits) -> Checkpoint:
 def _read_records_metadata(archive: TorchArchive, checkpoint: Checkpoint) -> None:
     version = archive.read_text(".data/version") or archive.read_text("version")
     format_version = archive.read_text(".format_version")
-    checkpoint.format_version = version if not format_version else f"{version} (format {format_version})"
+    checkpoint.format_version = (
+        f"{version} (format {format_version})" if format_version else version
+    )
     byteorder = archive.read_text("byteorder")
     if byteorder is not None:
         if byteorder not in ("little", "big"):
@@ -126,6 +128,11 @@ class _StorageResolver:
 
     def __init__(self, archive: TorchArchive, checkpoint: Checkpoint) -> None:
         self.archive, self.checkpoint = archive, checkpoint
+        records = [(name, m) for name, m in archive.records.items() if name.startswith("data/")]
+        # Every storage record's local header, read up front in one batch (one request for a
+        # remote source) instead of one read per tensor while unpickling.
+        offsets = zipdir.data_offsets(archive.source, [member for _, member in records])
+        self.offsets = {name: offset for (name, _), offset in zip(records, offsets, strict=True)}
 
     def __call__(self, pid: Any) -> StorageView:
         if not isinstance(pid, tuple) or len(pid) != 5 or pid[0] not in ("storage", b"storage"):
@@ -144,16 +151,20 @@ class _StorageResolver:
         record = f"data/{key}"
         member = self.archive.records.get(record)
         if member is None:
-            raise FormatError(f"storage {key}: the record {self.archive.prefix}{record} is missing")
+            raise FormatError(
+                f"storage {key}: the record {self.archive.prefix}{record} is missing")
         nbytes = numel * storage_type.dtype.itemsize
         if nbytes > member.size:
             raise FormatError(f"storage {key} declares {nbytes} bytes but {record} holds "
                               f"{member.size}")
         if member.method != zipdir.STORED:
             self.checkpoint.anomalies.append(Anomaly(
-                "corrupt", f"{record} is compressed; torch stores tensor data uncompressed", record))
-        offset = zipdir.data_offset(self.archive.source, member)
-        location_text = location.decode("ascii", "replace") if isinstance(location, bytes) else str(location)
+                "corrupt", f"{record} is compressed; torch stores tensor data uncompressed",
+                record))
+        offset = self.offsets[record]
+        if isinstance(location, bytes):
+            location = location.decode("ascii", "replace")
+        location_text = str(location)
         storage = Storage(key, storage_type.dtype, nbytes, location_text, offset, record)
         self.checkpoint.storages[key] = storage
         return storage

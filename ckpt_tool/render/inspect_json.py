@@ -47,6 +47,7 @@ def file_json(report: FileReport, rows: list[TensorRow]) -> dict[str, Any]:
         format=checkpoint.format.value,
         format_version=checkpoint.format_version,
         size=checkpoint.size,
+        bytes_read=checkpoint.bytes_read,
         pickle_protocol=checkpoint.pickle_protocol,
         byteorder=checkpoint.byteorder,
         tensor_count=len(report.tensors),

@@ -38,7 +38,8 @@ def summary(report: FileReport) -> RenderableType:
     if checkpoint.pickle_protocol is not None:
         grid.add_row("pickle protocol", str(checkpoint.pickle_protocol))
     grid.add_row("byteorder", checkpoint.byteorder)
-    grid.add_row("file size", f"{human_bytes(checkpoint.size)} ({checkpoint.size:,} bytes)")
+    grid.add_row("file size", f"{human_bytes(checkpoint.size)} ({checkpoint.size:,} bytes), "
+                 f"{human_bytes(checkpoint.bytes_read)} read")
     grid.add_row("tensors", f"{len(report.tensors):,}")
     count = report.parameter_count
     grid.add_row("parameters", f"{human_count(count)} ({count:,})" if count >= 1000 else str(count))

@@ -1,0 +1,144 @@
+"""Checkpoints that are not on this disk: read through HTTP range requests (built in) or any
+fsspec URL (``s3://``, ``hf://``... with the ``remote`` extra), fetching only what is needed."""
+
+from __future__ import annotations
+
+import re
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+from ckpt_tool.errors import FormatError, MissingExtra
+from ckpt_tool.extras import require_fsspec
+
+_MIN_FETCH = 16 << 10
+"""Read ahead at least this much: zip headers and pickles are read in small adjacent pieces."""
+_GAP = 4 << 10
+"""read_many merges ranges closer than this into one request."""
+_PARALLEL = 8
+_TIMEOUT = 30
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+def is_url(path: str) -> bool:
+    return re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", path) is not None
+
+
+class _CachedSource:
+    """Keeps fetched segments so overlapping small reads cost one request."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.size = 0
+        self.bytes_read = 0
+        self.requests = 0
+        self._segments: list[tuple[int, bytes]] = []
+
+    def _fetch(self, start: int, end: int) -> bytes:
+        raise NotImplementedError
+
+    def _cached(self, offset: int, length: int) -> bytes | None:
+        for start, data in self._segments:
+            if start <= offset and offset + length <= start + len(data):
+                return data[offset - start : offset - start + length]
+        return None
+
+    def _check(self, offset: int, length: int) -> None:
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise FormatError(f"needs bytes {offset}..{offset + length} but the file holds "
+                              f"{self.size} (truncated?)")
+
+    def _remember(self, start: int, data: bytes) -> None:
+        self._segments.append((start, data))
+        self.bytes_read += len(data)
+        self.requests += 1
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        self._check(offset, length)
+        cached = self._cached(offset, length)
+        if cached is not None:
+            return cached
+        end = min(self.size, offset + max(length, _MIN_FETCH))
+        data = self._fetch(offset, end)
+        self._remember(offset, data)
+        return data[:length]
+
+    def read_many(self, ranges: list[tuple[int, int]]) -> list[bytes]:
+        for offset, length in ranges:
+            self._check(offset, length)
+        wanted = sorted({(o, o + n) for o, n in ranges if self._cached(o, n) is None})
+        groups: list[list[int]] = []
+        for start, end in wanted:
+            if groups and start - groups[-1][1] <= _GAP:
+                groups[-1][1] = max(groups[-1][1], end)
+            else:
+                groups.append([start, end])
+        with ThreadPoolExecutor(_PARALLEL) as pool:
+            fetched = list(pool.map(lambda g: self._fetch(g[0], g[1]), groups))
+        for (start, _), data in zip(groups, fetched, strict=True):
+            self._remember(start, data)
+        return [self.read_at(offset, length) for offset, length in ranges]
+
+    def close(self) -> None:
+        self._segments.clear()
+
+
+class HttpSource(_CachedSource):
+    """A URL served with HTTP range requests; a server that ignores Range is refused."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        data, total = self._request(0, 1)
+        self.size = total
+        self._remember(0, data)
+
+    def _request(self, start: int, end: int) -> tuple[bytes, int]:
+        request = urllib.request.Request(self.name, headers={"Range": f"bytes={start}-{end - 1}"})
+        try:
+            with urllib.request.urlopen(request, timeout=_TIMEOUT) as response:
+                if response.status != 206:
+                    raise FormatError(
+                        "the server ignores HTTP Range requests, so reading only the headers "
+                        "is impossible: download the file and inspect the copy")
+                match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+                if not match or match.group(3) == "*":
+                    raise FormatError("the server's answer has no usable Content-Range header")
+                data = response.read(end - start + 1)
+        except urllib.error.HTTPError as exc:
+            raise FormatError(f"HTTP {exc.code} {exc.reason}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise FormatError(f"cannot fetch: {reason}") from None
+        if len(data) != end - start:
+            raise FormatError(f"the server sent {len(data)} bytes for a {end - start}-byte range")
+        return data, int(match.group(3))
+
+    def _fetch(self, start: int, end: int) -> bytes:
+        return self._request(start, end)[0]
+
+
+class FsspecSource(_CachedSource):
+    """Any URL fsspec has a backend for (s3://, gs://, hf://...)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        fsspec = require_fsspec(url.split("://", 1)[0])
+        try:
+            self._fs, self._path = fsspec.core.url_to_fs(url)
+            self.size = int(self._fs.size(self._path))
+        except ImportError as exc:
+            raise MissingExtra(f"fsspec has no backend installed for this URL: {exc}") from None
+        except (OSError, ValueError) as exc:
+            raise FormatError(f"cannot open: {exc}") from None
+
+    def _fetch(self, start: int, end: int) -> bytes:
+        try:
+            return bytes(self._fs.cat_file(self._path, start=start, end=end))
+        except (OSError, ValueError) as exc:
+            raise FormatError(f"cannot read bytes {start}..{end}: {exc}") from None
+
+
+def open_url(url: str) -> _CachedSource:
+    if url.lower().startswith(("http://", "https://")):
+        return HttpSource(url)
+    return FsspecSource(url)

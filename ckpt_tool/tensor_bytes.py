@@ -1,0 +1,33 @@
+"""Tensor bytes as numpy arrays over a memory map of the file (numpy imported only here)."""
+
+from __future__ import annotations
+
+import mmap
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ckpt_tool.dtypes import numpy_dtype
+from ckpt_tool.model import TensorRef
+
+
+@contextmanager
+def open_map(path: str) -> Iterator[mmap.mmap]:
+    with open(path, "rb") as f:
+        if f.seek(0, 2) == 0:
+            raise ValueError("empty file")
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            yield mapped
+
+
+def flat_view(mapped: mmap.mmap, tensor: TensorRef, byteorder: str = "little"):  # -> np.ndarray
+    """The tensor's elements in order, one-dimensional: a view when contiguous, else a copy."""
+    import numpy as np
+
+    if tensor.offset is None:
+        raise ValueError("its bytes are not in the file")
+    if tensor.kind in ("quantized", "sparse") or tensor.dtype.numpy is None:
+        raise ValueError(f"values of a {tensor.kind} {tensor.dtype.name} tensor are not compared")
+    itemsize = tensor.dtype.itemsize
+    array = np.ndarray(tensor.shape, dtype=numpy_dtype(tensor.dtype, byteorder), buffer=mapped,
+                       offset=tensor.offset, strides=tuple(s * itemsize for s in tensor.stride))
+    return array.reshape(-1) if tensor.is_contiguous else array.ravel()

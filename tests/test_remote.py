@@ -1,0 +1,80 @@
+"""Checkpoints behind a URL: the same answers as for the local file, from a small part of it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ckpt_tool.cli import app
+from tests.conftest import FIXTURES
+from tests.http_server import serve
+
+runner = CliRunner()
+
+
+def inspect_json(*args: str) -> tuple[int, dict, str]:
+    result = runner.invoke(app, ["inspect", "--json", *args])
+    return result.exit_code, json.loads(result.stdout), result.stderr
+
+
+@pytest.mark.parametrize("name", ["checkpoint.pth.tar", "legacy.pt", "model.safetensors",
+                                  "torchscript.pt", "custom_model.pt"])
+def test_url_gives_the_local_answer(name: str) -> None:
+    _, local, _ = inspect_json(str(FIXTURES / name))
+    with serve(FIXTURES) as server:
+        code, remote, _ = inspect_json(f"{server.url}/{name}")
+    assert code == 0
+    for key in ("format", "size", "tensors", "metadata", "globals", "weights_only"):
+        assert remote["files"][0][key] == local["files"][0][key], key
+
+
+@pytest.fixture(scope="module")
+def big_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("big")
+    state = {f"model.layers.{i}.mlp.{p}.weight": torch.zeros(256, 1024)
+             for i in range(8) for p in ("up_proj", "down_proj")}
+    torch.save(state, folder / "big.pt")
+    return folder
+
+
+def test_only_a_small_fraction_is_fetched(big_checkpoint: Path) -> None:
+    size = (big_checkpoint / "big.pt").stat().st_size
+    with serve(big_checkpoint) as server:
+        code, doc, _ = inspect_json(f"{server.url}/big.pt")
+        sent = server.bytes_sent
+    assert code == 0
+    entry = doc["files"][0]
+    assert entry["tensor_count"] == 16
+    assert sent < size / 50, (sent, size)
+    assert entry["bytes_read"] <= sent
+
+
+@pytest.mark.parametrize(
+    ("mode", "path", "message"),
+    [
+        pytest.param("ignore-range", "state_dict.pt", "ignores HTTP Range", id="no-range"),
+        pytest.param("html", "state_dict.pt", "", id="html-page"),
+        pytest.param("range", "lfs_pointer.pt", "git lfs pull", id="lfs-pointer"),
+        pytest.param("range", "missing.pt", "HTTP 404", id="not-found"),
+    ],
+)
+def test_bad_servers_get_a_clear_error(mode: str, path: str, message: str) -> None:
+    with serve(FIXTURES, mode) as server:
+        result = runner.invoke(app, ["inspect", f"{server.url}/{path}"])
+    assert result.exit_code == 2
+    line = result.stderr.strip()
+    assert line.startswith(f"ckpt: {server.url}/{path}: ")
+    assert message.lower() in line.lower() and len(line.splitlines()) == 1
+
+
+def test_other_schemes_need_the_remote_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "fsspec", None)
+    result = runner.invoke(app, ["inspect", "s3://bucket/model.pt"])
+    assert result.exit_code == 2
+    assert "pip install 'ckpt-tool[remote]'" in result.stderr
