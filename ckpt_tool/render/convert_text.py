@@ -33,6 +33,7 @@ def summary_line(results: list[ConvertResult]) -> str:
     failed = [result.source for result in results if not result.ok]
     line = f"converted {len(results) - len(failed)} of {len(results)} files"
     if failed:
-        shown = ", ".join(failed[:10]) + (f" and {len(failed) - 10} more" if len(failed) > 10 else "")
+        more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
+        shown = ", ".join(failed[:10]) + more
         line += f"; failed: {shown}"
     return line

@@ -58,6 +58,8 @@ def file_json(report: FileReport, rows: list[TensorRow]) -> dict[str, Any]:
         shared_storages=report.shared_storages(),
         weights_only=checkpoint.weights_only.accepted,
         weights_only_reasons=list(checkpoint.weights_only.reasons),
+        anomalies=[{"kind": a.code, "message": a.message, "member": a.member}
+                   for a in checkpoint.anomalies],
         tensors=[tensor_json(row, stats.get(row.name)) for row in rows],
         metadata={name: to_json(value) for name, value in report.metadata.items()},
         globals=[{"module": g.module, "name": g.name, "safe": g.safe, "safety": g.safety.value}

@@ -50,6 +50,8 @@ def summary(report: FileReport) -> RenderableType:
     if shared:
         grid.add_row("shared storages", "\n".join(" = ".join(g[:4]) + (" ..." if len(g) > 4 else "")
                                                   for g in shared[:10]))
+    for anomaly in checkpoint.anomalies[:10]:
+        grid.add_row(Text("warning", "yellow"), anomaly.message)
     verdict = checkpoint.weights_only
     if verdict.accepted is None:
         grid.add_row("weights_only", "n/a (" + "; ".join(verdict.reasons) + ")")
