@@ -72,7 +72,8 @@ def test_random_bytes_fail_cleanly(data: bytes, prefix: bytes, tmp_path_factory)
     check_inspect(path)
 
 
-@pytest.mark.parametrize("path", sorted(CORPUS.glob("*")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(p for p in CORPUS.iterdir() if p.suffix != ".md"),
+                         ids=lambda p: p.name)
 def test_regression_corpus(path: Path) -> None:
     check_inspect(path)
 
