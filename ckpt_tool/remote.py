@@ -4,8 +4,6 @@ fsspec URL (``s3://``, ``hf://``... with the ``remote`` extra), fetching only wh
 from __future__ import annotations
 
 import re
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 from ckpt_tool.errors import FormatError, MissingExtra
@@ -93,6 +91,9 @@ class HttpSource(_CachedSource):
         self._remember(0, data)
 
     def _request(self, start: int, end: int) -> tuple[bytes, int]:
+        import urllib.error
+        import urllib.request
+
         request = urllib.request.Request(self.name, headers={"Range": f"bytes={start}-{end - 1}"})
         try:
             with urllib.request.urlopen(request, timeout=_TIMEOUT) as response:

@@ -6,7 +6,6 @@ import typer
 
 from ckpt_tool import exitcodes
 from ckpt_tool.cli.app import LIMIT_HELP, app, parse_limits, report_error, stdout_console
-from ckpt_tool.remote import is_url
 
 
 @app.command("diff")
@@ -24,6 +23,7 @@ def diff_command(
     """Compare two checkpoints: names, dtypes, shapes, metadata, and values with --values."""
     from ckpt_tool.diff import diff_reports
     from ckpt_tool.inspect import inspect_file
+    from ckpt_tool.remote import is_url
 
     limits = parse_limits(set_limit)
     reports = [inspect_file(path, limits) for path in (path_a, path_b)]

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import mmap
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import typer
 
 from ckpt_tool import exitcodes
 from ckpt_tool.cli.app import LIMIT_HELP, app, parse_limits, report_error, stdout_console
-from ckpt_tool.inputs import expand_inputs
-from ckpt_tool.inspect import FileReport, inspect_file, select_rows
-from ckpt_tool.remote import is_url
+
+if TYPE_CHECKING:
+    from ckpt_tool.inspect import FileReport
 
 
 class SortKey(str, Enum):
@@ -36,6 +37,9 @@ def inspect_command(
     set_limit: list[str] | None = typer.Option(None, "--set-limit", help=LIMIT_HELP),
 ) -> None:
     """Report what a checkpoint holds, without running it."""
+    from ckpt_tool.inputs import expand_inputs
+    from ckpt_tool.inspect import FileReport, inspect_file, select_rows
+
     limits = parse_limits(set_limit)
     results = []
     for item in expand_inputs(paths):
@@ -67,6 +71,7 @@ def inspect_command(
 
 
 def _add_stats(report: FileReport, rows: list) -> None:
+    from ckpt_tool.remote import is_url
     from ckpt_tool.stats import tensor_stats
 
     assert report.checkpoint is not None
