@@ -11,6 +11,9 @@ from ckpt_tool.source import Source
 SNIFF_BYTES = 1024
 # torch's legacy stream starts with its magic number pickled: PROTO n, LONG1 of 10 bytes.
 _LEGACY_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+_LEGACY_MAGIC_TEXT = b"L%dL\n" % 0x1950A86A20F9469CFC6C
+_OLD_PICKLE_STARTS = frozenset(bytes([c]) for c in b"(c]})KNIJLSVFGUXTl" + b"\x8a")
+_OLD_PICKLE_MAX = 1 << 20
 
 
 class Kind(str, Enum):
@@ -32,7 +35,7 @@ def sniff(source: Source) -> tuple[Kind, str]:
         return Kind.ZIP, "a zip archive"
     if head.startswith(b"PK\x05\x06"):
         return Kind.OTHER, "an empty zip archive"
-    if head[:1] == b"\x80" and head[2:14] == _LEGACY_MAGIC:
+    if _is_legacy(head):
         return Kind.LEGACY, "a torch legacy (pre-1.6) stream"
     if len(head) > 262 and head[257:262] == b"ustar":
         return Kind.TAR, "a tar archive"
@@ -40,7 +43,25 @@ def sniff(source: Source) -> tuple[Kind, str]:
         return Kind.SAFETENSORS, "a safetensors file"
     if head[:1] == b"\x80" and 0 <= head[1] <= 5:
         return Kind.PICKLE, f"a plain Python pickle (protocol {head[1]}), not a torch.save file"
+    if _is_old_protocol_pickle(source, head):
+        return Kind.PICKLE, "a plain Python pickle (protocol 0 or 1), not a torch.save file"
     return Kind.OTHER, describe_other(head)
+
+
+def _is_legacy(head: bytes) -> bool:
+    """The pickled magic number: after PROTO (protocol >= 2), bare (1), or as text (0)."""
+    return (head[:1] == b"\x80" and head[2:14] == _LEGACY_MAGIC) or head.startswith(
+        (_LEGACY_MAGIC, _LEGACY_MAGIC_TEXT))
+
+
+def _is_old_protocol_pickle(source: Source, head: bytes) -> bool:
+    """Protocols 0 and 1 have no header: a small file that walks cleanly to STOP is one."""
+    from ckpt_tool.pickle_scan import scan_pickle
+
+    if head[:1] not in _OLD_PICKLE_STARTS or source.size > _OLD_PICKLE_MAX:
+        return False
+    scan = scan_pickle(source.read_at(0, source.size))
+    return scan.error is None and scan.end > 2
 
 
 def _looks_like_safetensors(source: Source, head: bytes) -> bool:
