@@ -1,0 +1,415 @@
+"""The four measured sections: start-up, inspect, lint, convert.
+
+Every command runs as its own process, start-up included, the way a user runs it. The
+alternatives are what a user would otherwise reach for: torch.load, picklescan, fickling, cp,
+and torch.load + safetensors.torch.save_file.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import shutil
+import struct
+import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench_data import Dataset, lint_sample
+from bench_proc import Command, Measurement, NotAvailable, RunResult, last_line, measure, run_once
+from bench_report import (
+    MIB,
+    Row,
+    Section,
+    Target,
+    bytes_below,
+    ms_below,
+    ratio_at_least,
+    ratio_at_most,
+    size,
+    within,
+)
+
+Result = Measurement | str
+
+# Scripts run with `python -c SCRIPT ARGS...`; paths arrive in sys.argv, never in the code.
+TORCH_LIST = """
+import sys, torch
+def walk(prefix, obj):
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            walk(f"{prefix}{key}.", value)
+    elif isinstance(obj, torch.Tensor):
+        print(prefix[:-1], tuple(obj.shape))
+walk("", torch.load(sys.argv[1], weights_only=True, mmap=sys.argv[2] == "mmap"))
+"""
+
+TORCH_CONVERT = """
+import sys, torch
+from safetensors.torch import save_file
+obj = torch.load(sys.argv[1], weights_only=True)
+save_file(obj.get("state_dict", obj), sys.argv[2], metadata={"format": "pt"})
+"""
+
+# fickling's own CLI scans a torch zip's pickle members and a raw pickle whole; the same in
+# one process over every file (one `fickling --check-safety` process per file would be slower).
+FICKLING_SCAN = """
+import os, sys, zipfile
+import fickling
+paths = sorted(os.path.join(d, f) for d, _, names in os.walk(sys.argv[1]) for f in names)
+flagged = 0
+for path in paths:
+    if zipfile.is_zipfile(path):
+        results = list(fickling.scan_zip_archive(path, graceful=True).values())
+    else:
+        results = [fickling.scan_file(path, graceful=True)]
+    flagged += not all(results)
+print(f"scanned {len(paths)} flagged {flagged}")
+"""
+
+# Runs the ckpt CLI in-process, then reports whether torch got imported on the way.
+TORCH_PROBE = """
+import runpy, sys
+sys.argv = ["ckpt", *sys.argv[1:]]
+code = 0
+try:
+    runpy.run_module("ckpt_tool", run_name="__main__", alter_sys=True)
+except SystemExit as exc:
+    code = exc.code
+sys.stdout.flush()
+sys.stderr.write(f"\\nckpt-bench exit={code} torch={'torch' in sys.modules}\\n")
+"""
+
+
+@dataclass(frozen=True)
+class Tools:
+    python: str
+    ckpt: list[str]
+    picklescan: list[str]
+    cp: str
+
+    @classmethod
+    def find(cls) -> Tools:
+        return cls(
+            python=sys.executable,
+            ckpt=_script("ckpt", "ckpt_tool"),
+            picklescan=_script("picklescan", "picklescan"),
+            cp=shutil.which("cp") or "cp",
+        )
+
+
+def _script(name: str, module: str) -> list[str]:
+    """The console script beside this interpreter, else on PATH, else ``python -m module``."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which(name)
+    return [found] if found else [sys.executable, "-m", module]
+
+
+@dataclass(frozen=True)
+class Context:
+    data: dict[str, Dataset]
+    tools: Tools
+    runs: int
+    timeout: float
+    data_dir: Path
+    log: Callable[[str], None]
+
+    @property
+    def scratch(self) -> Path:
+        """Convert outputs go here; removed after the section."""
+        return self.data_dir / "convert-out"
+
+    def attempt(self, what: str, command: Command) -> Result:
+        self.log(what)
+        try:
+            return measure(command, self.runs, self.timeout)
+        except NotAvailable as exc:
+            return self.unavailable(exc)
+
+    def unavailable(self, exc: NotAvailable) -> str:
+        """The reason for the table, with the data folder shown as $DATA."""
+        self.log(f"  not available: {exc}")
+        return str(exc).replace(str(self.data_dir), "$DATA")
+
+
+def case_label(dataset: Dataset) -> str:
+    return f"{dataset.label}, {size(dataset.size())}"
+
+
+def ratio(numerator: Result, denominator: Result) -> float | None:
+    if isinstance(numerator, str) or isinstance(denominator, str):
+        return None
+    return numerator.median / denominator.median
+
+
+def speed_text(r: float | None) -> str:
+    """The text for ``r`` = the other tool's time / ckpt's time."""
+    if r is None:
+        return ""
+    return f"ckpt {r:.1f}× faster" if r >= 1 else f"ckpt {1 / r:.1f}× slower"
+
+
+# -------------------------------------------------------------------------------- start-up
+
+
+def startup_section(ctx: Context) -> Section:
+    tools, sample = ctx.tools, lint_sample(ctx.data["lint"])
+    bare = ctx.attempt("start-up: python -c pass", Command([tools.python, "-c", "pass"]))
+    rows = [Row("start-up", "python -c pass", bare, "baseline")]
+    for label, args, codes in (
+        ("ckpt --version", ["--version"], (0,)),
+        ("ckpt lint ONE_FILE", ["lint", str(sample)], (0, 1)),
+    ):
+        m = ctx.attempt(f"start-up: {label}", Command([*tools.ckpt, *args], codes))
+        above = ms_above(m, bare)
+        text = f"+{above:.0f} ms" if above is not None else ""
+        rows.append(Row("start-up", label, m, text, ms_below(above, 150, "< 150 ms above python")))
+    tiny = str(ctx.data["tiny"].path)
+    for label, args in (
+        ("ckpt --version", ["--version"]),
+        ("ckpt lint ONE_FILE", ["lint", str(sample)]),
+        ("ckpt inspect --json 2 MB", ["inspect", "--json", tiny]),
+    ):
+        rows.append(torch_probe_row(ctx, label, args))
+    intro = (
+        "Wall time of the whole process. ratio: milliseconds above bare `python -c pass` "
+        "(same interpreter). The last rows run the CLI in-process (`runpy`) and check "
+        "`sys.modules` afterwards."
+    )
+    return Section("Start-up", intro, rows)
+
+
+def ms_above(result: Result, baseline: Result) -> float | None:
+    if isinstance(result, str) or isinstance(baseline, str):
+        return None
+    return (result.median - baseline.median) * 1000
+
+
+def torch_probe_row(ctx: Context, label: str, args: list[str]) -> Row:
+    ctx.log(f"start-up: torch imported by {label}?")
+    command = Command([ctx.tools.python, "-c", TORCH_PROBE, *args], sample_memory=False)
+    goal = "torch never imported"
+    try:
+        imported = torch_imported(run_once(command, ctx.timeout, capture_stdout=False))
+    except NotAvailable as exc:
+        return Row("torch imported?", label, ctx.unavailable(exc), target=Target(goal, None))
+    target = Target(goal, not imported, "torch was imported")
+    note = "torch in sys.modules" if imported else "torch not in sys.modules"
+    return Row("torch imported?", label, None, target=target, note=note)
+
+
+def torch_imported(result: RunResult) -> bool:
+    found = re.search(r"ckpt-bench exit=(\S+) torch=(True|False)", result.stderr)
+    if not found:
+        raise NotAvailable(f"exit {result.returncode}: {last_line(result.stderr)}")
+    code, torch = found.groups()
+    if code not in ("0", "1", "None"):
+        before = result.stderr[: found.start()]
+        raise NotAvailable(f"exit {code}: {last_line(before)}")
+    return torch == "True"
+
+
+# --------------------------------------------------------------------------------- inspect
+
+
+def inspect_section(ctx: Context) -> Section:
+    rows: list[Row] = []
+    ckpt_times: dict[str, Result] = {}
+    for key in ("llm", "tiny", "many", "legacy"):
+        dataset = ctx.data[key]
+        ckpt_times[key], case_rows = inspect_rows(ctx, dataset, big=key == "llm")
+        rows += case_rows
+    r = ratio(ckpt_times["llm"], ckpt_times["tiny"])
+    big, tiny = size(ctx.data["llm"].size()), size(ctx.data["tiny"].size())
+    rows.append(
+        Row(
+            f"{big} vs {tiny}, same names",
+            "ckpt inspect --json",
+            None,
+            "" if r is None else f"{r:.2f}× the time",
+            within(r, 0.10, "within 10%"),
+            "the two ckpt rows above",
+        )
+    )
+    intro = (
+        "Listing every tensor's name and shape. ratio: the other tool's time ÷ ckpt's. "
+        "torch.load(mmap=True) cannot map a legacy-format file."
+    )
+    return Section("Inspect", intro, rows)
+
+
+def inspect_rows(ctx: Context, dataset: Dataset, big: bool) -> tuple[Result, list[Row]]:
+    path, case = str(dataset.path), case_label(dataset)
+    check = functools.partial(inspect_check, dataset)
+    ckpt = ctx.attempt(
+        f"inspect {dataset.key}: ckpt",
+        Command([*ctx.tools.ckpt, "inspect", "--json", path], check=check),
+    )
+    rows = [Row(case, "ckpt inspect --json", ckpt)]
+    for mode, label in (("mmap", "torch.load(mmap=True) + list"), ("load", "torch.load() + list")):
+        argv = [ctx.tools.python, "-c", TORCH_LIST, path, mode]
+        m = ctx.attempt(f"inspect {dataset.key}: {label}", Command(argv))
+        r = ratio(m, ckpt)
+        target = ratio_at_least(r, 20, "ckpt ≥ 20× faster") if big and mode == "mmap" else None
+        rows.append(Row(case, label, m, speed_text(r), target))
+    return ckpt, rows
+
+
+def inspect_check(dataset: Dataset, result: RunResult) -> str:
+    try:
+        doc = json.loads(result.stdout)
+        count = doc["files"][0]["tensor_count"]
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise NotAvailable(f"unexpected --json output ({type(exc).__name__})") from exc
+    if count != dataset.tensors:
+        return f"reported {count} tensors, expected {dataset.tensors}"
+    return f"{count:,} tensors"
+
+
+# ------------------------------------------------------------------------------------ lint
+
+
+def lint_section(ctx: Context) -> Section:
+    corpus, tools = ctx.data["lint"], ctx.tools
+    folder, case = str(corpus.path), f"{corpus.files:,} files, {size(corpus.size())}"
+    ckpt = ctx.attempt("lint: ckpt", Command([*tools.ckpt, "lint", folder], (0, 1)))
+    found = "" if isinstance(ckpt, str) else lint_findings(ctx, folder)
+    rows = [Row(case, "ckpt lint DIR", ckpt, note=found)]
+    picklescan = Command([*tools.picklescan, "--path", folder], (0, 1, 2), picklescan_check)
+    fickling = Command([tools.python, "-c", FICKLING_SCAN, folder], check=fickling_check)
+    for label, command in (
+        ("picklescan --path DIR", picklescan),
+        ("fickling, one process", fickling),
+    ):
+        m = ctx.attempt(f"lint: {label}", command)
+        r = ratio(m, ckpt)
+        rows.append(Row(case, label, m, speed_text(r), ratio_at_least(r, 1.0, "ckpt faster")))
+    intro = (
+        "One process over the whole corpus (state_dicts, training checkpoints, 2% legacy-format "
+        "files, 2% whole-model pickles). ratio: the other tool's time ÷ ckpt's."
+    )
+    return Section("Lint", intro, rows)
+
+
+def lint_findings(ctx: Context, folder: str) -> str:
+    """What ckpt reported, from an untimed `--format json` run: proof it read the files."""
+    command = Command([*ctx.tools.ckpt, "lint", "--format", "json", folder], sample_memory=False)
+    try:
+        result = run_once(command, ctx.timeout, capture_stdout=True)
+        findings = json.loads(result.stdout)["findings"]
+        codes = Counter(f["code"] for f in findings)
+        files = {f["path"] for f in findings}
+    except (NotAvailable, ValueError, KeyError, TypeError) as exc:
+        return f"--format json unreadable ({type(exc).__name__})"
+    listed = ", ".join(f"{code} ×{n}" for code, n in sorted(codes.items()))
+    return f"flagged {len(files)} files: {listed or 'nothing'}"
+
+
+def picklescan_check(result: RunResult) -> str:
+    scanned = re.search(r"Scanned files: (\d+)", result.stdout)
+    infected = re.search(r"Infected files: (\d+)", result.stdout)
+    if not scanned or not infected:
+        raise NotAvailable(f"no scan summary: {last_line(result.stdout + result.stderr)}")
+    errors = " (exit 2: scan errors)" if result.returncode == 2 else ""
+    return f"scanned {scanned[1]} files, {infected[1]} infected{errors}"
+
+
+def fickling_check(result: RunResult) -> str:
+    found = re.search(r"scanned (\d+) flagged (\d+)", result.stdout)
+    if not found:
+        raise NotAvailable(f"no summary: {last_line(result.stderr)}")
+    return f"scanned {found[1]} files, {found[2]} not likely safe"
+
+
+# --------------------------------------------------------------------------------- convert
+
+
+def convert_section(ctx: Context) -> Section:
+    rows: list[Row] = []
+    ctx.scratch.mkdir(parents=True, exist_ok=True)
+    try:
+        for key in ("llm", "legacy", "training"):
+            rows += convert_rows(ctx, ctx.data[key])
+    finally:
+        shutil.rmtree(ctx.scratch, ignore_errors=True)
+    intro = (
+        "To safetensors, output on the same file system, outputs removed before each run. "
+        "Peak RssAnon sampled from /proc/PID/status every 10 ms. ckpt convert fsyncs its output "
+        "(issue 4); cp and save_file do not, so `cp + sync` shows what that costs. ratio: ckpt's "
+        "time ÷ cp's, or the other tool's time ÷ ckpt's."
+    )
+    return Section("Convert", intro, rows)
+
+
+def convert_rows(ctx: Context, dataset: Dataset) -> list[Row]:
+    src, case = str(dataset.path), case_label(dataset)
+    out = {name: ctx.scratch / f"{dataset.key}.{name}" for name in ("ckpt", "cp", "sync", "torch")}
+    argv = [*ctx.tools.ckpt, "convert", src, "--to", "safetensors", "-o", str(out["ckpt"])]
+    check = functools.partial(safetensors_note, out["ckpt"], dataset.weights)
+    ckpt = ctx.attempt(
+        f"convert {dataset.key}: ckpt",
+        Command([*argv, "--force"], check=check, before=remover(out["ckpt"])),
+    )
+    peak = None if isinstance(ckpt, str) else ckpt.peak_rss_anon
+    rows = [Row(case, "ckpt convert", ckpt, target=bytes_below(peak, 256 * MIB, "peak < 256 MiB"))]
+
+    cp_argv = [ctx.tools.cp, src, str(out["cp"])]
+    cp = ctx.attempt(f"convert {dataset.key}: cp", Command(cp_argv, before=remover(out["cp"])))
+    r = ratio(ckpt, cp)
+    text = "" if r is None else f"ckpt takes {r:.2f}× cp's time"
+    rows.append(Row(case, "cp", cp, text, ratio_at_most(r, 1.5, "ckpt ≤ 1.5× cp")))
+
+    sync = ["sh", "-c", 'cp "$1" "$2" && sync "$2"', "sh", src, str(out["sync"])]
+    m = ctx.attempt(f"convert {dataset.key}: cp + sync", Command(sync, before=remover(out["sync"])))
+    r = ratio(ckpt, m)
+    text = "" if r is None else f"ckpt takes {r:.2f}× its time"
+    rows.append(Row(case, "cp + sync", m, text, note="for reference"))
+
+    argv = [ctx.tools.python, "-c", TORCH_CONVERT, src, str(out["torch"])]
+    m = ctx.attempt(f"convert {dataset.key}: torch", Command(argv, before=remover(out["torch"])))
+    r = ratio(m, ckpt)
+    target = ratio_at_least(r, 2, "ckpt ≥ 2× faster")
+    rows.append(Row(case, "torch.load + save_file", m, speed_text(r), target))
+    return rows
+
+
+def remover(*paths: Path) -> Callable[[], None]:
+    def remove() -> None:
+        for path in paths:
+            path.unlink(missing_ok=True)
+
+    return remove
+
+
+def safetensors_note(path: Path, expected: int, _: RunResult) -> str:
+    """Count the tensors in a safetensors file's header (8-byte length, then JSON)."""
+    try:
+        with path.open("rb") as f:
+            (length,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(length))
+    except (OSError, ValueError, struct.error) as exc:
+        raise NotAvailable(f"no readable safetensors output ({type(exc).__name__})") from exc
+    count = len([k for k in header if k != "__metadata__"])
+    if count != expected:
+        return f"wrote {count} tensors, expected {expected}"
+    return f"wrote {count} tensors"
+
+
+SECTIONS: dict[str, Callable[[Context], Section]] = {
+    "startup": startup_section,
+    "inspect": inspect_section,
+    "lint": lint_section,
+    "convert": convert_section,
+}
+
+NEEDS: dict[str, Sequence[str]] = {
+    "startup": ("lint", "tiny"),
+    "inspect": ("llm", "tiny", "many", "legacy"),
+    "lint": ("lint",),
+    "convert": ("llm", "legacy", "training"),
+}
