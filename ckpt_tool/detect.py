@@ -50,6 +50,8 @@ def sniff(source: Source) -> tuple[Kind, str]:
 
 def _is_legacy(head: bytes) -> bool:
     """The pickled magic number: after PROTO (protocol >= 2), bare (1), or as text (0)."""
+    if head[:1] == b"\x80" and head[2:3] == b"\x95":  # protocol 4+: PROTO n, FRAME size
+        return head[11:23] == _LEGACY_MAGIC
     return (head[:1] == b"\x80" and head[2:14] == _LEGACY_MAGIC) or head.startswith(
         (_LEGACY_MAGIC, _LEGACY_MAGIC_TEXT))
 

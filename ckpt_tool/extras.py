@@ -1,4 +1,4 @@
-"""Optional dependencies, imported lazily in this one place, with an error that says what to install."""
+"""Optional dependencies, imported lazily in one place, with an error that names what to install."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ def require_torch(feature: str) -> ModuleType:
     try:
         import torch
     except ImportError:
-        raise MissingExtra(f"{feature} needs PyTorch, which is not installed: {TORCH_EXTRA}") from None
+        raise MissingExtra(f"{feature} needs PyTorch, which is not installed: "
+                           f"{TORCH_EXTRA}") from None
     return torch
 
 

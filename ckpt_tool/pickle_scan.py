@@ -10,6 +10,8 @@ strings, so names built on the stack or fetched from the memo are still resolved
 from __future__ import annotations
 
 import _compat_pickle
+import codecs
+import io
 import pickletools
 import struct
 from dataclasses import dataclass, field
@@ -86,6 +88,19 @@ class Unresolved:
     reason: str
 
 
+@dataclass(frozen=True)
+class Embedded:
+    """A string or bytes argument that starts like a pickle or a zip archive: a pickle hidden in a
+    data record (``torch.storage._load_from_bytes`` takes such a payload, and so could code that
+    loads the checkpoint). Only collected when ``scan_pickle(..., find_embedded=True)``."""
+
+    offset: int
+    """Offset of the opcode that pushes the argument."""
+    opcode: str
+    payload: bytes
+    """The argument's bytes (text arguments as latin-1, the way protocol 2 pickles bytes)."""
+
+
 @dataclass
 class PickleScan:
     start: int
@@ -100,6 +115,7 @@ class PickleScan:
     unresolved: list[Unresolved] = field(default_factory=list)
     error: str | None = None
     """Why the walk stopped early: a corrupt pickle or a limit; None when it reached STOP."""
+    embedded: list[Embedded] = field(default_factory=list)
 
 
 def map_python2_name(module: str, name: str, protocol: int) -> tuple[str, str]:
@@ -116,13 +132,18 @@ class _Stop(Exception):
 
 
 def scan_pickle(
-    data: bytes | memoryview, start: int = 0, limits: Limits = DEFAULT_LIMITS
+    data: bytes | memoryview, start: int = 0, limits: Limits = DEFAULT_LIMITS,
+    *, find_embedded: bool = False,
 ) -> PickleScan:
-    """Walk one pickle starting at ``start``; never raises on bad input (see ``error``)."""
+    """Walk one pickle starting at ``start``; never raises on bad input (see ``error``).
+
+    ``find_embedded`` also collects string and bytes arguments that look like a pickle or a zip
+    archive (``PickleScan.embedded``), for ``ckpt lint`` to scan in turn.
+    """
     view = data if isinstance(data, bytes) else bytes(data)
-    result = _scan_fast(view, start, limits)
+    result = _scan_fast(view, start, limits, find_embedded)
     if result is None:
-        result = _scan_symbolic(view, start, limits)
+        result = _scan_symbolic(view, start, limits, find_embedded)
     return result
 
 
@@ -155,7 +176,9 @@ def _length_argument(data: bytes, pos: int, kind: int, signed: bool = False) -> 
     return pos + width + length
 
 
-def _scan_fast(data: bytes, start: int, limits: Limits) -> PickleScan | None:
+def _scan_fast(
+    data: bytes, start: int, limits: Limits, find_embedded: bool = False
+) -> PickleScan | None:
     """Measure-only walk; returns None when the pickle needs the symbolic walk.
 
     The hot loop only advances past fixed-size opcodes torch's weights-only unpickler knows;
@@ -163,6 +186,9 @@ def _scan_fast(data: bytes, start: int, limits: Limits) -> PickleScan | None:
     """
     result = PickleScan(start=start)
     kinds, quiet = _KINDS, _QUIET
+    embedded = result.embedded if find_embedded else None
+    binunicode = -1 if find_embedded else _BINUNICODE  # lint looks inside every string
+    embed_first = _EMBED_FIRST
     size = len(data)
     seen = bytearray(256)
     u32 = _U32
@@ -176,8 +202,13 @@ def _scan_fast(data: bytes, start: int, limits: Limits) -> PickleScan | None:
                 continue
             kind = kinds[op]
             seen[op] = 1
-            if kind == _LEN4 and op == _BINUNICODE:
+            if op == binunicode:
                 pos += 5 + u32(data, pos + 1)[0]
+            elif op == _BINUNICODE:  # lint: the same, looking inside the string
+                after = pos + 5 + u32(data, pos + 1)[0]
+                if after - pos > 7 and data[pos + 5] in embed_first and after <= size:
+                    _note_argument(data, pos, after, _LEN4, embedded)  # type: ignore[arg-type]
+                pos = after
             elif kind == _LONG_BINPUT:
                 index = u32(data, pos + 1)[0]
                 if index > max_memo:
@@ -201,7 +232,7 @@ def _scan_fast(data: bytes, start: int, limits: Limits) -> PickleScan | None:
             elif kind == _STACK_GLOBAL:
                 return None
             else:
-                pos, depth = _scan_rare(data, pos, op, kind, depth, result, limits)
+                pos, depth = _scan_rare(data, pos, op, kind, depth, result, limits, embedded)
     except _Stop as stop:
         result.error = str(stop)
     except (IndexError, struct.error):
@@ -214,12 +245,16 @@ def _scan_fast(data: bytes, start: int, limits: Limits) -> PickleScan | None:
 
 
 def _scan_rare(
-    data: bytes, pos: int, op: int, kind: int, depth: int, result: PickleScan, limits: Limits
+    data: bytes, pos: int, op: int, kind: int, depth: int, result: PickleScan, limits: Limits,
+    embedded: list[Embedded] | None,
 ) -> tuple[int, int]:
     """The opcodes torch pickles seldom use; returns the new position and MARK depth."""
     if kind in (_LEN1, _LEN4, _LEN8):
-        return _length_argument(data, pos + 1, kind, signed=op in _SIGNED_LENGTH), depth
-    if kind == _GLOBAL or kind == _INST:
+        after = _length_argument(data, pos + 1, kind, signed=op in _SIGNED_LENGTH)
+        if embedded is not None and _ARGUMENT_TYPE[op] and after <= len(data):
+            _note_argument(data, pos, after, kind, embedded)
+        return after, depth
+    if kind in (_GLOBAL, _INST):
         module, name, after = _global_names(data, pos + 1, result.protocol)
         result.globals.append(GlobalUse(module, name, pos, _NAME[op]))
         if kind == _INST:
@@ -230,14 +265,76 @@ def _scan_rare(
     if kind == _PROTO:
         result.protocol = data[pos + 1]
         return pos + 2, depth
-    if kind == _LINE or kind == _PUT_LINE:
+    if kind in (_LINE, _PUT_LINE):
         line, after = _read_line(data, pos + 1)
         if kind == _PUT_LINE:
             _check_text_memo_index(line, limits.max_memo_index)
+        elif embedded is not None and _ARGUMENT_TYPE[op]:
+            _note_line_argument(line, pos, _NAME[op], embedded)
         return after, depth
     if kind in (_EXT1, _EXT2, _EXT4):
         return _record_extension(data, pos, kind, result), depth
     raise _Stop(f"invalid opcode 0x{op:02x} at offset {pos}")
+
+
+# Opcodes whose argument is a string: 1 for bytes, 2 for UTF-8 text (protocol 2 pickles ``bytes``
+# as ``_codecs.encode(text, "latin1")``), 3 for a repr-quoted STRING, 4 for raw-unicode-escape.
+_ARGUMENT_TYPE = bytes(
+    {"BINSTRING": 1, "SHORT_BINSTRING": 1, "BINBYTES": 1, "SHORT_BINBYTES": 1, "BINBYTES8": 1,
+     "BYTEARRAY8": 1, "BINUNICODE": 2, "SHORT_BINUNICODE": 2, "BINUNICODE8": 2, "STRING": 3,
+     "UNICODE": 4}.get(_NAME.get(code, ""), 0)
+    for code in range(256)
+)
+_EMBED_FIRST = frozenset(b"\x80\xc2Pc(i")
+"""First bytes of an argument worth a closer look (PROTO, PROTO as UTF-8, a zip, protocol 0)."""
+_PROTOCOL_0_FIRST = frozenset(b"c(i")
+
+
+def looks_embedded(payload: bytes) -> bool:
+    """Does this string start like a pickle (any protocol) or a zip archive?"""
+    if payload[:1] == b"\x80":
+        return len(payload) > 2 and payload[1] <= 5
+    if payload[:4] == b"PK\x03\x04":
+        return True
+    # Protocol 0/1 pickles have no PROTO: a GLOBAL, INST or MARK first, with a line argument.
+    return payload[:1] in (b"c", b"(", b"i") and b"\n" in payload[1:256]
+
+
+def _note_argument(
+    data: bytes, pos: int, after: int, kind: int, embedded: list[Embedded]
+) -> None:
+    """Record the argument of the length-prefixed opcode at ``pos`` if it looks embedded."""
+    start = pos + 1 + {_LEN1: 1, _LEN4: 4, _LEN8: 8}[kind]
+    if after - start < 3 or data[start] not in _EMBED_FIRST:
+        return
+    if data[start] in _PROTOCOL_0_FIRST and data.find(b"\n", start, min(after, start + 256)) < 0:
+        return  # the common case: a key such as "conv1.weight"
+    payload = data[start:after]
+    if _ARGUMENT_TYPE[data[pos]] == 2:
+        try:
+            payload = payload.decode("utf-8").encode("latin-1")
+        except (UnicodeDecodeError, UnicodeEncodeError):
+            return
+    if looks_embedded(payload):
+        embedded.append(Embedded(pos, _NAME[data[pos]], payload))
+
+
+def _note_line_argument(line: bytes, pos: int, name: str, embedded: list[Embedded]) -> None:
+    """STRING and UNICODE (protocol 0) carry their text escaped on one line."""
+    payload = _decode_line_argument(line, name)
+    if payload is not None and looks_embedded(payload):
+        embedded.append(Embedded(pos, name, payload))
+
+
+def _decode_line_argument(line: bytes, name: str) -> bytes | None:
+    try:
+        if name == "STRING":
+            if len(line) < 2 or line[:1] != line[-1:] or line[:1] not in (b"'", b'"'):
+                return None
+            return codecs.escape_decode(line[1:-1])[0]
+        return line.decode("raw-unicode-escape").encode("latin-1")
+    except (ValueError, UnicodeError):
+        return None
 
 
 def _check_text_memo_index(line: bytes, max_memo: int) -> None:
@@ -278,9 +375,12 @@ def _stack_effect(op: pickletools.OpcodeInfo) -> tuple[int, int]:
 _EFFECTS = {code: _stack_effect(op) for code, op in OPCODES.items()}
 
 
-def _scan_symbolic(data: bytes, start: int, limits: Limits) -> PickleScan:
+def _scan_symbolic(
+    data: bytes, start: int, limits: Limits, find_embedded: bool = False
+) -> PickleScan:
     """Walk with a stack of constant strings (other values are None) to name STACK_GLOBALs."""
     result = PickleScan(start=start)
+    embedded = result.embedded if find_embedded else None
     stack: list[object] = []
     marks: list[int] = []
     memo: dict[int, object] = {}
@@ -328,7 +428,8 @@ def _scan_symbolic(data: bytes, start: int, limits: Limits) -> PickleScan:
                 stack.append(None)
                 continue
             elif name in ("EXT1", "EXT2", "EXT4"):
-                reason = f"extension code {arg}: the global comes from the loader's copyreg registry"
+                reason = (f"extension code {arg}: the global comes from the loader's copyreg "
+                          "registry")
                 result.unresolved.append(Unresolved(offset, name, reason))
             elif name == "DUP":
                 stack.append(stack[-1] if stack else None)
@@ -339,6 +440,8 @@ def _scan_symbolic(data: bytes, start: int, limits: Limits) -> PickleScan:
                     raise _Stop(f"{name} at offset {offset} has no MARK")
                 del stack[marks.pop() :]
             del stack[max(0, len(stack) - pops) :]
+            if embedded is not None and isinstance(arg, str | bytes | bytearray):
+                _note_value(arg, offset, name, embedded)
             value = arg if name in _STRING_OPS and isinstance(arg, str) else None
             stack.extend([value] * pushes)
         else:
@@ -351,13 +454,61 @@ def _scan_symbolic(data: bytes, start: int, limits: Limits) -> PickleScan:
     return result
 
 
-def _genops(data: bytes, start: int):
-    """pickletools.genops over ``data[start:]`` with absolute offsets; stops at STOP."""
-    import io
+def _note_value(arg: str | bytes | bytearray, offset: int, name: str,
+                embedded: list[Embedded]) -> None:
+    if not _ARGUMENT_TYPE[ord(OPCODE_BY_NAME[name].code)] or not arg:
+        return
+    if isinstance(arg, str):
+        try:
+            payload = arg.encode("latin-1")
+        except UnicodeEncodeError:
+            return
+    else:
+        payload = bytes(arg)
+    if looks_embedded(payload):
+        embedded.append(Embedded(offset, name, payload))
 
+
+OPCODE_BY_NAME = {op.name: op for op in pickletools.opcodes}
+
+
+def _read_global_pair(stream: io.BytesIO) -> str:
+    """GLOBAL and INST as CPython reads them: two UTF-8 lines, no escapes (pickletools would
+    undo escapes and insist on ASCII, and so disagree with the unpickler)."""
+    module, name = stream.readline(), stream.readline()
+    if not module.endswith(b"\n") or not name.endswith(b"\n"):
+        raise ValueError("a global's name has no end of line")
+    return f"{module[:-1].decode('utf-8')} {name[:-1].decode('utf-8')}"
+
+
+def _read_string_line(stream: io.BytesIO) -> str:
+    """STRING as CPython reads it: quoted, escapes undone; any bytes (pickletools wants ASCII)."""
+    line = stream.readline()
+    if not line.endswith(b"\n"):
+        raise ValueError("no newline found when trying to read stringnl")
+    text = line[:-1]
+    if len(text) < 2 or text[:1] != text[-1:] or text[:1] not in (b"'", b'"'):
+        raise ValueError("the STRING opcode argument must be quoted")
+    return codecs.escape_decode(text[1:-1])[0].decode("latin-1")
+
+
+_READERS = {"GLOBAL": _read_global_pair, "INST": _read_global_pair, "STRING": _read_string_line}
+
+
+def _genops(data: bytes, start: int):
+    """Like pickletools.genops over ``data[start:]``, with absolute offsets, stopping at STOP;
+    GLOBAL, INST and STRING arguments are read the way CPython's unpickler reads them."""
     stream = io.BytesIO(data)
     stream.seek(start)
-    for op, arg, offset in pickletools.genops(stream):
+    while True:
+        offset = stream.tell()
+        code = stream.read(1)
+        if not code:
+            raise ValueError("the pickle ends before STOP (truncated?)")
+        op = OPCODES.get(code[0])
+        if op is None:
+            raise ValueError(f"invalid opcode 0x{code[0]:02x} at offset {offset}")
+        arg = None if op.arg is None else _READERS.get(op.name, op.arg.reader)(stream)
         yield op, arg, offset
         if op.name == "STOP":
             return

@@ -58,6 +58,10 @@ KNOWN_SAFE: frozenset[str] = frozenset(
         "builtins.bytes",
         "builtins.bool",
         "builtins.slice",
+        # TorchScript's pickle helpers: each returns its argument (torch/jit/_pickle.py).
+        *(f"torch.jit._pickle.{name}" for name in (
+            "build_intlist", "build_tensorlist", "build_doublelist", "build_boollist",
+            "build_tensor_from_id", "restore_type_tag")),
         "builtins.range",
         "builtins.object",
         "copyreg._reconstructor",

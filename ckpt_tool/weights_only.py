@@ -9,6 +9,7 @@ from __future__ import annotations
 from ckpt_tool.model import Checkpoint, Format, WeightsOnlyVerdict
 from ckpt_tool.safety import TORCH_WEIGHTS_ONLY_OPCODES, Safety
 
+
 def judge_weights_only(checkpoint: Checkpoint) -> WeightsOnlyVerdict:
     if checkpoint.format is Format.SAFETENSORS:
         return WeightsOnlyVerdict(None, ("safetensors files are not read by torch.load",))

@@ -1,0 +1,145 @@
+"""Convert one file: read it, pick the route for the target, stage, verify, commit."""
+
+from __future__ import annotations
+
+import os
+
+from ckpt_tool.convert.atomic import Staging, check_destination
+from ckpt_tool.convert.copy import copy_file, move_file
+from ckpt_tool.convert.from_safetensors import safetensors_to_torch
+from ckpt_tool.convert.legacy_rewrite import rewrite_legacy
+from ckpt_tool.convert.options import Action, ConvertOptions, ConvertResult, Target
+from ckpt_tool.convert.plan import Plan, plan_safetensors
+from ckpt_tool.convert.progress import Meter, Report
+from ckpt_tool.convert.shards import index_file, shard_files, split_shards
+from ckpt_tool.convert.to_safetensors import write_safetensors
+from ckpt_tool.errors import CkptError, ConversionError
+from ckpt_tool.model import Checkpoint, Format
+from ckpt_tool.readers import open_checkpoint
+
+_MAX_LISTED = 5
+
+
+def convert_file(source: str, dest: str, options: ConvertOptions,
+                 report: Report | None = None) -> ConvertResult:
+    """Convert ``source`` to ``dest``; failures come back as a result with ``error`` set."""
+    meter = Meter(report)
+    if not os.path.isfile(source):  # never a URL: open_checkpoint would fetch it
+        reason = "is a folder" if os.path.isdir(source) else "no such file"
+        return ConvertResult(source, error=f"{reason}; convert reads local files")
+    try:
+        checkpoint = open_checkpoint(source, options.limits)
+        result = _convert(checkpoint, dest, options, meter)
+    except CkptError as exc:
+        return ConvertResult(source, error=str(exc))
+    except OSError as exc:
+        return ConvertResult(source, error=_os_error(exc))
+    meter.finish()
+    return result
+
+
+def _os_error(exc: OSError) -> str:
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"
+
+
+def _folder(dest: str) -> str:
+    return os.path.dirname(dest) or "."
+
+
+def _convert(checkpoint: Checkpoint, dest: str, options: ConvertOptions,
+             meter: Meter) -> ConvertResult:
+    if options.target is Target.SAFETENSORS:
+        return _to_safetensors(checkpoint, dest, options, meter)
+    if checkpoint.format is Format.SAFETENSORS:
+        return _to_torch_save(checkpoint, dest, options, meter)
+    if options.move:
+        move_file(checkpoint.path, dest, options.force, options.verify, meter)
+        return ConvertResult(checkpoint.path, (dest,), Action.MOVE, bytes_written=checkpoint.size)
+    if options.rewrite and checkpoint.format is Format.TORCH_LEGACY:
+        return _rewrite(checkpoint, dest, options, meter)
+    return _copy(checkpoint, dest, options, meter)
+
+
+def _to_safetensors(checkpoint: Checkpoint, dest: str, options: ConvertOptions,
+                    meter: Meter) -> ConvertResult:
+    if options.move or options.rewrite:
+        raise ConversionError("--move and --rewrite apply to --to pt/pth.tar/pwf/bin/ckpt")
+    plan = plan_safetensors(checkpoint, options)
+    count = len(split_shards(plan.entries, options.shard_size))
+    planned = shard_files(dest, count) + ([index_file(dest)] if count > 1 else [])
+    for path in planned:
+        check_destination(path, [checkpoint.path], options.force)
+    with Staging(_folder(dest), options.force, (checkpoint.path,)) as staging:
+        write_safetensors(checkpoint, plan, dest, staging, options.shard_size, options.verify,
+                          meter)
+        outputs = staging.commit()
+    return ConvertResult(checkpoint.path, tuple(outputs), Action.SAFETENSORS, len(plan.entries),
+                         plan.total_bytes, plan.root, tuple(plan_notes(plan)))
+
+
+def plan_notes(plan: Plan) -> list[str]:
+    """What the report says besides the counts: left out, tied, skipped, cast, metadata."""
+    notes = []
+    for part in plan.left_out:
+        how = ("training state; --include-optimizer keeps it" if part.training_state
+               else f"--key {part.name} or --all converts it")
+        notes.append(f"left out {part.name}: {part.tensors} tensors ({how})")
+    notes += _listed("tied weights, one copy written, the other names recorded in the metadata "
+                     "(--copy-shared writes each)",
+                     [f"{alias} -> {kept}" for alias, kept in plan.aliases.items()])
+    notes += _listed("skipped unsupported tensors",
+                     [f"{item.name}: {item.reason}" for item in plan.skipped], limit=None)
+    notes += plan.notes
+    return notes
+
+
+def _listed(title: str, items: list[str], limit: int | None = _MAX_LISTED) -> list[str]:
+    if not items:
+        return []
+    shown = items if limit is None else items[:limit]
+    more = f" and {len(items) - len(shown)} more" if len(items) > len(shown) else ""
+    return [f"{title}: {'; '.join(shown)}{more}"]
+
+
+def _staged(checkpoint: Checkpoint, dest: str, options: ConvertOptions) -> Staging:
+    check_destination(dest, [checkpoint.path], options.force)
+    return Staging(_folder(dest), options.force, (checkpoint.path,))
+
+
+def _copy(checkpoint: Checkpoint, dest: str, options: ConvertOptions,
+          meter: Meter) -> ConvertResult:
+    with _staged(checkpoint, dest, options) as staging:
+        copy_file(checkpoint.path, dest, staging, options.verify, meter)
+        outputs = staging.commit()
+    notes = []
+    if checkpoint.format is Format.TORCH_LEGACY:
+        notes.append("still the legacy (pre-1.6) format: --rewrite turns it into the zip format "
+                     "that torch.load(mmap=True) can map")
+    elif options.rewrite:
+        notes.append(f"already {checkpoint.format.value}: copied as it is")
+    return ConvertResult(checkpoint.path, tuple(outputs), Action.COPY,
+                         bytes_written=checkpoint.size, notes=tuple(notes))
+
+
+def _rewrite(checkpoint: Checkpoint, dest: str, options: ConvertOptions,
+             meter: Meter) -> ConvertResult:
+    with _staged(checkpoint, dest, options) as staging:
+        rewrite_legacy(checkpoint, dest, staging, options.verify, meter)
+        outputs = staging.commit()
+    size = sum(storage.nbytes for storage in checkpoint.storages.values())
+    return ConvertResult(checkpoint.path, tuple(outputs), Action.REWRITE,
+                         len(checkpoint.storages), size)
+
+
+def _to_torch_save(checkpoint: Checkpoint, dest: str, options: ConvertOptions,
+                   meter: Meter) -> ConvertResult:
+    if options.move or options.rewrite:
+        raise ConversionError("a safetensors file is not a torch.save file: it is converted "
+                              "with torch.save, never moved or rewritten")
+    with _staged(checkpoint, dest, options) as staging:
+        notes = safetensors_to_torch(checkpoint, dest, staging, options.verify, meter)
+        outputs = staging.commit()
+    tensors = len(checkpoint.storages)
+    return ConvertResult(checkpoint.path, tuple(outputs), Action.TORCH_SAVE, tensors,
+                         checkpoint.size, notes=tuple(notes))

@@ -1,0 +1,248 @@
+"""Plan a conversion to safetensors: which tensors under which names, in which dtype, and the
+metadata. Pure: reads the neutral model, never the tensor bytes.
+
+Tied weights mirror safetensors' own ``convert.py`` (``_remove_duplicate_names``): safetensors
+forbids two names for one storage region, so one name is kept and every other name is recorded in
+``__metadata__`` as ``{dropped_name: kept_name}``. Views of different regions of one storage
+(slices, transposes) are not aliases: each is written as its own contiguous data.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ckpt_tool.convert.options import CastTo, ConvertOptions
+from ckpt_tool.convert.roots import LeftOut, select
+from ckpt_tool.dtypes import BY_NAME, DType
+from ckpt_tool.errors import ConversionError
+from ckpt_tool.model import Checkpoint, Format, TensorRef
+from ckpt_tool.values import to_json
+
+RESERVED_NAME = "__metadata__"
+FORMAT_KEY = "format"
+FORMAT_VALUE = "pt"
+METADATA_VALUE_LIMIT = 64 * 1024
+"""Longest JSON text kept for one value (safetensors headers are read whole)."""
+CASTABLE = frozenset({"float16", "bfloat16", "float32", "float64"})
+"""``--dtype`` casts these; float8 and other packed formats keep their dtype."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One tensor to write."""
+
+    name: str
+    source_name: str
+    tensor: TensorRef
+    dtype: DType
+    """Output dtype: the tensor's own, or the ``--dtype`` cast."""
+
+    @property
+    def nbytes(self) -> int:
+        return self.tensor.numel * self.dtype.itemsize
+
+    @property
+    def is_cast(self) -> bool:
+        return self.dtype is not self.tensor.dtype
+
+
+@dataclass(frozen=True)
+class Skipped:
+    name: str
+    reason: str
+
+
+@dataclass
+class Plan:
+    entries: list[Entry]
+    metadata: dict[str, str]
+    root: str
+    aliases: dict[str, str] = field(default_factory=dict)
+    """Dropped name -> kept name, for tied weights."""
+    skipped: list[Skipped] = field(default_factory=list)
+    left_out: list[LeftOut] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(entry.nbytes for entry in self.entries)
+
+
+def plan_safetensors(checkpoint: Checkpoint, options: ConvertOptions) -> Plan:
+    selection = select(checkpoint.root, options.key, options.all_tensors,
+                       options.include_optimizer, options.limits)
+    plan = Plan([], {}, selection.description, left_out=selection.left_out)
+    named = rename_all([name for name, _ in selection.tensors], options)
+    candidates = []
+    compressed = compressed_records(checkpoint)
+    for (source_name, tensor), name in zip(selection.tensors, named, strict=True):
+        reason = unsupported_reason(tensor, compressed)
+        if reason is None:
+            candidates.append((name, source_name, tensor))
+        elif options.skip_unsupported:
+            plan.skipped.append(Skipped(name, reason))
+        else:
+            raise ConversionError(f"tensor {source_name}: {reason}; or pass --skip-unsupported "
+                                  "to leave it out")
+    kept, plan.aliases = fold_aliases(candidates, options.copy_shared)
+    plan.entries = [Entry(name, source_name, tensor, output_dtype(tensor.dtype, options.cast))
+                    for name, source_name, tensor in kept]
+    if not plan.entries:
+        raise ConversionError("no tensors to convert" + _why_none(plan))
+    plan.metadata = build_metadata(checkpoint, selection.values, plan)
+    plan.notes += _cast_notes(plan.entries, options.cast)
+    return plan
+
+
+def _why_none(plan: Plan) -> str:
+    if plan.skipped:
+        return f" ({len(plan.skipped)} unsupported tensors were left out)"
+    if plan.left_out:
+        return f" under {plan.root} (see --key, --all, --include-optimizer)"
+    return ""
+
+
+def compressed_records(checkpoint: Checkpoint) -> frozenset[str]:
+    """Storage records stored deflated (torch never writes them so; another zip tool did)."""
+    prefix = f"{checkpoint.archive_name}/"
+    return frozenset(member.name.removeprefix(prefix) for member in checkpoint.members
+                     if member.method != 0)
+
+
+def unsupported_reason(tensor: TensorRef, compressed: frozenset[str] = frozenset()) -> str | None:
+    """Why safetensors cannot hold this tensor, saying what to do; None when it can."""
+    if tensor.kind == "sparse":
+        return (f"a sparse tensor ({tensor.layout}); safetensors holds dense tensors only: make "
+                "it dense with .to_dense() before saving")
+    if tensor.kind == "quantized":
+        return (f"a quantized tensor ({tensor.dtype.name}); safetensors has no quantized dtypes: "
+                "dequantize it with .dequantize() before saving")
+    if tensor.kind == "meta":
+        return "a meta tensor: it has a shape but no data"
+    if tensor.storage is None or tensor.offset is None:
+        what = tensor.extra.get("type", tensor.kind)
+        return f"a {what} tensor whose data is not a storage in the file"
+    if tensor.storage.record in compressed:
+        return (f"its storage {tensor.storage.record} is compressed in the zip (torch.save "
+                "stores data uncompressed; another tool rewrote the file): load it with torch "
+                "and save it again")
+    if tensor.dtype.safetensors is None:
+        return f"dtype {tensor.dtype.name} has no safetensors equivalent"
+    return None
+
+
+def rename_all(names: list[str], options: ConvertOptions) -> list[str]:
+    """Apply --strip-prefix then --rename; refuse empty or colliding results."""
+    try:
+        renames = [(re.compile(pattern), replacement) for pattern, replacement in options.renames]
+    except re.error as exc:
+        raise ConversionError(f"--rename: bad regular expression: {exc}") from None
+    result: list[str] = []
+    seen: dict[str, str] = {}
+    for original in names:
+        name = original
+        for prefix in options.strip_prefixes:
+            name = name.removeprefix(prefix)
+        for pattern, replacement in renames:
+            name = _substitute(pattern, replacement, name)
+        if not name or name == RESERVED_NAME:
+            raise ConversionError(f"tensor {original!r} would be named {name!r}, which "
+                                  "safetensors cannot hold; give it another with --rename")
+        if name in seen:
+            raise ConversionError(f"tensors {seen[name]} and {original} would both be named "
+                                  f"{name}; change --strip-prefix/--rename")
+        seen[name] = original
+        result.append(name)
+    return result
+
+
+def _substitute(pattern: re.Pattern[str], replacement: str, name: str) -> str:
+    try:
+        return pattern.sub(replacement, name)
+    except (re.error, IndexError) as exc:
+        raise ConversionError(f"--rename {pattern.pattern}={replacement}: {exc}") from None
+
+
+def _region(tensor: TensorRef) -> tuple[Any, ...]:
+    assert tensor.storage is not None
+    return (id(tensor.storage), tensor.storage_offset, tensor.shape, tensor.stride,
+            tensor.dtype.name)
+
+
+def fold_aliases(
+    candidates: list[tuple[str, str, TensorRef]], copy_shared: bool
+) -> tuple[list[tuple[str, str, TensorRef]], dict[str, str]]:
+    """Keep the first name of each storage region; map the others to it (unless copying)."""
+    if copy_shared:
+        return candidates, {}
+    kept: list[tuple[str, str, TensorRef]] = []
+    first: dict[tuple[Any, ...], str] = {}
+    aliases: dict[str, str] = {}
+    for name, source_name, tensor in candidates:
+        region = _region(tensor)
+        if tensor.numel and region in first:
+            aliases[name] = first[region]
+            continue
+        first.setdefault(region, name)
+        kept.append((name, source_name, tensor))
+    return kept, aliases
+
+
+def output_dtype(dtype: DType, cast: CastTo | None) -> DType:
+    if cast is None or dtype.name not in CASTABLE:
+        return dtype
+    return BY_NAME[cast.dtype_name]
+
+
+def _cast_notes(entries: list[Entry], cast: CastTo | None) -> list[str]:
+    if cast is None:
+        return []
+    cast_count = sum(entry.is_cast for entry in entries)
+    kept = sorted({e.dtype.name for e in entries if not e.is_cast and e.dtype.is_floating
+                   and e.dtype.name not in CASTABLE})
+    notes = [f"cast {cast_count} tensors to {cast.dtype_name}"]
+    if kept:
+        notes.append(f"kept {', '.join(kept)} tensors as they are (--dtype casts 16/32/64-bit "
+                     "floats only)")
+    return notes
+
+
+def build_metadata(checkpoint: Checkpoint, values: list[tuple[str, Any]],
+                   plan: Plan) -> dict[str, str]:
+    """``format: pt``, then tied-weight aliases, then the file's own values as JSON text.
+
+    A value whose text is a tensor's name is left out: by safetensors' convention a metadata
+    entry ``{name: tensor_name}`` says that ``name`` is tied to that tensor.
+    """
+    metadata = {FORMAT_KEY: FORMAT_VALUE}
+    if checkpoint.format is Format.SAFETENSORS and checkpoint.safetensors_metadata:
+        metadata.update(checkpoint.safetensors_metadata)
+    for alias, kept in plan.aliases.items():
+        if alias in metadata:
+            plan.notes.append(f"alias {alias} -> {kept} not recorded: the metadata key is taken")
+        else:
+            metadata[alias] = kept
+    tensor_names = {entry.name for entry in plan.entries}
+    for name, value in values:
+        text = metadata_text(value)
+        if name in metadata:
+            plan.notes.append(f"value {name} not kept: the metadata key is taken")
+        elif text in tensor_names and name not in tensor_names:
+            plan.notes.append(f"value {name} not kept: its text {text!r} is a tensor name, which "
+                              "would read as a tied weight")
+        elif len(text) > METADATA_VALUE_LIMIT:
+            plan.notes.append(f"value {name} not kept: {len(text)} characters of JSON "
+                              f"(limit {METADATA_VALUE_LIMIT})")
+        else:
+            metadata[name] = text
+    return metadata
+
+
+def metadata_text(value: Any) -> str:
+    """A string as it is; any other value as JSON (``90``, ``0.1``, ``true``, ``[1, 2]``)."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(to_json(value), ensure_ascii=False)

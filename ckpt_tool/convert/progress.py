@@ -1,0 +1,27 @@
+"""Progress of one conversion, in its own units; the runner scales it to the source's size."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+Report = Callable[[int, int], None]
+"""``report(done, total)``: called as work advances; the last call has ``done == total``."""
+
+
+class Meter:
+    def __init__(self, report: Report | None, total: int = 0) -> None:
+        self.report, self.total, self.done = report, total, 0
+
+    def grow(self, units: int) -> None:
+        """More work than first announced (the total stays an estimate until the end)."""
+        self.total += units
+
+    def add(self, units: int) -> None:
+        self.done += units
+        if self.report is not None:
+            self.report(min(self.done, self.total), max(self.total, 1))
+
+    def finish(self) -> None:
+        self.done = self.total
+        if self.report is not None:
+            self.report(self.total, max(self.total, 1))

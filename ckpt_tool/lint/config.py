@@ -1,0 +1,157 @@
+"""``[tool.ckpt.lint]`` in the nearest pyproject.toml, merged with the command line.
+
+The nearest pyproject.toml with a ``[tool.ckpt.lint]`` table, looking up from the working
+directory, is used. Keys: ``select`` and ``ignore`` (codes, code prefixes, slugs or ``ALL``),
+``per-file-ignores`` (glob -> codes, globs relative to the pyproject.toml's folder; a glob without
+``/`` also matches the file name) and ``allowed-globals`` (extra globals to accept, ``pkg.Class``
+or ``pkg.module.*``). Command-line flags win: ``--select`` replaces the file's ``select`` and
+re-enables codes the file ignores, ``--ignore`` drops codes whatever the file says.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ckpt_tool.errors import CkptError
+from ckpt_tool.lint.findings import BY_SLUG, RULES
+from ckpt_tool.lint.policy import AllowedGlobals
+
+DEFAULT_CODES = frozenset(code for code, rule in RULES.items() if rule.default)
+_KEYS = ("select", "ignore", "per-file-ignores", "allowed-globals")
+
+
+class ConfigError(CkptError):
+    """The lint configuration (pyproject.toml or flags) is invalid."""
+
+
+@dataclass(frozen=True)
+class LintConfig:
+    selected: frozenset[str] = DEFAULT_CODES
+    per_file_ignores: tuple[tuple[str, frozenset[str]], ...] = ()
+    forced: frozenset[str] = frozenset()
+    """Codes named by ``--select``: per-file ignores do not drop them."""
+    allowed_globals: AllowedGlobals = field(default_factory=AllowedGlobals)
+    root: str = "."
+    """Folder that per-file-ignores globs are relative to."""
+    source: str | None = None
+    """The pyproject.toml read, if any."""
+
+    def codes_for(self, path: str) -> frozenset[str]:
+        codes = self.selected
+        relative = os.path.relpath(os.path.abspath(path), os.path.abspath(self.root))
+        relative = relative.replace(os.sep, "/")
+        for pattern, ignored in self.per_file_ignores:
+            if _matches(pattern, relative):
+                codes = codes - (ignored - self.forced)
+        return codes
+
+
+DEFAULT_CONFIG = LintConfig()
+
+
+def _matches(pattern: str, relative: str) -> bool:
+    if fnmatch.fnmatchcase(relative, pattern):
+        return True
+    return "/" not in pattern and fnmatch.fnmatchcase(relative.rsplit("/", 1)[-1], pattern)
+
+
+def resolve_codes(selectors: Iterable[str], where: str) -> frozenset[str]:
+    """Codes for selectors: ``ALL``, a code, a code prefix (``CKPT00``) or a slug."""
+    codes: set[str] = set()
+    for raw in selectors:
+        selector = raw.strip()
+        if not selector:
+            continue
+        upper = selector.upper()
+        if upper == "ALL":
+            codes |= RULES.keys()
+        elif selector in BY_SLUG:
+            codes.add(BY_SLUG[selector].code)
+        else:
+            matched = {code for code in RULES if code.startswith(upper)}
+            if not matched or not upper.startswith("CKPT"):
+                raise ConfigError(f"{where}: unknown rule {raw!r} (use a code CKPT001..CKPT008, "
+                                  "a prefix such as CKPT00, a slug such as pth-extension, or ALL)")
+            codes |= matched
+    return frozenset(codes)
+
+
+def split_commas(items: Iterable[str] | None) -> list[str]:
+    """``--select A,B --select C`` -> ``["A", "B", "C"]``."""
+    return [part for item in items or () for part in item.split(",") if part.strip()]
+
+
+def find_lint_table(start: str) -> tuple[str, dict[str, Any]] | None:
+    """The nearest pyproject.toml (from ``start`` up) that has ``[tool.ckpt.lint]``."""
+    directory = os.path.abspath(start)
+    while True:
+        candidate = os.path.join(directory, "pyproject.toml")
+        if os.path.isfile(candidate):
+            table = _read_toml(candidate).get("tool", {}).get("ckpt", {}).get("lint")
+            if table is not None:
+                if not isinstance(table, dict):
+                    raise ConfigError(f"{candidate}: [tool.ckpt.lint] must be a table")
+                return candidate, table
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        try:
+            import tomli as tomllib  # type: ignore[no-redef]
+        except ModuleNotFoundError:
+            raise ConfigError(
+                f"{path}: reading it needs Python 3.11, or `pip install tomli`") from None
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def load_config(
+    start: str = ".", select: list[str] | None = None, ignore: list[str] | None = None
+) -> LintConfig:
+    """The configuration for a run from ``start``; ``select``/``ignore`` are the flags' values."""
+    found = find_lint_table(start)
+    source, table = found if found else (None, {})
+    where = source or "configuration"
+    unknown = sorted(set(table) - set(_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} in [tool.ckpt.lint] "
+                          f"(known: {', '.join(_KEYS)})")
+    file_select = (resolve_codes(_strings(table, "select", where), where)
+                   if "select" in table else None)
+    file_ignore = resolve_codes(_strings(table, "ignore", where), where)
+    cli_select = resolve_codes(select, "--select") if select else None
+    cli_ignore = resolve_codes(ignore or (), "--ignore")
+    forced = cli_select or frozenset()
+    base = cli_select if cli_select is not None else file_select
+    selected = (DEFAULT_CODES if base is None else base) - (file_ignore - forced) - cli_ignore
+    root = os.path.dirname(source) if source else os.path.abspath(start)
+    return LintConfig(selected, _per_file_ignores(table, where), forced,
+                      AllowedGlobals.parse(_strings(table, "allowed-globals", where)), root, source)
+
+
+def _strings(table: dict[str, Any], key: str, where: str) -> list[str]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"{where}: {key} must be a list of strings")
+    return value
+
+
+def _per_file_ignores(table: dict[str, Any], where: str) -> tuple[tuple[str, frozenset[str]], ...]:
+    value = table.get("per-file-ignores", {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: per-file-ignores must map globs to lists of codes")
+    return tuple((pattern, resolve_codes(_strings(value, pattern, where), where))
+                 for pattern in value)

@@ -1,0 +1,163 @@
+"""Everything the rules look at, gathered once per file without running or importing anything.
+
+Two readings of the file are kept apart on purpose: ``sites`` is lint's own walk of every pickle
+(so a file the reader rejects is still checked for code), and ``checkpoint`` is the reader's model
+of what torch would load (storages, devices, archive anomalies), or ``read_error``.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tarfile
+import zlib
+from dataclasses import dataclass, field
+
+from ckpt_tool import zipdir
+from ckpt_tool.detect import Kind, sniff
+from ckpt_tool.errors import CkptError, NotACheckpoint
+from ckpt_tool.limits import Limits
+from ckpt_tool.lint.pickles import (
+    MAX_PICKLES_PER_STREAM,
+    PickleCollector,
+    PickleSite,
+    Problem,
+    Role,
+    is_pickle_member,
+    read_pickle_at,
+)
+from ckpt_tool.lint.tar import scan_torch_tar
+from ckpt_tool.model import Anomaly, Checkpoint, Member
+from ckpt_tool.readers import read_checkpoint
+from ckpt_tool.readers.torch_zip import TorchArchive
+from ckpt_tool.source import FileSource, Source
+
+LEGACY_PARTS: list[str | None] = [
+    "magic number", "protocol version", "sys_info", "object pickle", "storage keys"]
+"""The five pickles at the start of a legacy stream, named as the legacy reader names them."""
+_TEXT_SAMPLE = 4096
+READ_ERRORS = (CkptError, OSError, ValueError, EOFError, struct.error, zlib.error,
+               tarfile.TarError, RecursionError, MemoryError)
+"""What hostile or damaged input may raise while it is read; anything else is a bug in ckpt."""
+
+
+@dataclass
+class FileFacts:
+    path: str
+    kind: Kind | None = None
+    """What the bytes hold; None when the file could not be opened."""
+    description: str = ""
+    size: int = 0
+    is_text: bool = False
+    sites: list[PickleSite] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    checkpoint: Checkpoint | None = None
+    read_error: str | None = None
+    not_a_checkpoint: bool = False
+    """The reader's error says the content is something else (not that it is damaged)."""
+    anomalies: list[Anomaly] = field(default_factory=list)
+    torchscript: bool = False
+    torch_tar: bool = False
+
+    def main_sites(self) -> list[PickleSite]:
+        return [site for site in self.sites if site.role is Role.MAIN]
+
+
+def gather_facts(path: str, limits: Limits) -> FileFacts:
+    """Never raises on bad input: what could not be read becomes a ``Problem``."""
+    facts = FileFacts(path)
+    if os.path.isdir(path):
+        facts.problems.append(Problem("is a directory"))
+        return facts
+    try:
+        source = FileSource(path)
+    except OSError as exc:
+        facts.problems.append(Problem(exc.strerror or str(exc)))
+        return facts
+    with source:
+        try:
+            _gather(source, facts, limits)
+        except READ_ERRORS as exc:
+            facts.problems.append(Problem(_describe(exc)))
+    return facts
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, CkptError | OSError | tarfile.TarError):
+        return str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _gather(source: Source, facts: FileFacts, limits: Limits) -> None:
+    facts.size = source.size
+    kind, facts.description = sniff(source)
+    if kind is Kind.OTHER:
+        head = source.read_at(0, min(source.size, _TEXT_SAMPLE))
+        facts.is_text = _looks_like_text(head)
+        if _is_unmarked_pickle(source, limits):
+            kind, facts.description = Kind.PICKLE, "a plain Python pickle (protocol 0 or 1)"
+    facts.kind = kind
+    collector = PickleCollector(limits, facts.sites, facts.problems)
+    if kind is Kind.ZIP:
+        _gather_zip(source, facts, collector)
+    elif kind is Kind.LEGACY:
+        collector.scan_stream(source, 0, source.size, LEGACY_PARTS)
+    elif kind is Kind.PICKLE:
+        _gather_plain(source, collector)
+    elif kind is Kind.TAR:
+        facts.torch_tar = scan_torch_tar(source, collector)
+    if kind in (Kind.ZIP, Kind.LEGACY, Kind.SAFETENSORS):
+        _read_model(source, facts, limits)
+
+
+def _looks_like_text(head: bytes) -> bool:
+    if b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(head) - 3  # a character cut by the sample's end
+    return True
+
+
+def _is_unmarked_pickle(source: Source, limits: Limits) -> bool:
+    """A protocol 0 or 1 pickle has no PROTO to sniff: accept one that walks cleanly to STOP and
+    names a global (a harmless one is no concern; text that parses by chance names none)."""
+    scan, _ = read_pickle_at(source, 0, source.size, limits)
+    return scan.error is None and bool(scan.globals or scan.unresolved)
+
+
+def _gather_plain(source: Source, collector: PickleCollector) -> None:
+    found = collector.scan_stream(source, 0, source.size, [None] * MAX_PICKLES_PER_STREAM)
+    if found and found[0][0].error is not None:
+        collector.problem(f"the pickle is corrupt: {found[0][0].error}")
+
+
+def _gather_zip(source: Source, facts: FileFacts, collector: PickleCollector) -> None:
+    main: Member | None = None
+    try:
+        archive = TorchArchive(source, collector.limits)
+    except NotACheckpoint:
+        members = zipdir.read_central_directory(source, collector.limits)
+    else:
+        members, main = archive.members, archive.records.get("data.pkl")
+        facts.torchscript = archive.has("constants.pkl")
+        facts.anomalies = list(archive.anomalies)
+    collector.scan_zip(source, members, main)
+    for member in members:
+        if is_pickle_member(member.name) and zipdir.local_name(source, member) != member.name:
+            collector.problem(
+                f"member {member.name} is named {zipdir.local_name(source, member)!r} in its "
+                "local header: zip readers that trust one or the other load different data",
+                member.name)
+
+
+def _read_model(source: Source, facts: FileFacts, limits: Limits) -> None:
+    try:
+        facts.checkpoint = read_checkpoint(source, limits)
+    except CkptError as exc:
+        facts.read_error = str(exc)
+        facts.not_a_checkpoint = isinstance(exc, NotACheckpoint)
+        return
+    facts.anomalies = list(facts.checkpoint.anomalies)
+    facts.torchscript = facts.checkpoint.format.value == "torchscript"

@@ -1,0 +1,99 @@
+"""What ``ckpt lint`` reports: the rules (code, slug, severity, summary) and the findings.
+
+Codes are stable: a rule is never renumbered, and a retired code is never reused. Each rule has a
+section in docs/lint.md (what it finds, why it matters, an example, what to do instead).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+DOCS_URL = "https://github.com/ckpt-tool/ckpt/blob/main/docs/lint.md"
+"""Where docs/lint.md is published; SARIF ``helpUri`` links to a rule's section there."""
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    slug: str
+    severity: Severity
+    default: bool
+    """Checked unless the configuration says otherwise."""
+    summary: str
+    """One line: what the rule finds."""
+    remedy: str
+    """One line: what to do instead."""
+
+    @property
+    def help_uri(self) -> str:
+        return f"{DOCS_URL}#{self.code.lower()}-{self.slug}"
+
+
+_RULES = (
+    Rule("CKPT001", "pth-extension", Severity.WARNING, True,
+         "A checkpoint named *.pth, the extension of Python's site-packages path-configuration "
+         "files.",
+         "Rename it to *.pt (`ckpt lint --fix`) or rewrite it with `ckpt convert --to pt`."),
+    Rule("CKPT002", "code-execution", Severity.ERROR, True,
+         "A pickle in the file names a callable that can run code or touch the system.",
+         "Do not load the file; if its source is trusted, rewrite it with `ckpt convert`."),
+    Rule("CKPT003", "custom-class", Severity.WARNING, True,
+         "The pickle names classes outside torch, numpy and the standard library.",
+         "Save `model.state_dict()` instead of the model object."),
+    Rule("CKPT004", "weights-only-refused", Severity.WARNING, True,
+         "torch.load(weights_only=True), the default since torch 2.6, would refuse the file.",
+         "Allow-list the globals with torch.serialization.add_safe_globals, or convert the file."),
+    Rule("CKPT005", "legacy-format", Severity.WARNING, True,
+         "A pre-1.6 torch stream (or pre-0.4 tar) that torch.load(mmap=True) cannot map.",
+         "Rewrite it in the zip format with `ckpt convert --to pt`."),
+    Rule("CKPT006", "unreadable", Severity.ERROR, True,
+         "The file is corrupt, truncated, ambiguous, or not a checkpoint although named as one.",
+         "Fetch or write the file again; an ambiguous archive must be rewritten."),
+    Rule("CKPT007", "extension-mismatch", Severity.WARNING, True,
+         "The file's content and its extension disagree.",
+         "Rename the file to match what it holds."),
+    Rule("CKPT008", "device-tensors", Severity.INFO, False,
+         "Tensors were saved on cuda, mps or xla; a CPU-only machine needs map_location.",
+         "Move tensors to the CPU before saving, or load with map_location=\"cpu\"."),
+)
+RULES: dict[str, Rule] = {rule.code: rule for rule in _RULES}
+BY_SLUG: dict[str, Rule] = {rule.slug: rule for rule in _RULES}
+
+
+@dataclass(frozen=True)
+class Finding:
+    path: str
+    code: str
+    rule: str
+    """The rule's slug."""
+    severity: Severity
+    message: str
+    member: str | None = None
+    """Archive member or pickle the finding is about (``archive/data.pkl``, ``object pickle``)."""
+    offset: int | None = None
+    """Byte offset inside ``member`` (inside the file when ``member`` is None)."""
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.code} {self.rule} {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "code": self.code, "rule": self.rule,
+                "severity": self.severity.value, "message": self.message,
+                "member": self.member, "offset": self.offset}
+
+
+def make_finding(
+    code: str, path: str, message: str, member: str | None = None, offset: int | None = None,
+    severity: Severity | None = None,
+) -> Finding:
+    """A finding of rule ``code``; ``severity`` overrides the rule's default for this one."""
+    rule = RULES[code]
+    return Finding(path, code, rule.slug, severity or rule.severity, message, member, offset)

@@ -1,0 +1,157 @@
+"""Render findings: text lines, JSON, GitHub workflow annotations, SARIF 2.1.0.
+
+Every renderer returns a string (the CLI prints it); none needs torch or Rich.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import urllib.parse
+from enum import Enum
+from typing import Any
+
+from ckpt_tool import __version__
+from ckpt_tool.lint.findings import DOCS_URL, RULES, Finding, Severity
+
+JSON_SCHEMA_VERSION = 1
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+
+
+class OutputFormat(str, Enum):
+    TEXT = "text"
+    JSON = "json"
+    GITHUB = "github"
+    SARIF = "sarif"
+
+
+_COLOURS = {Severity.ERROR: "\x1b[1;31m", Severity.WARNING: "\x1b[1;33m",
+            Severity.INFO: "\x1b[1;36m"}
+_BOLD, _RESET = "\x1b[1m", "\x1b[0m"
+
+
+def render(findings: list[Finding], output_format: OutputFormat, colour: bool = False) -> str:
+    if output_format is OutputFormat.TEXT:
+        return render_text(findings, colour)
+    if output_format is OutputFormat.JSON:
+        return render_json(findings)
+    if output_format is OutputFormat.GITHUB:
+        return render_github(findings)
+    return render_sarif(findings)
+
+
+def render_text(findings: list[Finding], colour: bool = False) -> str:
+    """``path: CODE slug message``, one line each; the code coloured by severity if asked."""
+    lines = []
+    for finding in findings:
+        if colour:
+            code = f"{_COLOURS[finding.severity]}{finding.code}{_RESET}"
+            lines.append(f"{_BOLD}{finding.path}{_RESET}: {code} {finding.rule} {finding.message}")
+        else:
+            lines.append(str(finding))
+    return "".join(line + "\n" for line in lines)
+
+
+def render_json(findings: list[Finding]) -> str:
+    document = {"schema": JSON_SCHEMA_VERSION, "findings": [f.to_dict() for f in findings]}
+    return json.dumps(document, indent=2) + "\n"
+
+
+_GITHUB_LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def render_github(findings: list[Finding]) -> str:
+    """Workflow commands: ``::error file=PATH,title=CODE slug::message``."""
+    lines = []
+    for finding in findings:
+        properties = (f"file={_escape_property(finding.path)},"
+                      f"title={_escape_property(f'{finding.code} {finding.rule}')}")
+        message = _escape_data(finding.message)
+        lines.append(f"::{_GITHUB_LEVELS[finding.severity]} {properties}::{message}")
+    return "".join(line + "\n" for line in lines)
+
+
+_SARIF_LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
+_SECURITY_SEVERITY = {"CKPT002": "9.3", "CKPT003": "6.5", "CKPT001": "5.0", "CKPT007": "5.0"}
+
+
+def _sarif_rule(code: str) -> dict[str, Any]:
+    rule = RULES[code]
+    descriptor: dict[str, Any] = {
+        "id": rule.code,
+        "name": rule.slug,
+        "shortDescription": {"text": rule.summary},
+        "fullDescription": {"text": f"{rule.summary} {rule.remedy}"},
+        "help": {"text": rule.remedy,
+                 "markdown": f"{rule.remedy} See [{rule.code}]({rule.help_uri})."},
+        "helpUri": rule.help_uri,
+        "defaultConfiguration": {"level": _SARIF_LEVELS[rule.severity],
+                                 "enabled": rule.default},
+        "properties": {"tags": ["security", "pytorch", "checkpoint"], "precision": "high"},
+    }
+    if code in _SECURITY_SEVERITY:
+        descriptor["properties"]["security-severity"] = _SECURITY_SEVERITY[code]
+    return descriptor
+
+
+def artifact_uri(path: str) -> str:
+    """A relative, forward-slash, percent-encoded URI (what code scanning expects), or a
+    ``file://`` URI for a file outside the working directory."""
+    relative = os.path.relpath(os.path.abspath(path))
+    if relative.startswith(".."):
+        return "file://" + urllib.parse.quote(os.path.abspath(path).replace(os.sep, "/"))
+    return urllib.parse.quote(relative.replace(os.sep, "/"))
+
+
+def _sarif_result(finding: Finding, index: dict[str, int]) -> dict[str, Any]:
+    location: dict[str, Any] = {
+        "physicalLocation": {
+            "artifactLocation": {"uri": artifact_uri(finding.path)},
+            "region": {"startLine": 1},  # a binary file has no lines; code scanning needs one
+        }
+    }
+    if finding.member:
+        location["logicalLocations"] = [{"name": finding.member, "kind": "member"}]
+    key = f"{finding.code}\0{finding.path}\0{finding.member}\0{finding.message}"
+    result: dict[str, Any] = {
+        "ruleId": finding.code,
+        "ruleIndex": index[finding.code],
+        "level": _SARIF_LEVELS[finding.severity],
+        "message": {"text": finding.message},
+        "locations": [location],
+        # Given here so that the upload action does not try to hash "lines" of a binary file.
+        "partialFingerprints": {
+            "primaryLocationLineHash": hashlib.sha256(key.encode()).hexdigest()[:16] + ":1"},
+    }
+    if finding.offset is not None:
+        result["properties"] = {"member": finding.member, "offset": finding.offset}
+    return result
+
+
+def render_sarif(findings: list[Finding]) -> str:
+    codes = sorted(RULES)
+    index = {code: position for position, code in enumerate(codes)}
+    document = {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "ckpt",
+                "version": __version__,
+                "informationUri": DOCS_URL,
+                "rules": [_sarif_rule(code) for code in codes],
+            }},
+            "results": [_sarif_result(finding, index) for finding in findings],
+            "columnKind": "unicodeCodePoints",
+        }],
+    }
+    return json.dumps(document, indent=2) + "\n"

@@ -1,0 +1,208 @@
+"""Find and walk every pickle in a file, the ones torch loads and the ones hidden beside them.
+
+Nothing is unpickled here: each pickle is walked by ``pickle_scan`` (opcodes only) so that a
+corrupt pickle still reports the globals it names before the point where it breaks, as the
+unpickler would have imported them before failing. Besides the pickle torch reads, lint walks a
+second pickle after STOP, every other ``*.pkl`` member of an archive (a second ``data.pkl`` under
+another folder, TorchScript's ``constants.pkl``), and string or bytes arguments that hold a pickle
+or a zip archive (the payload of ``torch.storage._load_from_bytes``), up to a nesting depth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from ckpt_tool import zipdir
+from ckpt_tool.errors import CkptError, FormatError
+from ckpt_tool.limits import Limits
+from ckpt_tool.model import Member
+from ckpt_tool.pickle_scan import Embedded, PickleScan, scan_pickle
+from ckpt_tool.source import Source
+
+MAX_NESTING = 3
+"""Pickles inside pickles inside pickles: deeper payloads are not opened."""
+MAX_PICKLES_PER_STREAM = 64
+MAX_NESTED_MEMBER_BYTES = 64 << 20
+"""An archive inside a pickle is not trusted to inflate further than this (a zip bomb)."""
+_FIRST_READ = 1 << 16
+_TRUNCATION_HINTS = ("ends before STOP", "truncated", "no end of line", "runs past the end",
+                     "remain", "not enough data", "no newline")
+_PICKLE_MEMBER_ENDINGS = (".pkl", ".pickle", "_pkl")
+
+
+class Role(str, Enum):
+    MAIN = "main"
+    """A pickle torch.load unpickles."""
+    EXTRA = "extra"
+    """In the file, but not what torch.load reads (another member, after STOP)."""
+    NESTED = "nested"
+    """Inside a string or bytes argument of another pickle."""
+
+
+@dataclass(frozen=True)
+class PickleSite:
+    """One pickle: where it is and what its walk found (offsets relative to ``member``)."""
+
+    member: str | None
+    """Archive member, legacy stream part, or None for a plain pickle file."""
+    scan: PickleScan
+    role: Role
+    base: int = 0
+    """Offset of the scanned buffer inside ``member``: add it to the scan's offsets."""
+    note: str = ""
+
+    def where(self, offset: int) -> str:
+        place = f"offset {self.base + offset} of {self.member}" if self.member else (
+            f"offset {self.base + offset}")
+        return f"{place} ({self.note})" if self.note else place
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something that kept lint from reading part of the file (reported as CKPT006)."""
+
+    message: str
+    member: str | None = None
+
+
+class BytesSource:
+    """A ``Source`` over bytes in memory (an archive found inside a pickle)."""
+
+    def __init__(self, data: bytes, name: str) -> None:
+        self.data, self.name, self.size, self.bytes_read = data, name, len(data), 0
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise FormatError(f"needs bytes {offset}..{offset + length} of {self.size}")
+        self.bytes_read += length
+        return self.data[offset : offset + length]
+
+    def read_many(self, ranges: list[tuple[int, int]]) -> list[bytes]:
+        return [self.read_at(offset, length) for offset, length in ranges]
+
+    def close(self) -> None:
+        pass
+
+
+def is_pickle_member(name: str) -> bool:
+    return name.lower().endswith(_PICKLE_MEMBER_ENDINGS)
+
+
+def read_pickle_at(
+    source: Source, start: int, end: int, limits: Limits
+) -> tuple[PickleScan, bytes]:
+    """Walk the pickle at ``start`` reading only as far as it goes (never past ``end``): the first
+    read is small and grows while the walk stops for want of bytes."""
+    size = min(_FIRST_READ, end - start)
+    while True:
+        data = source.read_at(start, size)
+        scan = scan_pickle(data, 0, limits, find_embedded=True)
+        if scan.error is None or size >= end - start or not _cut_short(scan, data):
+            return scan, data
+        if size >= limits.max_pickle_bytes:
+            scan.error += f" (read {size} bytes: limit max_pickle_bytes)"
+            return scan, data
+        size = min(end - start, size * 4, limits.max_pickle_bytes)
+
+
+def _cut_short(scan: PickleScan, data: bytes) -> bool:
+    assert scan.error is not None
+    return scan.end >= len(data) - 8 or any(hint in scan.error for hint in _TRUNCATION_HINTS)
+
+
+@dataclass
+class PickleCollector:
+    """Collects the pickles of one file into ``sites`` and what it could not read into
+    ``problems``; nested payloads are collected quietly (their failures are not problems)."""
+
+    limits: Limits
+    sites: list[PickleSite] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    depth: int = 0
+
+    @property
+    def quiet(self) -> bool:
+        return self.depth > 0
+
+    def problem(self, message: str, member: str | None = None) -> None:
+        if not self.quiet:
+            self.problems.append(Problem(message, member))
+
+    def add(self, site: PickleSite) -> None:
+        self.sites.append(site)
+        for embedded in site.scan.embedded:
+            self._nested(site, embedded)
+
+    def scan_buffer(self, data: bytes, member: str | None, role: Role) -> None:
+        """Every pickle in ``data``, one after another (a second pickle after STOP is EXTRA)."""
+        pos, index = 0, 0
+        while pos < len(data) and index < MAX_PICKLES_PER_STREAM:
+            scan = scan_pickle(data, pos, self.limits, find_embedded=True)
+            if role is Role.NESTED and scan.error is not None:
+                return  # a string that merely starts like a pickle
+            later = index > 0 and role is not Role.NESTED
+            note = "a pickle after the first one's STOP" if later else ""
+            self.add(PickleSite(member, scan, Role.EXTRA if later else role, 0, note))
+            if scan.error is not None:
+                if role is not Role.MAIN:  # torch's own reader reports the main pickle
+                    self.problem(f"{member}: {scan.error}", member)
+                return
+            pos, index = scan.end, index + 1
+        if index > 1 and role is not Role.MAIN and role is not Role.NESTED:
+            self.problem(f"{member} holds more than one pickle", member)
+
+    def scan_stream(
+        self, source: Source, start: int, end: int, names: list[str | None], base: int = 0,
+    ) -> list[tuple[PickleScan, bytes]]:
+        """The pickles one after another from ``start``, one per entry of ``names`` (a legacy
+        stream's parts, or None for the pickles of a plain pickle file). The first is MAIN, and so
+        are later ones that have a name; an unnamed later one is EXTRA. Stops at the first that
+        does not reach STOP; offsets are reported relative to ``base``."""
+        found: list[tuple[PickleScan, bytes]] = []
+        pos = start
+        for index, name in enumerate(names):
+            if pos >= end:
+                break
+            scan, data = read_pickle_at(source, pos, end, self.limits)
+            main = index == 0 or name is not None
+            note = "" if main else f"pickle {index + 1} in the file"
+            self.add(PickleSite(name, scan, Role.MAIN if main else Role.EXTRA, pos - base, note))
+            found.append((scan, data))
+            if scan.error is not None:
+                break
+            pos += scan.end
+        return found
+
+    def scan_zip(self, source: Source, members: list[Member], main: Member | None,
+                 prefix: str = "") -> None:
+        """Every pickle member of an archive; ``main`` is the one torch.load unpickles."""
+        for member in members:
+            if not is_pickle_member(member.name):
+                continue
+            name = prefix + member.name
+            cap = self.limits.max_pickle_bytes
+            try:
+                data = zipdir.read_member(
+                    source, member, min(cap, MAX_NESTED_MEMBER_BYTES) if self.quiet else cap)
+            except CkptError as exc:
+                self.problem(f"could not scan {member.name}: {exc}", name)
+                continue
+            role = Role.NESTED if self.quiet else Role.MAIN if member is main else Role.EXTRA
+            self.scan_buffer(data, name, role)
+
+    def _nested(self, site: PickleSite, embedded: Embedded) -> None:
+        if self.depth >= MAX_NESTING:
+            return
+        label = (f"{site.member or 'the file'} > {embedded.opcode} argument at offset "
+                 f"{site.base + embedded.offset}")
+        inner = PickleCollector(self.limits, self.sites, self.problems, self.depth + 1)
+        if embedded.payload.startswith(b"PK\x03\x04"):
+            source = BytesSource(embedded.payload, label)
+            try:
+                members = zipdir.read_central_directory(source, self.limits)
+            except CkptError:
+                return
+            inner.scan_zip(source, members, None, prefix=label + " > ")
+        else:
+            inner.scan_buffer(embedded.payload, label, Role.NESTED)

@@ -1,0 +1,155 @@
+"""CKPT002 code-execution, CKPT003 custom-class, CKPT004 weights-only-refused: the globals and
+opcodes of the file's pickles, judged by ``policy.judge``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ckpt_tool.detect import Kind
+from ckpt_tool.lint.facts import FileFacts
+from ckpt_tool.lint.findings import Finding, make_finding
+from ckpt_tool.lint.pickles import PickleSite, Role
+from ckpt_tool.lint.policy import AllowedGlobals, Verdict, judge
+from ckpt_tool.pickle_scan import GlobalUse
+from ckpt_tool.safety import TORCH_WEIGHTS_ONLY_OPCODES
+
+_MAX_LISTED = 12
+
+
+Judged = tuple[PickleSite, GlobalUse, Verdict]
+
+
+def _judged(facts: FileFacts, allowed: AllowedGlobals,
+            sites: list[PickleSite] | None = None) -> Iterator[Judged]:
+    for site in facts.sites if sites is None else sites:
+        for use in site.scan.globals:
+            yield site, use, judge(use.module, use.name, allowed, facts.torchscript)
+
+
+def _global_text(use: GlobalUse) -> str:
+    if "." in use.name:
+        return (f"`{use.full_name}` (module `{use.module}`, attribute path `{use.name}`, judged "
+                "as a whole)")
+    return f"`{use.full_name}`"
+
+
+def _listing(names: list[str]) -> str:
+    shown = ", ".join(names[:_MAX_LISTED])
+    return shown if len(names) <= _MAX_LISTED else f"{shown} and {len(names) - _MAX_LISTED} more"
+
+
+def check_code_execution(facts: FileFacts, allowed: AllowedGlobals) -> list[Finding]:
+    """CKPT002: one finding per global (per pickle) that can run code, and one per place where
+    the pickle chooses its global at load time (unresolved STACK_GLOBAL, EXT codes)."""
+    findings: list[Finding] = []
+    seen: set[tuple[str | None, int, str]] = set()
+    for site, use, verdict in _judged(facts, allowed):
+        key = (site.member, site.base, use.full_name)
+        if verdict is not Verdict.CODE_EXECUTION or key in seen:
+            continue
+        seen.add(key)
+        findings.append(make_finding(
+            "CKPT002", facts.path,
+            f"{_global_text(use)} named by {use.opcode} at {site.where(use.offset)}: it can run "
+            "code or touch the system, and unpickling imports it (torch.load with "
+            "weights_only=False would run it). Do not load this file.",
+            site.member, site.base + use.offset))
+    for site in facts.sites:
+        for unresolved in site.scan.unresolved:
+            findings.append(make_finding(
+                "CKPT002", facts.path,
+                f"{unresolved.opcode} at {site.where(unresolved.offset)} picks its global at load "
+                f"time ({unresolved.reason}): it could be any callable. Do not load this file.",
+                site.member, site.base + unresolved.offset))
+    return findings
+
+
+def _covered_by_weights_only(facts: FileFacts, site: PickleSite, use: GlobalUse) -> bool:
+    """Torch classes are CKPT004's where torch.load reads the pickle; anywhere else (a plain
+    pickle, a pickle hidden in a data record or beside data.pkl) CKPT003 lists them."""
+    if facts.torchscript and use.module.startswith("__torch__"):
+        return True
+    return site.role is Role.MAIN and (facts.kind in (Kind.ZIP, Kind.LEGACY) or facts.torch_tar)
+
+
+def check_custom_class(facts: FileFacts, allowed: AllowedGlobals) -> list[Finding]:
+    """CKPT003: one finding per file listing the classes from outside torch, numpy and stdlib
+    (and torch classes in pickles that CKPT004 does not judge)."""
+    first: dict[str, tuple[PickleSite, GlobalUse]] = {}
+    for site, use, verdict in _judged(facts, allowed):
+        if verdict is Verdict.CUSTOM or (verdict is Verdict.TORCH_CLASS
+                                         and not _covered_by_weights_only(facts, site, use)):
+            first.setdefault(use.full_name, (site, use))
+    if not first:
+        return []
+    site, use = next(iter(first.values()))
+    custom_only = all(judge(u.module, u.name, allowed) is Verdict.CUSTOM for _, u in first.values())
+    which = ("from outside torch, numpy and the standard library" if custom_only else
+             "(torch classes included: this pickle is not one torch.load(weights_only=True) "
+             "judges)")
+    return [make_finding(
+        "CKPT003", facts.path,
+        f"the pickle names classes {which}: "
+        f"{_listing(list(first))} (first at {site.where(use.offset)}). Loading it imports that "
+        "code and runs it (constructors, __setstate__); save model.state_dict() instead of the "
+        "model object, or add the names to allowed-globals if you trust them.",
+        site.member, site.base + use.offset)]
+
+
+def check_weights_only(facts: FileFacts, allowed: AllowedGlobals) -> list[Finding]:
+    """CKPT004: would ``torch.load(weights_only=True)`` refuse this file?"""
+    main = facts.main_sites()
+    if facts.torchscript and main:
+        return [make_finding(
+            "CKPT004", facts.path,
+            "a TorchScript archive: torch.load(weights_only=True) refuses it (torch.load hands "
+            "TorchScript to torch.jit.load). Load it with torch.jit.load, or save a state_dict.",
+            main[0].member)]
+    if facts.torch_tar:
+        return [make_finding(
+            "CKPT004", facts.path,
+            "torch's pre-0.4 tar format: torch.load(weights_only=True) refuses it outright. "
+            "Rewrite it with `ckpt convert --to pt` (or --to safetensors).")]
+    if facts.kind not in (Kind.ZIP, Kind.LEGACY) or not main:
+        return []
+    return _refused_globals(facts, main, allowed)
+
+
+def _refused_globals(facts: FileFacts, main: list[PickleSite],
+                     allowed: AllowedGlobals) -> list[Finding]:
+    refused: dict[str, Verdict] = {}
+    place: tuple[PickleSite, int] | None = None
+    for site, use, verdict in _judged(facts, allowed, main):
+        if verdict.weights_only_refuses and use.full_name not in refused:
+            refused[use.full_name] = verdict
+            place = place or (site, use.offset)
+    opcodes = sorted(set().union(*(site.scan.opcodes for site in main))
+                     - TORCH_WEIGHTS_ONLY_OPCODES)
+    if not refused and not opcodes:  # unresolved globals come with STACK_GLOBAL or EXT opcodes
+        return []
+    if place is None:
+        place = (main[0], 0)
+    site, offset = place
+    return [make_finding("CKPT004", facts.path, _weights_only_message(refused, opcodes),
+                         site.member, site.base + offset)]
+
+
+def _weights_only_message(refused: dict[str, Verdict], opcodes: list[str]) -> str:
+    parts = ["torch.load(weights_only=True), the default since torch 2.6, refuses this file:"]
+    if refused:
+        parts.append(f"it names globals not on torch's allow-list: {_listing(list(refused))}"
+                     + ("," if opcodes else "."))
+    if opcodes:
+        joint = "and its" if refused else "its"
+        parts.append(f"{joint} pickle uses opcodes torch's weights-only unpickler lacks: "
+                     f"{', '.join(opcodes)} (re-save with torch.save's default pickle_protocol=2; "
+                     "allow-listing cannot help with these).")
+    trusted = [name for name, verdict in refused.items() if verdict is not Verdict.CODE_EXECUTION]
+    unsafe = [name for name, verdict in refused.items() if verdict is Verdict.CODE_EXECUTION]
+    if trusted:
+        parts.append("If you trust them, allow them before loading: "
+                     f"`torch.serialization.add_safe_globals([{', '.join(trusted)}])`.")
+    if unsafe:
+        parts.append(f"Never allow-list {_listing(unsafe)} (see CKPT002).")
+    parts.append("Or rewrite the file with `ckpt convert --to safetensors`.")
+    return " ".join(parts)
