@@ -55,6 +55,7 @@ def lint_command(
     if fix:
         findings, changed = _apply_fixes(findings)
     sys.stdout.write(render(findings, output_format, colour=_colour()))
+    sys.stdout.flush()  # the report before the summary on stderr, on a shared terminal too
     if output_format is OutputFormat.TEXT:
         _summary(findings, len(files), changed)
     raise typer.Exit(exitcodes.FINDINGS if findings or changed else exitcodes.OK)

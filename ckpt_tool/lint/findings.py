@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-DOCS_URL = "https://github.com/ckpt-tool/ckpt/blob/main/docs/lint.md"
 """Where docs/lint.md is published; SARIF ``helpUri`` links to a rule's section there."""
 
 
@@ -32,10 +31,6 @@ class Rule:
     remedy: str
     """One line: what to do instead."""
 
-    @property
-    def help_uri(self) -> str:
-        return f"{DOCS_URL}#{self.code.lower()}-{self.slug}"
-
 
 _RULES = (
     Rule("CKPT001", "pth-extension", Severity.WARNING, True,
@@ -53,7 +48,7 @@ _RULES = (
          "Allow-list the globals with torch.serialization.add_safe_globals, or convert the file."),
     Rule("CKPT005", "legacy-format", Severity.WARNING, True,
          "A pre-1.6 torch stream (or pre-0.4 tar) that torch.load(mmap=True) cannot map.",
-         "Rewrite it in the zip format with `ckpt convert --to pt`."),
+         "Rewrite it in the zip format with `ckpt convert SRC --to pt --rewrite -o NEW.pt`."),
     Rule("CKPT006", "unreadable", Severity.ERROR, True,
          "The file is corrupt, truncated, ambiguous, or not a checkpoint although named as one.",
          "Fetch or write the file again; an ambiguous archive must be rewritten."),

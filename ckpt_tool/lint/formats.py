@@ -13,7 +13,7 @@ from enum import Enum
 from typing import Any
 
 from ckpt_tool import __version__
-from ckpt_tool.lint.findings import DOCS_URL, RULES, Finding, Severity
+from ckpt_tool.lint.findings import RULES, Finding, Severity
 
 JSON_SCHEMA_VERSION = 1
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -91,9 +91,9 @@ def _sarif_rule(code: str) -> dict[str, Any]:
         "name": rule.slug,
         "shortDescription": {"text": rule.summary},
         "fullDescription": {"text": f"{rule.summary} {rule.remedy}"},
-        "help": {"text": rule.remedy,
-                 "markdown": f"{rule.remedy} See [{rule.code}]({rule.help_uri})."},
-        "helpUri": rule.help_uri,
+        # No helpUri: the project has no public address yet; the rule's README section is
+        # named after its code and slug.
+        "help": {"text": f"{rule.remedy} (README: {rule.code} {rule.slug})"},
         "defaultConfiguration": {"level": _SARIF_LEVELS[rule.severity],
                                  "enabled": rule.default},
         "properties": {"tags": ["security", "pytorch", "checkpoint"], "precision": "high"},
@@ -147,7 +147,6 @@ def render_sarif(findings: list[Finding]) -> str:
             "tool": {"driver": {
                 "name": "ckpt",
                 "version": __version__,
-                "informationUri": DOCS_URL,
                 "rules": [_sarif_rule(code) for code in codes],
             }},
             "results": [_sarif_result(finding, index) for finding in findings],

@@ -73,14 +73,25 @@ def check_legacy_format(facts: FileFacts, allowed: AllowedGlobals) -> list[Findi
     """CKPT005: torch's pre-1.6 stream, or its pre-0.4 tar."""
     if facts.kind is Kind.LEGACY:
         what = "a legacy (pre-1.6) torch stream"
+        name = os.path.basename(facts.path)
+        fix = (f"Rewrite it in the zip format: `ckpt convert {name} --to pt --rewrite "
+               f"-o {_stem(name)}.zip.pt`.")
     elif facts.torch_tar:
         what = "torch's pre-0.4 tar format"
+        fix = "ckpt cannot rewrite it: if you trust it, load it with torch and save it again."
     else:
         return []
     return [make_finding(
         "CKPT005", facts.path,
         f"{what}: torch.load(mmap=True) cannot map it, so every load reads all of it into memory, "
-        "and newer tools may not read it at all. Rewrite it with `ckpt convert --to pt`.")]
+        f"and newer tools may not read it at all. {fix}")]
+
+
+def _stem(name: str) -> str:
+    for suffix in (".pth.tar", ".pt", ".pth", ".pwf", ".bin", ".ckpt"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def check_unreadable(facts: FileFacts, allowed: AllowedGlobals) -> list[Finding]:
@@ -113,7 +124,7 @@ def _mismatch(facts: FileFacts, suffix: str) -> tuple[str, Severity | None]:
     if kind is Kind.TAR:
         return (f"a real tar archive named {suffix}: torch.save writes a zip archive under this "
                 "name; torch.load reads a tar only with its pre-0.4 loader, which unpickles its "
-                "members in full. Rewrite it with `ckpt convert --to pt`.", None)
+                "members in full. If you trust it, load it with torch and save it again.", None)
     if kind is Kind.PICKLE:
         return (f"a plain Python pickle, not a torch.save file, named {suffix}: torch.load "
                 "unpickles it (running whatever it names) before failing on the missing magic "

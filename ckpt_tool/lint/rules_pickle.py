@@ -109,7 +109,7 @@ def check_weights_only(facts: FileFacts, allowed: AllowedGlobals) -> list[Findin
         return [make_finding(
             "CKPT004", facts.path,
             "torch's pre-0.4 tar format: torch.load(weights_only=True) refuses it outright. "
-            "Rewrite it with `ckpt convert --to pt` (or --to safetensors).")]
+            "If you trust it, load it with torch and save it again.")]
     if facts.kind not in (Kind.ZIP, Kind.LEGACY) or not main:
         return []
     return _refused_globals(facts, main, allowed)
