@@ -14,6 +14,8 @@ _LEGACY_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
 _LEGACY_MAGIC_TEXT = b"L%dL\n" % 0x1950A86A20F9469CFC6C
 _OLD_PICKLE_STARTS = frozenset(bytes([c]) for c in b"(c]})KNIJLSVFGUXTl" + b"\x8a")
 _OLD_PICKLE_MAX = 1 << 20
+_TAR_BLOCK = 512
+_TAR_CHECKSUM_FIRST = frozenset(b"01234567 \x80\xff")
 
 
 class Kind(str, Enum):
@@ -35,13 +37,13 @@ def sniff(source: Source) -> tuple[Kind, str]:
         return Kind.ZIP, "a zip archive"
     if head.startswith(b"PK\x05\x06"):
         return Kind.OTHER, "an empty zip archive"
+    if _is_tar(head):  # before the legacy stream, in torch.load's order
+        return Kind.TAR, "a tar archive"
     if _is_legacy(head):
         return Kind.LEGACY, "a torch legacy (pre-1.6) stream"
-    if len(head) > 262 and head[257:262] == b"ustar":
-        return Kind.TAR, "a tar archive"
     if _looks_like_safetensors(source, head):
         return Kind.SAFETENSORS, "a safetensors file"
-    if head[:1] == b"\x80" and 0 <= head[1] <= 5:
+    if head[:1] == b"\x80" and head[1:2] and head[1] <= 5:
         return Kind.PICKLE, f"a plain Python pickle (protocol {head[1]}), not a torch.save file"
     if _is_old_protocol_pickle(source, head):
         return Kind.PICKLE, "a plain Python pickle (protocol 0 or 1), not a torch.save file"
@@ -54,6 +56,22 @@ def _is_legacy(head: bytes) -> bool:
         return head[11:23] == _LEGACY_MAGIC
     return (head[:1] == b"\x80" and head[2:14] == _LEGACY_MAGIC) or head.startswith(
         (_LEGACY_MAGIC, _LEGACY_MAGIC_TEXT))
+
+
+def _is_tar(head: bytes) -> bool:
+    """A first header Python's tarfile accepts (torch.load's tar loader opens files with it): its
+    checksum and fields decide, not the ``ustar`` magic, which pre-POSIX (v7) tars lack."""
+    block = head[:_TAR_BLOCK]
+    # The checksum field is octal digits (after spaces), or base-256 after 0x80 or 0xff.
+    if len(block) < _TAR_BLOCK or block[148] not in _TAR_CHECKSUM_FIRST:
+        return False
+    import tarfile
+
+    try:
+        tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+    except tarfile.HeaderError:
+        return False
+    return True
 
 
 def _is_old_protocol_pickle(source: Source, head: bytes) -> bool:

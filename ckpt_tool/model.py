@@ -122,6 +122,12 @@ class Member(NamedTuple):
     size: int
     method: int
     crc32: int
+    flags: int = 0
+    """General-purpose bit flags (bit 0: encrypted)."""
+
+    @property
+    def encrypted(self) -> bool:
+        return bool(self.flags & 1)
 
 
 @dataclass(frozen=True)

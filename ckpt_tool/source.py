@@ -61,6 +61,15 @@ class FileSource:
     def read_many(self, ranges: list[tuple[int, int]]) -> list[bytes]:
         return [self.read_at(offset, length) for offset, length in ranges]
 
+    def note_reads(self, ranges: list[tuple[int, int]]) -> None:
+        """Count reads a caller made through ``mapped``."""
+        self._reads.extend((offset, offset + length) for offset, length in ranges)
+
+    @property
+    def mapped(self) -> mmap.mmap | None:
+        """The file's memory map, for callers that unpack many small headers in place."""
+        return self._map
+
     @property
     def bytes_read(self) -> int:
         """Distinct bytes read so far (overlapping reads count once)."""

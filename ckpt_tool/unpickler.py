@@ -568,7 +568,8 @@ def unpickle(
     except MemoryError:
         raise FormatError("the pickle asks for more memory than it can hold") from None
     except Exception as exc:  # any malformed pickle surfaces here; it is data, not our bug
-        raise FormatError(f"the pickle is corrupt: {type(exc).__name__}: {exc}") from None
+        detail = str(exc).replace("\r", "\\r").replace("\n", "\\n")  # errors are one line
+        raise FormatError(f"the pickle is corrupt: {type(exc).__name__}: {detail}") from None
     finally:
         if collecting:
             gc.enable()

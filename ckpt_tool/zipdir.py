@@ -47,9 +47,8 @@ def read_central_directory(source: Source, limits: Limits) -> list[Member]:
         if 0xFFFFFFFF in (csize, usize, offset):
             usize, csize, offset = _zip64_sizes(directory[start + nlen : start + nlen + elen],
                                                 usize, csize, offset)
-        if flags & 1:
-            raise FormatError(f"member {name} is encrypted")
-        members.append(Member(name, offset, csize, usize, method, crc))
+        # An encrypted member is refused when read (miniz, so torch, minds it only then).
+        members.append(Member(name, offset, csize, usize, method, crc, flags))
         pos = start + nlen + elen + clen
     return members
 
@@ -108,10 +107,20 @@ def data_offset(source: Source, member: Member) -> int:
 
 def data_offsets(source: Source, members: list[Member]) -> list[int]:
     """Data offsets of several members, their local headers read in one batch."""
-    headers = source.read_many([(m.header_offset, _LOCAL.size) for m in members])
+    mapped = getattr(source, "mapped", None)
+    if mapped is not None:  # a local file: unpack straight from its map, no copies
+        unpack = _LOCAL.unpack_from
+        headers = [unpack(mapped, m.header_offset) if m.header_offset + _LOCAL.size <= source.size
+                   else None for m in members]
+        source.note_reads([(m.header_offset, _LOCAL.size) for m in members])
+    else:
+        headers = [_LOCAL.unpack(h) for h in
+                   source.read_many([(m.header_offset, _LOCAL.size) for m in members])]
     offsets = []
     for member, header in zip(members, headers, strict=True):
-        sig, *_, nlen, elen = _LOCAL.unpack(header)
+        if header is None:
+            raise FormatError(f"member {member.name}: its local header lies past the end")
+        sig, *_, nlen, elen = header
         if sig != _LOCAL_SIG:
             raise FormatError(
                 f"member {member.name}: no local header at offset {member.header_offset}"
@@ -132,6 +141,8 @@ def local_name(source: Source, member: Member) -> str:
 
 def read_member(source: Source, member: Member, max_bytes: int) -> bytes:
     """A member's bytes, inflated with a cap, CRC-checked as miniz does."""
+    if member.encrypted:
+        raise FormatError(f"member {member.name} is encrypted")
     if member.size > max_bytes:
         raise LimitExceeded(
             f"member {member.name} holds {member.size} bytes (limit max_pickle_bytes={max_bytes})"

@@ -195,6 +195,79 @@ def torch_tar(pickle_member: bytes) -> bytes:
     return buffer.getvalue()
 
 
+def without_ustar_magic(tar: bytes) -> bytes:
+    """A pre-POSIX (v7) tar: every header's ``ustar`` magic zeroed and its checksum redone.
+    Python's tarfile (so torch.load's tar loader) checks the checksum, never the magic."""
+    out, pos = bytearray(tar), 0
+    while pos + 512 <= len(out) and any(out[pos : pos + 512]):
+        header = out[pos : pos + 512]
+        header[257:265] = bytes(8)
+        header[148:156] = b" " * 8
+        header[148:156] = b"%06o\0 " % sum(header)
+        out[pos : pos + 512] = header
+        size = int(bytes(header[124:136]).strip(b"\0 ") or b"0", 8)
+        pos += 512 + -(-size // 512) * 512
+    return bytes(out)
+
+
+def tar_of(members: list[tarfile.TarInfo | tuple[str, bytes]]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for member in members:
+            if isinstance(member, tarfile.TarInfo):
+                tar.addfile(member)
+                continue
+            info = tarfile.TarInfo(member[0])
+            info.size = len(member[1])
+            tar.addfile(info, io.BytesIO(member[1]))
+    return buffer.getvalue()
+
+
+def hard_link(name: str, target: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = tarfile.LNKTYPE, target
+    return info
+
+
+def with_encrypted_member(archive: bytes, name: str) -> bytes:
+    """Set the encryption flag of one member (in its central and local headers): miniz, so
+    torch.load, only minds it when that member is read."""
+    out = bytearray(archive)
+    at = out.find(b"PK\x01\x02")
+    while at >= 0:
+        length = struct.unpack_from("<H", out, at + 28)[0]
+        if out[at + 46 : at + 46 + length] == name.encode():
+            local = struct.unpack_from("<I", out, at + 42)[0]
+            for flags_at in (at + 8, local + 6):
+                out[flags_at] |= 1
+        at = out.find(b"PK\x01\x02", at + 1)
+    return bytes(out)
+
+
+def tar_that_tarfile_refuses(pickle_bytes: bytes) -> bytes:
+    """A first block that reads as a ustar header (a PAX one, type ``x``) but whose PAX records do
+    not parse: tarfile.open fails, so torch.load unpickles the file from its first byte. The
+    block is the argument of a BINBYTES (its length sits in the name field), popped, and the
+    pickle follows."""
+    info = tarfile.TarInfo("x")
+    info.type, info.size = tarfile.XHDTYPE, 8
+    header = bytearray(info.tobuf(tarfile.USTAR_FORMAT))
+    header[0:5] = b"B" + struct.pack("<I", 507)  # BINBYTES of the rest of the block
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\0 " % sum(header)
+    return bytes(header) + b"0" + pickle_bytes + bytes(512)
+
+
+def safetensors_lookalike(pickle_bytes: bytes) -> bytes:
+    """A pickle whose first 8 bytes read as a small safetensors header length and whose 9th is
+    ``{``: BINUNICODE of 4 bytes (``\\0\\0\\0{``), POP, then the pickle. Not a zip or a tar,
+    so torch.load unpickles it (and only then fails on the magic number) unless its name ends
+    in ``.safetensors`` (torch 2.13 hands those to safetensors)."""
+    data = b"X\x04\x00\x00\x00\x00\x00\x00{0" + pickle_bytes
+    (length,) = struct.unpack("<Q", data[:8])
+    return data + b" " * max(0, 8 + length - len(data))
+
+
 def in_bytes(payload: bytes, protocol: int) -> bytes:
     """A benign-looking dict whose value is the payload (protocol 2 pickles bytes as latin-1
     text passed to ``_codecs.encode``; protocol 3 and later as BINBYTES)."""
@@ -233,6 +306,18 @@ CONTAINERS: dict[str, Builder] = {
         legacy_stream(p), 2)})),
     "tar": lambda p: ("model.pth.tar", torch_tar(p)),
     "corrupt-after-global": lambda p: ("model.pt", torch_zip({"data.pkl": p[:-1] + b"\xff"})),
+    # torch.load tries a tar before the legacy stream, and unpickles any file that is neither a
+    # zip nor a tar; the unpickler runs what it names before it fails on what follows.
+    "zip-encrypted-other-member": lambda p: ("model.pt", with_encrypted_member(
+        torch_zip({"data.pkl": p, "extra": b"x"}), "archive/extra")),
+    "plain-corrupt-after-global": lambda p: ("pytorch_model.bin", p[:-1] + b"\xff"),
+    "safetensors-lookalike": lambda p: ("model.pt", safetensors_lookalike(p)),
+    "v7-tar": lambda p: ("model.pth.tar", without_ustar_magic(torch_tar(p))),
+    "tar-that-tarfile-refuses": lambda p: ("model.pt", tar_that_tarfile_refuses(p)),
+    "tar-storages-only": lambda p: ("model.pth.tar", tar_of([("storages", p)])),
+    "tar-storages-hard-link": lambda p: ("model.pth.tar", tar_of(
+        [("payload", p), hard_link("storages", "payload"), ("tensors", pickle.dumps(0, 2)),
+         ("pickle", benign_pickle())])),
 }
 
 

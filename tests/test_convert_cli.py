@@ -118,6 +118,15 @@ def test_two_sources_for_one_destination_are_refused(tmp_path: Path) -> None:
     assert sorted(os.listdir(tmp_path)) == ["state_dict.pt", "sub"]
 
 
+def test_output_for_several_sources_must_be_a_folder(tmp_path: Path) -> None:
+    sources = [str(copy_fixture(name, tmp_path)) for name in ("state_dict.pt", "tied.pt")]
+    (tmp_path / "out").write_bytes(b"precious")
+    result = ckpt(*sources, "--to", "safetensors", "-o", str(tmp_path / "out"))
+    assert result.exit_code == 2, result.output
+    assert "is a file, not a folder" in result.stderr
+    assert (tmp_path / "out").read_bytes() == b"precious"
+
+
 # ---- subprocesses ---------------------------------------------------------------------------
 
 BLOCK_TORCH = "import sys; sys.modules['torch'] = None; "

@@ -4,6 +4,7 @@ pyproject configuration, --fix."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -54,6 +55,40 @@ def test_text_lines(workdir: Path) -> None:
     assert result.stdout.startswith(f"{path}: CKPT001 pth-extension named *.pth")
     assert "\x1b[" not in result.stdout  # no colour when not on a terminal
     assert "1 finding in 1 of 1 files" in result.stderr
+
+
+@pytest.mark.parametrize("head", [b"\x80", b"\x80\x02", b"P", b"PK\x03", b"c", b"\x08\x00"])
+def test_a_few_bytes_are_a_finding_and_the_others_are_checked(head: bytes, workdir: Path) -> None:
+    (workdir / "tiny.pt").write_bytes(head)
+    result = lint("tiny.pt", copy("malicious.pt", workdir))
+    assert result.exit_code == 1, result.output
+    assert "tiny.pt: CKPT006 unreadable" in result.stdout
+    assert "malicious.pt: CKPT002" in result.stdout
+
+
+def test_a_fifo_is_a_finding_not_a_hang(workdir: Path) -> None:
+    os.mkfifo(workdir / "model.pt")  # no writer: opening it for reading would block
+    result = lint("model.pt")
+    assert result.exit_code == 1, result.output
+    assert "model.pt: CKPT006 unreadable not a regular file" in result.stdout
+
+
+def test_text_is_one_line_per_finding_and_never_a_terminal_control(workdir: Path) -> None:
+    """Messages quote names and errors taken from the file: a newline there must not start a
+    line that looks like another finding, nor an escape sequence reach the terminal."""
+    import zipfile
+
+    with zipfile.ZipFile(workdir / "odd.pt", "w") as archive:
+        archive.writestr("odd/data.pkl", b"\x80\x02}q\x00.")
+        archive.writestr("evil\nodd.pt: CKPT000 fake \x1b]0;title\x07", b"")
+    shutil.copyfile(Path(__file__).parent / "fuzz_corpus" / "newline-in-unpickler-error.pt",
+                    workdir / "broken.pt")
+    result = lint("odd.pt", "broken.pt")
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    assert lines and all(line.startswith(("odd.pt: CKPT", "broken.pt: CKPT")) for line in lines)
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "evil\\nodd.pt" in result.stdout
 
 
 def test_unreadable_file_is_a_finding_and_the_others_are_checked(workdir: Path) -> None:
@@ -219,6 +254,17 @@ def test_fix_uses_git_mv_for_tracked_files(workdir: Path) -> None:
     assert "(git mv)" in result.stderr
     assert git("diff", "--cached", "--name-status", "-M").split() == ["R100", "model.pth",
                                                                       "model.pt"]
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_fix_takes_a_file_name_literally_not_as_a_git_pattern(workdir: Path) -> None:
+    subprocess.run(["git", "init", "-q"], check=True)
+    copy("state_dict.pth", workdir, "model1.pth")
+    subprocess.run(["git", "add", "model1.pth"], check=True)
+    copy("state_dict.pth", workdir, "model[1].pth")  # untracked; as a pattern it names model1
+    result = lint("--fix", "model[1].pth")
+    assert "renamed model[1].pth -> model[1].pt" in result.stderr, result.stderr
+    assert (workdir / "model[1].pt").exists() and (workdir / "model1.pth").exists()
 
 
 def test_directory_is_walked(workdir: Path) -> None:

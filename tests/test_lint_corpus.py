@@ -3,6 +3,7 @@ inspecting a hostile file runs nothing (the canary file is never written)."""
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 from pathlib import Path
 
@@ -69,6 +70,25 @@ def test_live_routes_really_run_their_payload(route: Route, canary_dir: Path) ->
     with extension_registry():
         pickle.loads(route.pickle)
     assert (canary_dir / CANARY).read_text().strip() == "pwned"
+
+
+TORCH_LOAD_ROUTES = ["zip-encrypted-other-member", "plain-corrupt-after-global",
+                     "safetensors-lookalike", "v7-tar", "tar-that-tarfile-refuses",
+                     "tar-storages-only",
+                     "tar-storages-hard-link"]
+
+
+@pytest.mark.parametrize("container", TORCH_LOAD_ROUTES)
+def test_torch_load_runs_the_payload_in_these_containers(container: str, canary_dir: Path) -> None:
+    """Each of these files really runs its pickle under torch.load(weights_only=False), although
+    none is a zip, a legacy stream or a pickle that reaches its STOP."""
+    import torch
+
+    route = next(r for r in ROUTES if r.id == "global-reduce")
+    path = write(canary_dir, route, container)
+    with contextlib.suppress(Exception):  # most fail, after running it
+        torch.load(path, weights_only=False)
+    assert (canary_dir / CANARY).read_text() == "pwned"
 
 
 @pytest.mark.parametrize("name", BENIGN_FIXTURES)

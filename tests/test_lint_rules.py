@@ -238,6 +238,16 @@ def test_ambiguous_archive_names_the_member(tmp_path: Path) -> None:
     assert finding.member == "b/x" and "ambiguous archive" in finding.message
 
 
+def test_names_that_differ_only_in_case_are_ambiguous(tmp_path: Path) -> None:
+    """torch's zip reader (miniz) looks records up without case: it may load Data.pkl where ckpt
+    reads data.pkl (torch 2.13 does here), so the two would see different objects."""
+    path = tmp_path / "a.pt"
+    path.write_bytes(torch_zip([("archive/data.pkl", benign_pickle()),
+                                ("archive/Data.pkl", pickle.dumps({"other": 1}, 2))]))
+    findings = [f for f in lint_file(str(path)) if f.code == "CKPT006"]
+    assert any("ambiguous archive" in f.message and "Data.pkl" in f.message for f in findings)
+
+
 def test_unreadable_file_is_a_finding_not_an_exception(tmp_path: Path) -> None:
     path = tmp_path / "m.pt"
     path.write_bytes(b"PK\x03\x04" + b"\x00" * 100)

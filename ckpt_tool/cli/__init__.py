@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -13,6 +14,9 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:
+    # A short-lived process that builds one large acyclic tree: cyclic garbage collection would
+    # only rescan it, again and again (a 50,000-tensor file reads 30% faster without it).
+    gc.disable()
     try:
         app(standalone_mode=True)
     except KeyboardInterrupt:

@@ -149,11 +149,21 @@ def _plan_jobs(paths: list[str], to: Target,
     except ConversionError as exc:
         usage_error(str(exc))
     if output is not None and len(sources) > 1:
-        os.makedirs(output, exist_ok=True)
+        _make_output_folder(output)
     from ckpt_tool.convert.jobs import Job
 
     pairs = zip(sources, dests, strict=True)
     return failures, [Job(source, dest, _size(source)) for source, dest in pairs]
+
+
+def _make_output_folder(output: str) -> None:
+    """Several sources are written into the folder ``-o`` names, made if need be."""
+    if os.path.exists(output) and not os.path.isdir(output):
+        usage_error(f"-o {output} is a file, not a folder: give a folder for several sources")
+    try:
+        os.makedirs(output, exist_ok=True)
+    except OSError as exc:
+        usage_error(f"-o {output}: cannot make the folder: {exc.strerror or exc}")
 
 
 def _size(path: str) -> int:

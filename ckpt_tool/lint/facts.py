@@ -26,8 +26,10 @@ from ckpt_tool.lint.pickles import (
     is_pickle_member,
     read_pickle_at,
 )
+from ckpt_tool.lint.policy import NO_EXTRA_GLOBALS, Verdict, judge
 from ckpt_tool.lint.tar import scan_torch_tar
 from ckpt_tool.model import Anomaly, Checkpoint, Member
+from ckpt_tool.pickle_scan import GlobalUse
 from ckpt_tool.readers import read_checkpoint
 from ckpt_tool.readers.torch_zip import TorchArchive
 from ckpt_tool.source import FileSource, Source
@@ -36,6 +38,7 @@ LEGACY_PARTS: list[str | None] = [
     "magic number", "protocol version", "sys_info", "object pickle", "storage keys"]
 """The five pickles at the start of a legacy stream, named as the legacy reader names them."""
 _TEXT_SAMPLE = 4096
+_PLAIN_PICKLE = "a plain Python pickle (protocol 0 or 1)"
 READ_ERRORS = (CkptError, OSError, ValueError, EOFError, struct.error, zlib.error,
                tarfile.TarError, RecursionError, MemoryError)
 """What hostile or damaged input may raise while it is read; anything else is a bug in ckpt."""
@@ -69,6 +72,9 @@ def gather_facts(path: str, limits: Limits) -> FileFacts:
     if os.path.isdir(path):
         facts.problems.append(Problem("is a directory"))
         return facts
+    if os.path.exists(path) and not os.path.isfile(path):  # opening a FIFO would wait forever
+        facts.problems.append(Problem("not a regular file (a pipe, socket or device)"))
+        return facts
     try:
         source = FileSource(path)
     except OSError as exc:
@@ -91,11 +97,16 @@ def _describe(exc: BaseException) -> str:
 def _gather(source: Source, facts: FileFacts, limits: Limits) -> None:
     facts.size = source.size
     kind, facts.description = sniff(source)
+    tar_members = _tar_members(source) if kind is Kind.TAR else None
+    if kind is Kind.TAR and tar_members is None:
+        kind, facts.description = Kind.OTHER, "a tar archive Python's tarfile cannot open"
     if kind is Kind.OTHER:
         head = source.read_at(0, min(source.size, _TEXT_SAMPLE))
         facts.is_text = _looks_like_text(head)
-        if _is_unmarked_pickle(source, limits):
-            kind, facts.description = Kind.PICKLE, "a plain Python pickle (protocol 0 or 1)"
+    if kind is Kind.SAFETENSORS:
+        _read_model(source, facts, limits)
+    if _unpickled_from_the_start(kind, facts) and _is_unmarked_pickle(source, limits):
+        kind, facts.description, facts.read_error = Kind.PICKLE, _PLAIN_PICKLE, None
     facts.kind = kind
     collector = PickleCollector(limits, facts.sites, facts.problems)
     if kind is Kind.ZIP:
@@ -104,10 +115,27 @@ def _gather(source: Source, facts: FileFacts, limits: Limits) -> None:
         collector.scan_stream(source, 0, source.size, LEGACY_PARTS)
     elif kind is Kind.PICKLE:
         _gather_plain(source, collector)
-    elif kind is Kind.TAR:
-        facts.torch_tar = scan_torch_tar(source, collector)
-    if kind in (Kind.ZIP, Kind.LEGACY, Kind.SAFETENSORS):
+    elif tar_members is not None:
+        facts.torch_tar = scan_torch_tar(source, tar_members, collector)
+    if kind in (Kind.ZIP, Kind.LEGACY):
         _read_model(source, facts, limits)
+
+
+def _tar_members(source: Source) -> list[tarfile.TarInfo] | None:
+    """The tar's members, or None when tarfile refuses it (torch.load then unpickles the file
+    from its first byte instead)."""
+    try:
+        with tarfile.open(source.name, mode="r:") as tar:  # reads the headers only
+            return tar.getmembers()
+    except tarfile.TarError:
+        return None
+
+
+def _unpickled_from_the_start(kind: Kind, facts: FileFacts) -> bool:
+    """torch.load unpickles any file that is neither a zip nor a tar from its first byte (its
+    legacy loader), and fails on a wrong magic number only after that: a content that is no
+    checkpoint, or a safetensors header that does not parse, may still be a pickle it runs."""
+    return kind is Kind.OTHER or (kind is Kind.SAFETENSORS and facts.read_error is not None)
 
 
 def _looks_like_text(head: bytes) -> bool:
@@ -122,9 +150,20 @@ def _looks_like_text(head: bytes) -> bool:
 
 def _is_unmarked_pickle(source: Source, limits: Limits) -> bool:
     """A protocol 0 or 1 pickle has no PROTO to sniff: accept one that walks cleanly to STOP and
-    names a global (a harmless one is no concern; text that parses by chance names none)."""
+    names a global (a harmless one is no concern; text that parses by chance names none), or one
+    that names code before it breaks: the unpickler imports and calls as it goes, so the error
+    after it comes too late. Only an importable name of code counts there, so that text or data
+    whose first lines read as a global (``import os``) is not taken for a pickle."""
     scan, _ = read_pickle_at(source, 0, source.size, limits)
-    return scan.error is None and bool(scan.globals or scan.unresolved)
+    if scan.error is None:
+        return bool(scan.globals or scan.unresolved)
+    return any(_importable(use) and judge(use.module, use.name, NO_EXTRA_GLOBALS)
+               is Verdict.CODE_EXECUTION for use in scan.globals)
+
+
+def _importable(use: GlobalUse) -> bool:
+    """Module and name are dotted identifiers: anything else fails to import, running nothing."""
+    return all(part.isidentifier() for part in (*use.module.split("."), *use.name.split(".")))
 
 
 def _gather_plain(source: Source, collector: PickleCollector) -> None:

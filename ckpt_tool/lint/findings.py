@@ -1,7 +1,7 @@
 """What ``ckpt lint`` reports: the rules (code, slug, severity, summary) and the findings.
 
 Codes are stable: a rule is never renumbered, and a retired code is never reused. Each rule has a
-section in docs/lint.md (what it finds, why it matters, an example, what to do instead).
+section in the README (what it finds, why it matters, an example, what to do instead).
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
-
-"""Where docs/lint.md is published; SARIF ``helpUri`` links to a rule's section there."""
 
 
 class Severity(str, Enum):

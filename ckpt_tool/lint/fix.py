@@ -34,8 +34,9 @@ def pt_name(path: str) -> str:
 
 def _git(folder: str, *args: str) -> subprocess.CompletedProcess[str] | None:
     try:
-        return subprocess.run(["git", "-C", folder or ".", *args], capture_output=True,
-                              text=True, check=False)
+        # --literal-pathspecs: a name such as model[1].pth is a file, not a pattern.
+        return subprocess.run(["git", "-C", folder or ".", "--literal-pathspecs", *args],
+                              capture_output=True, text=True, check=False)
     except OSError:  # no git
         return None
 

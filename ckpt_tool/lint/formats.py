@@ -41,15 +41,22 @@ def render(findings: list[Finding], output_format: OutputFormat, colour: bool = 
     return render_sarif(findings)
 
 
+# C0 and C1 controls and DEL, shown as escapes: messages quote names and errors from the file.
+_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
+_CONTROLS.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+
+
 def render_text(findings: list[Finding], colour: bool = False) -> str:
-    """``path: CODE slug message``, one line each; the code coloured by severity if asked."""
+    """``path: CODE slug message``, one line each, control characters escaped (a name in a
+    hostile file can hold a newline or a terminal escape); the code coloured if asked."""
     lines = []
     for finding in findings:
+        path, message = finding.path.translate(_CONTROLS), finding.message.translate(_CONTROLS)
         if colour:
             code = f"{_COLOURS[finding.severity]}{finding.code}{_RESET}"
-            lines.append(f"{_BOLD}{finding.path}{_RESET}: {code} {finding.rule} {finding.message}")
+            lines.append(f"{_BOLD}{path}{_RESET}: {code} {finding.rule} {message}")
         else:
-            lines.append(str(finding))
+            lines.append(f"{path}: {finding.code} {finding.rule} {message}")
     return "".join(line + "\n" for line in lines)
 
 

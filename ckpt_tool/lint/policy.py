@@ -58,6 +58,9 @@ class AllowedGlobals:
         return "." not in name and module in self.modules
 
 
+NO_EXTRA_GLOBALS = AllowedGlobals()
+
+
 _BY_CATEGORY = {
     Category.CODE_EXECUTION: Verdict.CODE_EXECUTION,
     Category.TORCH_CLASS: Verdict.TORCH_CLASS,

@@ -10,6 +10,7 @@ so lint walks every one of them. No tensor byte is read: the raw parts are skipp
 
 from __future__ import annotations
 
+import os
 import tarfile
 from typing import Any
 
@@ -20,29 +21,56 @@ from ckpt_tool.unpickler import StorageType, unpickle
 
 TORCH_MEMBERS = ("storages", "tensors", "pickle")
 _MAX_NDIM = 64
+_MAX_LINK_HOPS = 8
 
 
-def scan_torch_tar(source: Source, collector: PickleCollector) -> bool:
-    """Walk the pickles of torch's members; False when the tar does not hold them."""
-    with tarfile.open(source.name, mode="r:") as tar:  # reads the headers only
-        members = tar.getmembers()
-    named = [m for m in members if m.name in (*TORCH_MEMBERS, "sys_info")]
-    if not all(any(m.name == name for m in named) for name in TORCH_MEMBERS):
+def scan_torch_tar(source: Source, members: list[tarfile.TarInfo],
+                   collector: PickleCollector) -> bool:
+    """Walk the pickles of torch's members; False when the tar has no ``storages`` member.
+
+    torch.load unpickles ``storages`` before it looks for the other members, so a tar that holds
+    only that one is a torch tar too; a missing ``tensors`` or ``pickle`` is a problem."""
+    names = {m.name for m in members}
+    if "storages" not in names:
         return False
-    for member in named:
-        if not member.isfile():
-            collector.problem(f"tar member {member.name} is not a regular file", member.name)
-            continue
-        start, end = member.offset_data, member.offset_data + member.size
-        try:
-            if member.name in ("pickle", "sys_info"):
-                collector.scan_stream(source, start, end, [member.name], base=start)
-            else:
-                walk = _walk_storages if member.name == "storages" else _walk_tensors
-                walk(source, start, end, collector, member.name)
-        except FormatError as exc:
-            collector.problem(f"tar member {member.name}: {exc}", member.name)
+    for missing in sorted(set(TORCH_MEMBERS) - names):
+        collector.problem(f"the tar has no {missing} member: torch.load fails after unpickling "
+                          "the members before it")
+    for index, member in enumerate(members):
+        if member.name in (*TORCH_MEMBERS, "sys_info"):
+            _scan_member(source, collector, member.name, _extracted(members, index))
     return True
+
+
+def _extracted(members: list[tarfile.TarInfo], index: int) -> tarfile.TarInfo | None:
+    """The member whose bytes ``tar.extract`` writes for ``members[index]``: a hard link is
+    extracted as the member it names (the last of that name before it, as tarfile looks it up)."""
+    member, hops = members[index], 0
+    while member.islnk() and hops < _MAX_LINK_HOPS:
+        target = os.path.normpath(member.linkname)
+        index = next((i for i in range(index - 1, -1, -1)
+                      if os.path.normpath(members[i].name) == target), -1)
+        if index < 0:
+            return None
+        member, hops = members[index], hops + 1
+    return member
+
+
+def _scan_member(source: Source, collector: PickleCollector, name: str,
+                 content: tarfile.TarInfo | None) -> None:
+    if content is None or not content.isfile():
+        collector.problem(f"tar member {name} is not a regular file (nor a hard link to one)",
+                          name)
+        return
+    start, end = content.offset_data, content.offset_data + content.size
+    try:
+        if name in ("pickle", "sys_info"):
+            collector.scan_stream(source, start, end, [name], base=start)
+        else:
+            walk = _walk_storages if name == "storages" else _walk_tensors
+            walk(source, start, end, collector, name)
+    except FormatError as exc:
+        collector.problem(f"tar member {name}: {exc}", name)
 
 
 def _load(source: Source, pos: int, end: int, collector: PickleCollector, member: str,

@@ -42,7 +42,7 @@ class TorchArchive:
     def _index(self) -> None:
         prefix, size = self.prefix, len(self.prefix)
         inside = [m for m in self.members if m.name.startswith(prefix)]
-        for member in reversed(inside):  # the first of duplicate names wins, as noted below
+        for member in reversed(inside):  # ckpt reads the first of equal names; see below
             self.records[member.name[size:]] = member
         for member in self.members:
             if not member.name.startswith(prefix):
@@ -50,17 +50,26 @@ class TorchArchive:
                     "ambiguous",
                     f"member {member.name} lies outside the folder {prefix} that torch reads: "
                     "torch ignores it, other tools may not", member.name))
-        if len(self.records) != len(inside):
-            counts = Counter(m.name for m in inside)
-            for name, count in counts.items():
-                if count > 1:
-                    self.anomalies.append(Anomaly(
-                        "ambiguous", f"the archive holds {count} members named {name}: torch "
-                        "and other zip readers may load different ones", name))
+        self._report_equal_names(inside)
         for record in self.records:
             if ".." in record.split("/") or record.startswith("/"):
                 self.anomalies.append(Anomaly(
                     "corrupt", f"member name {prefix}{record} climbs out of the archive", record))
+
+    def _report_equal_names(self, inside: list[Member]) -> None:
+        """miniz, torch's zip reader, compares names without ASCII case, and of equal names it
+        may find any one, not the first that ckpt reads."""
+        if len({m.name.lower() for m in inside}) == len(inside):
+            return  # the quick test (str.lower folds more than ASCII, never less)
+        names = Counter(_without_case(m.name) for m in inside)
+        for folded, count in names.items():
+            if count > 1:
+                spellings = sorted({m.name for m in inside if _without_case(m.name) == folded})
+                how = " (torch compares names without case)" if len(spellings) > 1 else ""
+                self.anomalies.append(Anomaly(
+                    "ambiguous", f"the archive holds {count} members named "
+                    f"{' or '.join(spellings)}{how}: torch and other zip readers may load "
+                    "different ones", spellings[0]))
 
     def has(self, record: str) -> bool:
         return record in self.records
@@ -157,6 +166,8 @@ class _StorageResolver:
         if nbytes > member.size:
             raise FormatError(f"storage {key} declares {nbytes} bytes but {record} holds "
                               f"{member.size}")
+        if member.encrypted:
+            raise FormatError(f"storage {key}: the record {record} is encrypted")
         if member.method != zipdir.STORED:
             self.checkpoint.anomalies.append(Anomaly(
                 "corrupt", f"{record} is compressed; torch stores tensor data uncompressed",
@@ -168,6 +179,11 @@ class _StorageResolver:
         storage = Storage(key, storage_type.dtype, nbytes, location_text, offset, record)
         self.checkpoint.storages[key] = storage
         return storage
+
+
+def _without_case(name: str) -> bytes:
+    """A member name as miniz compares it: ASCII letters folded to lower case."""
+    return name.encode("utf-8", "surrogateescape").lower()
 
 
 def _short(value: Any) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Group, RenderableType
 from rich.rule import Rule
 from rich.table import Table
@@ -63,12 +61,12 @@ def summary(report: FileReport) -> RenderableType:
 
 
 def structure_tree(report: FileReport, expand: bool) -> RenderableType:
-    entries: list[tuple[tuple[str, ...], str, Any]] = [
+    entries = [
         (tuple(name.split(".")),
          _tensor_signature(value) if isinstance(value, TensorRow) else short_text(value), value)
         for name, value in report.order
     ]
-    root = structure.build(entries, collapse=not expand)
+    root = structure.build_tree(structure.collapse(entries, enabled=not expand))
     tree = Tree(Text("(root)", "bold"))
     _add_children(tree, root)
     return tree
@@ -80,9 +78,10 @@ def _add_children(tree: Tree, node: structure.Node) -> None:
             tree.add(Text(f"... {len(node.children) - index} more", "dim"))
             return
         label, child = _chain(key, child)
-        if child.is_leaf and not child.children:
-            count = f" ×{len(child.items)}" if len(child.items) > 1 else ""
-            tree.add(Text.assemble((label, "cyan"), "  ", (child.signature or "", "dim"), count))
+        group = child.group
+        if group is not None and not child.children:
+            count = f" ×{len(group.items)}" if len(group.items) > 1 else ""
+            tree.add(Text.assemble((label, "cyan"), "  ", (group.signature, "dim"), count))
         else:
             _add_children(tree.add(Text(label, "bold")), child)
 
@@ -90,9 +89,9 @@ def _add_children(tree: Tree, node: structure.Node) -> None:
 def _chain(key: str, node: structure.Node) -> tuple[str, structure.Node]:
     """Fold single-child folders into one dotted label (``state_dict.conv1``)."""
     label = key
-    while not node.is_leaf and len(node.children) == 1:
+    while node.group is None and len(node.children) == 1:
         (next_key, next_node), = node.children.items()
-        if next_node.is_leaf and not next_node.children:
+        if next_node.group is not None and not next_node.children:
             break
         label, node = f"{label}.{next_key}", next_node
     return label, node
@@ -103,13 +102,12 @@ def metadata_table(report: FileReport, expand: bool) -> RenderableType | None:
         return None
     entries = [(tuple(name.split(".")), short_text(value), value)
                for name, value in report.metadata.items()]
-    root = structure.build(entries, collapse=not expand)
     table = Table(title="metadata", title_justify="left", show_edge=False)
     table.add_column("name", style="cyan", overflow="fold")
     table.add_column("value", overflow="fold")
-    for name, node in structure.leaves(root):
-        count = f"  (×{len(node.items)})" if len(node.items) > 1 else ""
-        table.add_row(name or "(root)", (node.signature or "") + count)
+    for group in structure.collapse(entries, enabled=not expand):
+        count = f"  (×{len(group.items)})" if len(group.items) > 1 else ""
+        table.add_row(group.name or "(root)", group.signature + count)
     return table
 
 
@@ -123,11 +121,13 @@ def tensor_table(report: FileReport, rows: list[TensorRow], expand: bool,
     if stats is not None:
         for column in ("min", "max", "mean", "std", "nan", "inf"):
             table.add_column(column, justify="right")
-    grouped = expand or stats is not None
-    for name, members in _table_rows(rows, collapse=not grouped):
+    entries = [(tuple(row.name.split(".")), f"{_tensor_signature(row)} {row.tensor.device}", row)
+               for row in rows]
+    for group in structure.collapse(entries, enabled=not (expand or stats is not None)):
+        members: list[TensorRow] = group.items
         first = members[0].tensor
         count = f" ×{len(members)}" if len(members) > 1 else ""
-        cells = [name + count, first.dtype.name, _shape(first.shape),
+        cells = [group.name + count, first.dtype.name, _shape(first.shape),
                  f"{sum(m.tensor.numel for m in members):,}",
                  human_bytes(sum(m.tensor.nbytes for m in members)), first.device]
         if stats is not None:
@@ -139,15 +139,6 @@ def tensor_table(report: FileReport, rows: list[TensorRow], expand: bool,
              human_bytes(total_bytes), ""]
     table.add_row(*(total + ([""] * 6 if stats is not None else [])), style="bold")
     return table
-
-
-def _table_rows(rows: list[TensorRow], collapse: bool) -> list[tuple[str, list[TensorRow]]]:
-    if not collapse:
-        return [(row.name, [row]) for row in rows]
-    entries = [(tuple(row.name.split(".")), f"{_tensor_signature(row)} {row.tensor.device}", row)
-               for row in rows]
-    root = structure.build(entries, collapse=True)
-    return [(name, node.items) for name, node in structure.leaves(root)]
 
 
 def _stats_cells(stats: TensorStats | None) -> list[str]:
