@@ -315,3 +315,13 @@ def test_missing_destination_folder_is_named(tmp_path: Path) -> None:
     dest = tmp_path / "nowhere" / "out.safetensors"
     result = convert_file(str(FIXTURES / "state_dict.pt"), str(dest), ConvertOptions())
     assert result.error == f"the destination's folder {dest.parent} does not exist"
+
+
+def test_a_value_equal_to_a_tied_alias_is_not_kept(tmp_path: Path) -> None:
+    """Found by hypothesis: {'00': t, '0': t, 'epoch': 0} wrote epoch="0", read as a tie to '0'."""
+    source = tmp_path / "tied.pt"
+    t = torch.ones(3)
+    torch.save({"00": t, "0": t, "epoch": 0}, source)
+    out = tmp_path / "tied.safetensors"
+    convert_file(str(source), str(out), ConvertOptions())
+    assert metadata_of(out) == {"format": "pt", "0": "00"}

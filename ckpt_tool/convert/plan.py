@@ -225,7 +225,8 @@ def build_metadata(checkpoint: Checkpoint, values: list[tuple[str, Any]],
             plan.notes.append(f"alias {alias} -> {kept} not recorded: the metadata key is taken")
         else:
             metadata[alias] = kept
-    tensor_names = {entry.name for entry in plan.entries}
+    # Aliases are tensor names too: a value "0" beside an alias "0" would read as a second tie.
+    tensor_names = {entry.name for entry in plan.entries} | set(plan.aliases)
     for name, value in values:
         text = metadata_text(value)
         if name in metadata:
