@@ -7,8 +7,9 @@ from dataclasses import dataclass, fields
 
 @dataclass(frozen=True)
 class Limits:
-    max_pickle_bytes: int = 1 << 30
-    """Largest pickle (data.pkl or legacy object stream) read into memory."""
+    max_pickle_bytes: int = 256 << 20
+    """Largest pickle (data.pkl or legacy object stream) read into memory; in lint, all the
+    pickles of one file together. A 1,000,000-tensor state_dict's data.pkl is about 120 MB."""
     max_memo_index: int = 10_000_000
     """Largest memo slot a PUT may name (CPython allocates the memo up to it)."""
     max_opcodes: int = 50_000_000

@@ -133,15 +133,17 @@ class _Stop(Exception):
 
 def scan_pickle(
     data: bytes | memoryview, start: int = 0, limits: Limits = DEFAULT_LIMITS,
-    *, find_embedded: bool = False,
+    *, find_embedded: bool = False, resolve_names: bool = True,
 ) -> PickleScan:
     """Walk one pickle starting at ``start``; never raises on bad input (see ``error``).
 
     ``find_embedded`` also collects string and bytes arguments that look like a pickle or a zip
-    archive (``PickleScan.embedded``), for ``ckpt lint`` to scan in turn.
+    archive (``PickleScan.embedded``), for ``ckpt lint`` to scan in turn. ``resolve_names=False``
+    leaves STACK_GLOBAL's names to whoever unpickles the data (the reader's ``find_class`` sees
+    them exactly), so the fast walk never needs the symbolic one.
     """
     view = data if isinstance(data, bytes) else bytes(data)
-    result = _scan_fast(view, start, limits, find_embedded)
+    result = _scan_fast(view, start, limits, find_embedded, resolve_names)
     if result is None:
         result = _scan_symbolic(view, start, limits, find_embedded)
     return result
@@ -177,7 +179,8 @@ def _length_argument(data: bytes, pos: int, kind: int, signed: bool = False) -> 
 
 
 def _scan_fast(
-    data: bytes, start: int, limits: Limits, find_embedded: bool = False
+    data: bytes, start: int, limits: Limits, find_embedded: bool = False,
+    resolve_names: bool = True,
 ) -> PickleScan | None:
     """Measure-only walk; returns None when the pickle needs the symbolic walk.
 
@@ -230,7 +233,9 @@ def _scan_fast(
                 pos += 1
                 break
             elif kind == _STACK_GLOBAL:
-                return None
+                if resolve_names:
+                    return None
+                pos += 1
             else:
                 pos, depth = _scan_rare(data, pos, op, kind, depth, result, limits, embedded)
     except _Stop as stop:
@@ -375,83 +380,169 @@ def _stack_effect(op: pickletools.OpcodeInfo) -> tuple[int, int]:
 _EFFECTS = {code: _stack_effect(op) for code, op in OPCODES.items()}
 
 
+_STRING_DECODERS = {
+    "SHORT_BINUNICODE": "utf-8", "BINUNICODE": "utf-8", "BINUNICODE8": "utf-8",
+    "SHORT_BINSTRING": "latin-1", "BINSTRING": "latin-1",
+}
+_POPS_MARK = bytes(
+    1 if code in OPCODES and pickletools.markobject in OPCODES[code].stack_before else 0
+    for code in range(256)
+)
+_POPS = [(_EFFECTS[code][0] if code in _EFFECTS else 0) for code in range(256)]
+_PUSHES = [(_EFFECTS[code][1] if code in _EFFECTS else 0) for code in range(256)]
+
+
 def _scan_symbolic(
     data: bytes, start: int, limits: Limits, find_embedded: bool = False
 ) -> PickleScan:
-    """Walk with a stack of constant strings (other values are None) to name STACK_GLOBALs."""
+    """Walk with a stack of constant strings (other values are None) to name STACK_GLOBALs.
+
+    Same argument table as the fast walk, plus each opcode's stack effect from pickletools; a
+    name that is not a constant string on the stack is reported as unresolved, never guessed.
+    """
     result = PickleScan(start=start)
-    embedded = result.embedded if find_embedded else None
-    stack: list[object] = []
-    marks: list[int] = []
-    memo: dict[int, object] = {}
-    pos = start
+    walk = _SymbolicWalk(data, result, limits, result.embedded if find_embedded else None)
     try:
-        for op, arg, offset in _genops(data, start):
-            result.opcode_count += 1
-            if result.opcode_count > limits.max_opcodes:
-                raise _Stop(f"more than {limits.max_opcodes} opcodes (limit max_opcodes)")
-            name = op.name
-            result.opcodes.add(name)
-            pos = offset
-            if name == "PROTO":
-                result.protocol = arg
-            elif name == "STOP":
-                pos = offset + 1
-                break
-            elif name == "MARK":
-                marks.append(len(stack))
-                if len(marks) > limits.max_depth:
-                    raise _Stop(f"MARKs nested deeper than {limits.max_depth} (limit max_depth)")
-                stack.append(_MARK_OBJ)
-                continue
-            elif name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
-                index = len(memo) if name == "MEMOIZE" else int(arg)
-                if index > limits.max_memo_index or index < 0:
-                    raise _Stop(f"memo index {index} out of range (limit max_memo_index)")
-                memo[index] = stack[-1] if stack else None
-                continue
-            elif name in ("GET", "BINGET", "LONG_BINGET"):
-                stack.append(memo.get(int(arg)))
-                continue
-            elif name in ("GLOBAL", "INST"):
-                module, _, attr = arg.partition(" ")
-                module, attr = map_python2_name(module, attr, result.protocol)
-                result.globals.append(GlobalUse(module, attr, offset, name))
-            elif name == "STACK_GLOBAL":
-                attr = stack.pop() if stack else None
-                module = stack.pop() if stack else None
-                if isinstance(module, str) and isinstance(attr, str):
-                    result.globals.append(GlobalUse(module, attr, offset, name))
-                else:
-                    reason = "module or name is not a constant string"
-                    result.unresolved.append(Unresolved(offset, name, reason))
-                stack.append(None)
-                continue
-            elif name in ("EXT1", "EXT2", "EXT4"):
-                reason = (f"extension code {arg}: the global comes from the loader's copyreg "
-                          "registry")
-                result.unresolved.append(Unresolved(offset, name, reason))
-            elif name == "DUP":
-                stack.append(stack[-1] if stack else None)
-                continue
-            pops, pushes = _EFFECTS[ord(op.code)]
-            if pickletools.markobject in op.stack_before:
-                if not marks:
-                    raise _Stop(f"{name} at offset {offset} has no MARK")
-                del stack[marks.pop() :]
-            del stack[max(0, len(stack) - pops) :]
-            if embedded is not None and isinstance(arg, str | bytes | bytearray):
-                _note_value(arg, offset, name, embedded)
-            value = arg if name in _STRING_OPS and isinstance(arg, str) else None
-            stack.extend([value] * pushes)
-        else:
-            raise _Stop("the pickle ends before STOP (truncated?)")
+        walk.run(start)
     except _Stop as stop:
         result.error = str(stop)
+    except (IndexError, struct.error):
+        result.error = "the pickle ends before STOP (truncated?)"
     except (ValueError, UnicodeDecodeError) as exc:
-        result.error = f"corrupt pickle near offset {pos}: {exc}"
-    result.end = pos
+        result.error = f"corrupt pickle near offset {walk.pos}: {exc}"
+    result.end = min(walk.pos, len(data))
+    result.opcodes = walk.opcodes
+    result.opcode_count = walk.count
     return result
+
+
+class _SymbolicWalk:
+    def __init__(self, data: bytes, result: PickleScan, limits: Limits,
+                 embedded: list[Embedded] | None) -> None:
+        self.data, self.result, self.limits, self.embedded = data, result, limits, embedded
+        self.stack: list[object] = []
+        self.marks: list[int] = []
+        self.memo: dict[int, object] = {}
+        self.opcodes: set[str] = set()
+        self.pos = 0
+        self.count = 0
+
+    def run(self, start: int) -> None:
+        data, stack, memo = self.data, self.stack, self.memo
+        kinds, max_count = _KINDS, self.limits.max_opcodes
+        pos = start
+        while True:
+            self.pos = pos
+            op = data[pos]
+            kind = kinds[op]
+            self.count += 1
+            if self.count > max_count:
+                raise _Stop(f"more than {max_count} opcodes (limit max_opcodes)")
+            name = _NAME.get(op)
+            if name is None:
+                raise _Stop(f"invalid opcode 0x{op:02x} at offset {pos}")
+            self.opcodes.add(name)
+            if kind == _STOP:
+                self.pos = pos + 1
+                return
+            value, pos = self._argument(op, kind, name, pos)
+            if kind == _MARK:
+                self.marks.append(len(stack))
+                if len(self.marks) > self.limits.max_depth:
+                    raise _Stop(f"MARKs nested deeper than {self.limits.max_depth} "
+                                "(limit max_depth)")
+            elif name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
+                index = len(memo) if name == "MEMOIZE" else value
+                if not 0 <= index <= self.limits.max_memo_index:
+                    raise _Stop(f"memo index {index} out of range (limit max_memo_index)")
+                memo[index] = stack[-1] if stack else None
+            elif name in ("GET", "BINGET", "LONG_BINGET"):
+                stack.append(memo.get(value))
+            elif name == "DUP":
+                stack.append(stack[-1] if stack else None)
+            elif name == "STACK_GLOBAL":
+                self._stack_global(self.pos)
+            else:
+                self._apply(op, name, value)
+
+    def _argument(self, op: int, kind: int, name: str, pos: int) -> tuple[object, int]:
+        """The opcode's argument (ints for memo indices, str for strings) and the next pos."""
+        data = self.data
+        if kind >= 0:
+            if name in ("BINPUT", "BINGET"):
+                return data[pos + 1], pos + 2
+            if name in ("LONG_BINPUT", "LONG_BINGET"):
+                return _U32(data, pos + 1)[0], pos + 5
+            if name == "PROTO":
+                self.result.protocol = data[pos + 1]
+            return None, pos + 1 + kind
+        if kind == _LONG_BINPUT:
+            return _U32(data, pos + 1)[0], pos + 5
+        if kind in (_LEN1, _LEN4, _LEN8):
+            after = _length_argument(data, pos + 1, kind, signed=op in _SIGNED_LENGTH)
+            if after > len(data):
+                raise _Stop("an argument runs past the end of the pickle (truncated?)")
+            if self.embedded is not None and _ARGUMENT_TYPE[op]:
+                _note_argument(data, pos, after, kind, self.embedded)
+            encoding = _STRING_DECODERS.get(name)
+            if encoding is None:
+                return None, after
+            start = pos + 1 + {_LEN1: 1, _LEN4: 4, _LEN8: 8}[kind]
+            return data[start:after].decode(encoding, "surrogatepass"), after
+        if kind in (_GLOBAL, _INST):
+            module, attr, after = _global_names(data, pos + 1, self.result.protocol)
+            self.result.globals.append(GlobalUse(module, attr, pos, name))
+            return None, after
+        if kind in (_LINE, _PUT_LINE):
+            line, after = _read_line(data, pos + 1)
+            return self._line_value(line, name, pos), after
+        if kind in (_EXT1, _EXT2, _EXT4):
+            return None, _record_extension(data, pos, kind, self.result)
+        if kind in (_MARK, _POP_MARK, _STACK_GLOBAL, _PROTO):
+            if kind == _PROTO:
+                self.result.protocol = data[pos + 1]
+                return None, pos + 2
+            return None, pos + 1
+        raise _Stop(f"invalid opcode 0x{op:02x} at offset {pos}")
+
+    def _line_value(self, line: bytes, name: str, pos: int) -> object:
+        if name in ("PUT", "GET"):
+            try:
+                return int(line)
+            except ValueError:
+                raise _Stop(f"{name} takes a decimal memo index") from None
+        if name in ("STRING", "UNICODE"):
+            if self.embedded is not None:
+                _note_line_argument(line, pos, name, self.embedded)
+            payload = _decode_line_argument(line, name)
+            return None if payload is None else payload.decode("latin-1")
+        return None
+
+    def _stack_global(self, offset: int) -> None:
+        stack = self.stack
+        attr = stack.pop() if stack else None
+        module = stack.pop() if stack else None
+        if isinstance(module, str) and isinstance(attr, str):
+            self.result.globals.append(GlobalUse(module, attr, offset, "STACK_GLOBAL"))
+        else:
+            reason = "module or name is not a constant string"
+            self.result.unresolved.append(Unresolved(offset, "STACK_GLOBAL", reason))
+        stack.append(None)
+
+    def _apply(self, op: int, name: str, value: object) -> None:
+        stack = self.stack
+        if _POPS_MARK[op]:
+            if not self.marks:
+                raise _Stop(f"{name} at offset {self.pos} has no MARK")
+            del stack[self.marks.pop():]
+        pops = _POPS[op]
+        if pops:
+            del stack[max(0, len(stack) - pops):]
+        pushes = _PUSHES[op]
+        if pushes == 1:
+            stack.append(value if isinstance(value, str) else None)
+        elif pushes:
+            stack.extend([None] * pushes)
 
 
 def _note_value(arg: str | bytes | bytearray, offset: int, name: str,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 from typing import Protocol
 
 from ckpt_tool.errors import FormatError
@@ -30,19 +31,20 @@ class FileSource:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.name = os.fspath(path)
         self._reads: list[tuple[int, int]] = []
-        self._fd = os.open(self.name, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below.
+        flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+        self._fd = os.open(self.name, flags)
+        info = os.fstat(self._fd)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(self._fd)
+            raise FormatError("not a regular file (a FIFO, socket or device?)")
+        self.size = info.st_size
         self._map: mmap.mmap | None = None
-        try:
-            self.size = os.fstat(self._fd).st_size
-            if self.size:
-                # Small reads (zip headers) from a map cost no system call; only the pages
-                # touched are read from disk.
+        if self.size:
+            try:  # small reads (zip headers) from a map cost no system call
                 self._map = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):
-            self._map = None
-            if not hasattr(self, "size"):
-                os.close(self._fd)
-                raise
+            except (OSError, ValueError):
+                self._map = None  # pread it is
 
     def read_at(self, offset: int, length: int) -> bytes:
         if offset < 0 or length < 0 or offset + length > self.size:

@@ -111,3 +111,17 @@ def test_json_reports_errors_per_file(tmp_path: Path) -> None:
     doc = json.loads(result.stdout)
     assert [f["error"] is None for f in doc["files"]] == [False, True]
     assert doc["total"]["errors"] == 1
+
+
+def test_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
+    fifo = tmp_path / "model.pt"
+    os.mkfifo(fifo)
+    result = run_ckpt("inspect", str(fifo))
+    assert result.returncode == 2 and "not a regular file" in result.stderr
+
+
+def test_a_limit_of_zero_is_a_usage_error() -> None:
+    result = run_ckpt("inspect", "--set-limit", "max_depth=0", str(FIXTURES / "edge.pt"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("ckpt: --set-limit: limit max_depth must be a positive "
+                                     "integer, got 0")

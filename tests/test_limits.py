@@ -111,3 +111,38 @@ def test_hostile_memo_does_not_allocate(tmp_path: Path) -> None:
                             text=True, timeout=60)
     assert result.returncode == 2
     assert "max_memo_index" in result.stderr and "MemoryError" not in result.stderr
+
+
+def test_lint_walks_a_large_protocol_4_pickle_in_bounded_time(tmp_path: Path) -> None:
+    """Names on the stack need the symbolic walk; 9 MB of it must stay well inside 10 s."""
+    import pickle
+
+    from ckpt_tool.lint import lint_file, load_config
+    from tests.test_fuzz import time_limit
+
+    path = tmp_path / "big.pt"
+    rows = [{f"k{i}": f"v{i}", "x": [i, i + 1.5, None, "abc"]} for i in range(200_000)]
+    path.write_bytes(pickle.dumps(rows, protocol=4))
+    with time_limit(10):
+        findings = lint_file(str(path), load_config(str(tmp_path), [], []), Limits())
+    assert {f.code for f in findings} == {"CKPT007"}  # a plain pickle named .pt: nothing else
+
+
+def test_many_compressed_pickles_share_one_budget(tmp_path: Path) -> None:
+    """A zip of deflate bombs: lint stops at max_pickle_bytes for the whole file, with a finding."""
+    import zipfile
+
+    from ckpt_tool.lint import lint_file, load_config
+    from tests.test_fuzz import time_limit
+
+    bomb = b"\x80\x02X" + (20_000_000).to_bytes(4, "little") + b"a" * 20_000_000 + b"."
+    path = tmp_path / "bombs.pt"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("archive/data.pkl", tensor_pickle(4), zipfile.ZIP_STORED)
+        archive.writestr("archive/data/0", b"\0" * 16, zipfile.ZIP_STORED)
+        for index in range(30):
+            archive.writestr(f"archive/extra{index}.pkl", bomb)
+    with time_limit(10):
+        findings = lint_file(str(path), load_config(str(tmp_path), [], []),
+                             Limits(max_pickle_bytes=100_000_000))
+    assert any(f.code == "CKPT006" and "max_pickle_bytes" in f.message for f in findings)

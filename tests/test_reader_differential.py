@@ -111,3 +111,18 @@ def test_generated_checkpoints_match_torch(tree: dict, legacy: bool, tmp_path_fa
     path.write_bytes(buffer.getvalue())
     assert_matches_torch(path)
     os.unlink(path)
+
+
+def test_record_names_are_looked_up_without_case_as_torch_does(tmp_path: Path) -> None:
+    """torch's zip reader (miniz) finds DATA.PKL and Data/0 when asked for data.pkl, data/0."""
+    import zipfile
+
+    buffer = io.BytesIO()
+    torch.save({"w": torch.arange(3.0)}, buffer)
+    source = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
+    path = tmp_path / "cases.pt"
+    with zipfile.ZipFile(path, "w") as target:
+        for info in source.infolist():
+            renamed = info.filename.replace("data.pkl", "DATA.PKL").replace("/data/0", "/Data/0")
+            target.writestr(renamed, source.read(info))
+    assert_matches_torch(path)

@@ -74,7 +74,10 @@ def parse_limits(items: list[str] | None) -> Limits:
             names = ", ".join(Limits.names())
             usage_error(f"--set-limit takes NAME=INTEGER with NAME one of {names}")
         values[name] = int(value)
-    return Limits(**{**DEFAULT_LIMITS.__dict__, **values})
+    try:
+        return Limits(**{**DEFAULT_LIMITS.__dict__, **values})
+    except ValueError as exc:
+        usage_error(f"--set-limit: {exc}")
 
 
 def interactive() -> bool:

@@ -179,7 +179,7 @@ def _gather_zip(source: Source, facts: FileFacts, collector: PickleCollector) ->
     except NotACheckpoint:
         members = zipdir.read_central_directory(source, collector.limits)
     else:
-        members, main = archive.members, archive.records.get("data.pkl")
+        members, main = archive.members, archive.member("data.pkl")
         facts.torchscript = archive.has("constants.pkl")
         facts.anomalies = list(archive.anomalies)
     collector.scan_zip(source, members, main)

@@ -120,6 +120,9 @@ class PickleCollector:
     sites: list[PickleSite] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     depth: int = 0
+    inflated: list[int] = field(default_factory=lambda: [0])
+    """Member bytes read so far in this file, shared with nested collectors: many compressed
+    members together may not cost more than one pickle may (``max_pickle_bytes``)."""
 
     @property
     def quiet(self) -> bool:
@@ -181,13 +184,20 @@ class PickleCollector:
             if not is_pickle_member(member.name):
                 continue
             name = prefix + member.name
-            cap = self.limits.max_pickle_bytes
+            budget = self.limits.max_pickle_bytes - self.inflated[0]
+            if member.size > budget:
+                self.problem(f"stopped before {member.name}: the file's pickles exceed "
+                             f"{self.limits.max_pickle_bytes} bytes (limit max_pickle_bytes)",
+                             name)
+                return
+            side = self.quiet or member is not main  # a member torch itself never unpickles
+            cap = min(budget, MAX_NESTED_MEMBER_BYTES) if side else budget
             try:
-                data = zipdir.read_member(
-                    source, member, min(cap, MAX_NESTED_MEMBER_BYTES) if self.quiet else cap)
+                data = zipdir.read_member(source, member, cap)
             except CkptError as exc:
                 self.problem(f"could not scan {member.name}: {exc}", name)
                 continue
+            self.inflated[0] += len(data)
             role = Role.NESTED if self.quiet else Role.MAIN if member is main else Role.EXTRA
             self.scan_buffer(data, name, role)
 
@@ -196,7 +206,8 @@ class PickleCollector:
             return
         label = (f"{site.member or 'the file'} > {embedded.opcode} argument at offset "
                  f"{site.base + embedded.offset}")
-        inner = PickleCollector(self.limits, self.sites, self.problems, self.depth + 1)
+        inner = PickleCollector(self.limits, self.sites, self.problems, self.depth + 1,
+                                self.inflated)
         if embedded.payload.startswith(b"PK\x03\x04"):
             source = BytesSource(embedded.payload, label)
             try:

@@ -40,6 +40,8 @@ def open_source(path: str | os.PathLike[str]) -> Source:
     """A local file, or a URL read with range requests."""
     if isinstance(path, str) and is_url(path):
         return open_url(path)
+    if os.path.isdir(path):
+        raise FormatError("is a directory")
     try:
         return FileSource(path)
     except IsADirectoryError:

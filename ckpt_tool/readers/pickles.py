@@ -13,7 +13,7 @@ from ckpt_tool.unpickler import PersistentLoad, unpickle
 
 
 def scan_or_fail(data: bytes, where: str, limits: Limits, start: int = 0) -> PickleScan:
-    scan = scan_pickle(data, start, limits)
+    scan = scan_pickle(data, start, limits, resolve_names=False)
     if scan.error:
         error = LimitExceeded if "(limit " in scan.error else FormatError
         raise error(f"{where}: {scan.error}")

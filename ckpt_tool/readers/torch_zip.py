@@ -41,11 +41,14 @@ class TorchArchive:
 
     def _index(self) -> None:
         prefix, size = self.prefix, len(self.prefix)
-        inside = [m for m in self.members if m.name.startswith(prefix)]
+        folded_prefix = _without_case(prefix)
+        inside = [m for m in self.members if _without_case(m.name).startswith(folded_prefix)]
+        self._folded: dict[bytes, Member] = {}
         for member in reversed(inside):  # ckpt reads the first of equal names; see below
             self.records[member.name[size:]] = member
+            self._folded[_without_case(member.name[size:])] = member
         for member in self.members:
-            if not member.name.startswith(prefix):
+            if not _without_case(member.name).startswith(folded_prefix):
                 self.anomalies.append(Anomaly(
                     "ambiguous",
                     f"member {member.name} lies outside the folder {prefix} that torch reads: "
@@ -71,15 +74,22 @@ class TorchArchive:
                     f"{' or '.join(spellings)}{how}: torch and other zip readers may load "
                     "different ones", spellings[0]))
 
+    def member(self, record: str) -> Member | None:
+        """The member torch finds for ``record``: miniz looks names up without ASCII case."""
+        return self._folded.get(_without_case(record))
+
     def has(self, record: str) -> bool:
-        return record in self.records
+        return self.member(record) is not None
 
     def read(self, record: str, max_bytes: int | None = None) -> bytes:
-        member = self.records[record]
+        member = self.member(record)
+        if member is None:
+            raise FormatError(f"the record {self.prefix}{record} is missing")
         return zipdir.read_member(self.source, member, max_bytes or self.limits.max_pickle_bytes)
 
     def read_text(self, record: str) -> str | None:
-        if not self.has(record) or self.records[record].size > _SMALL_RECORD:
+        member = self.member(record)
+        if member is None or member.size > _SMALL_RECORD:
             return None
         return self.read(record).decode("utf-8", "replace").strip()
 
@@ -103,7 +113,9 @@ def read_torch_zip(source: Source, limits: Limits) -> Checkpoint:
     storages = _StorageResolver(archive, checkpoint)
     data = archive.read("data.pkl")
     root, scan, referenced = load_pickle(data, "data.pkl", limits, storages)
-    record = PickleRecord("data.pkl", scan, zipdir.data_offset(source, archive.records["data.pkl"]))
+    pickle_member = archive.member("data.pkl")
+    assert pickle_member is not None
+    record = PickleRecord("data.pkl", scan, zipdir.data_offset(source, pickle_member))
     checkpoint.pickles.append(record)
     if scan.end < len(data):
         checkpoint.anomalies.append(Anomaly(
@@ -137,11 +149,12 @@ class _StorageResolver:
 
     def __init__(self, archive: TorchArchive, checkpoint: Checkpoint) -> None:
         self.archive, self.checkpoint = archive, checkpoint
-        records = [(name, m) for name, m in archive.records.items() if name.startswith("data/")]
+        members = [m for name, m in archive.records.items()
+                   if _without_case(name).startswith(b"data/")]
         # Every storage record's local header, read up front in one batch (one request for a
         # remote source) instead of one read per tensor while unpickling.
-        offsets = zipdir.data_offsets(archive.source, [member for _, member in records])
-        self.offsets = {name: offset for (name, _), offset in zip(records, offsets, strict=True)}
+        offsets = zipdir.data_offsets(archive.source, members)
+        self.offsets = {id(m): offset for m, offset in zip(members, offsets, strict=True)}
 
     def __call__(self, pid: Any) -> StorageView:
         if not isinstance(pid, tuple) or len(pid) != 5 or pid[0] not in ("storage", b"storage"):
@@ -158,7 +171,7 @@ class _StorageResolver:
 
     def _load(self, key: str, storage_type: StorageType, location: Any, numel: int) -> Storage:
         record = f"data/{key}"
-        member = self.archive.records.get(record)
+        member = self.archive.member(record)
         if member is None:
             raise FormatError(
                 f"storage {key}: the record {self.archive.prefix}{record} is missing")
@@ -172,7 +185,7 @@ class _StorageResolver:
             self.checkpoint.anomalies.append(Anomaly(
                 "corrupt", f"{record} is compressed; torch stores tensor data uncompressed",
                 record))
-        offset = self.offsets[record]
+        offset = self.offsets[id(member)]
         if isinstance(location, bytes):
             location = location.decode("ascii", "replace")
         location_text = str(location)
