@@ -78,3 +78,24 @@ def test_other_schemes_need_the_remote_extra(monkeypatch: pytest.MonkeyPatch) ->
     result = runner.invoke(app, ["inspect", "s3://bucket/model.pt"])
     assert result.exit_code == 2
     assert "pip install 'ckpt-tool[remote]'" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["malicious.pt", "whole_model.pt", "legacy.pt", "state_dict.pth",
+                                  "lfs_pointer.pt"])
+def test_lint_over_a_url_finds_what_it_finds_locally(name: str, canary_dir: Path) -> None:
+    local = runner.invoke(app, ["lint", "--format", "json", str(FIXTURES / name)])
+    with serve(FIXTURES) as server:
+        url = f"{server.url}/{name}"
+        remote = runner.invoke(app, ["lint", "--format", "json", url])
+    assert remote.exit_code == local.exit_code
+    def codes(output: str) -> list[tuple[str, str | None]]:
+        return [(f["code"], f["member"]) for f in json.loads(output)["findings"]]
+    assert codes(remote.stdout) == codes(local.stdout)
+    assert not (canary_dir / "ckpt_canary.txt").exists()
+
+
+def test_diff_of_a_url_and_a_local_file() -> None:
+    with serve(FIXTURES) as server:
+        result = runner.invoke(app, ["diff", f"{server.url}/state_dict.pt",
+                                     str(FIXTURES / "legacy.pt")])
+    assert result.exit_code == 0, result.output

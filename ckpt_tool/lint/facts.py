@@ -32,6 +32,7 @@ from ckpt_tool.model import Anomaly, Checkpoint, Member
 from ckpt_tool.pickle_scan import GlobalUse
 from ckpt_tool.readers import read_checkpoint
 from ckpt_tool.readers.torch_zip import TorchArchive
+from ckpt_tool.remote import is_url, open_url
 from ckpt_tool.source import FileSource, Source
 
 LEGACY_PARTS: list[str | None] = [
@@ -69,6 +70,8 @@ class FileFacts:
 def gather_facts(path: str, limits: Limits) -> FileFacts:
     """Never raises on bad input: what could not be read becomes a ``Problem``."""
     facts = FileFacts(path)
+    if is_url(path):
+        return _gather_url(path, facts, limits)
     if os.path.isdir(path):
         facts.problems.append(Problem("is a directory"))
         return facts
@@ -85,6 +88,22 @@ def gather_facts(path: str, limits: Limits) -> FileFacts:
             _gather(source, facts, limits)
         except READ_ERRORS as exc:
             facts.problems.append(Problem(_describe(exc)))
+    return facts
+
+
+def _gather_url(url: str, facts: FileFacts, limits: Limits) -> FileFacts:
+    """A remote file, read through range requests like a local one."""
+    try:
+        source = open_url(url)
+    except CkptError as exc:
+        facts.problems.append(Problem(str(exc)))
+        return facts
+    try:
+        _gather(source, facts, limits)
+    except READ_ERRORS as exc:
+        facts.problems.append(Problem(_describe(exc)))
+    finally:
+        source.close()
     return facts
 
 
@@ -124,6 +143,8 @@ def _gather(source: Source, facts: FileFacts, limits: Limits) -> None:
 def _tar_members(source: Source) -> list[tarfile.TarInfo] | None:
     """The tar's members, or None when tarfile refuses it (torch.load then unpickles the file
     from its first byte instead)."""
+    if is_url(source.name):
+        return None  # the old tar format is not read over the network
     try:
         with tarfile.open(source.name, mode="r:") as tar:  # reads the headers only
             return tar.getmembers()

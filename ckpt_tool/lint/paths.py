@@ -7,6 +7,7 @@ import os
 from ckpt_tool.detect import sniff
 from ckpt_tool.errors import CkptError
 from ckpt_tool.lint.names import CHECKPOINT_KINDS, checkpoint_suffix
+from ckpt_tool.remote import is_url
 from ckpt_tool.source import FileSource
 
 _SKIPPED_FOLDERS = frozenset({".git", ".hg", ".svn", "__pycache__"})
@@ -21,7 +22,7 @@ def collect_paths(arguments: list[str]) -> list[str]:
     for argument in arguments:
         found = _walk(argument) if os.path.isdir(argument) else [argument]
         for path in found:
-            key = os.path.realpath(path)
+            key = path if is_url(path) else os.path.realpath(path)
             if key not in seen:
                 seen.add(key)
                 paths.append(path)
