@@ -36,7 +36,8 @@ def expand_inputs(paths: list[str]) -> list[InputFile]:
     return files
 
 
-def _is_checkpoint(path: str) -> bool:
+def holds_checkpoint(path: str) -> bool:
+    """The file's bytes are a checkpoint (or a pickle): sniffed, whatever its name."""
     try:
         with FileSource(path) as source:
             return sniff(source)[0] in CHECKPOINT_KINDS
@@ -52,7 +53,7 @@ def _walk_directory(root: str) -> list[InputFile]:
         for name in sorted(names):
             path = os.path.join(folder, name)
             real = os.path.realpath(path)
-            if real in seen or not os.path.isfile(real) or not _is_checkpoint(path):
+            if real in seen or not os.path.isfile(real) or not holds_checkpoint(path):
                 continue
             seen.add(real)
             found.append(InputFile(path, group=root))

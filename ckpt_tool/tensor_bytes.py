@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,11 +13,17 @@ from ckpt_tool.model import TensorRef
 
 @contextmanager
 def open_map(path: str) -> Iterator[mmap.mmap]:
-    with open(path, "rb") as f:
-        if f.seek(0, 2) == 0:
+    """Map ``path`` read-only. A numpy view still alive at the end (one held by a traceback) keeps
+    the map open until it is freed, instead of masking the error being raised."""
+    with open(path, "rb") as file:
+        if file.seek(0, 2) == 0:
             raise ValueError("empty file")
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            yield mapped
+        mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        yield mapped
+    finally:
+        with contextlib.suppress(BufferError):
+            mapped.close()
 
 
 def flat_view(mapped: mmap.mmap, tensor: TensorRef, byteorder: str = "little"):  # -> np.ndarray

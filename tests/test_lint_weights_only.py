@@ -4,25 +4,14 @@ archives built here (accepted <-> no CKPT004)."""
 from __future__ import annotations
 
 import pickle
-import warnings
 from pathlib import Path
 
 import pytest
-import torch
 
 from ckpt_tool.lint import lint_file
 from tests.conftest import FIXTURES, TORCH_FIXTURES
 from tests.lint_corpus import legacy_stream, torch_zip
-
-
-def torch_accepts(path: str) -> bool:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            torch.load(path, weights_only=True, map_location="cpu")
-        except Exception:
-            return False
-    return True
+from tests.torch_reference import torch_accepts
 
 
 def refused_by_lint(path: str) -> bool:

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import inspect
 import re
-import warnings
 
 import pytest
-import torch
 from torch import _weights_only_unpickler
 
 from ckpt_tool.readers import open_checkpoint
 from ckpt_tool.safety import TORCH_WEIGHTS_ONLY_OPCODES, torch_weights_only_globals
 from tests.conftest import FIXTURES, TORCH_FIXTURES
+from tests.torch_reference import torch_accepts
 
 
 def test_globals_file_matches_installed_torch() -> None:
@@ -24,16 +23,6 @@ def test_opcodes_match_torch_unpickler_source() -> None:
     source = inspect.getsource(_weights_only_unpickler.Unpickler.load)
     implemented = set(re.findall(r"\b([A-Z][A-Z0-9_]+)\[0\]", source))
     assert implemented == TORCH_WEIGHTS_ONLY_OPCODES
-
-
-def torch_accepts(path: str) -> bool:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            torch.load(path, weights_only=True, map_location="cpu")
-        except Exception:
-            return False
-    return True
 
 
 @pytest.mark.parametrize("name", TORCH_FIXTURES)

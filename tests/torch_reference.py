@@ -63,3 +63,16 @@ def storage_bytes(tensor: torch.Tensor) -> bytes:
     if tensor.is_quantized:
         return bytes(tensor.untyped_storage())
     return bytes(tensor.untyped_storage().cpu())
+
+
+def torch_accepts(path: str) -> bool:
+    """Does ``torch.load(path, weights_only=True)`` load the file?"""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            torch.load(path, weights_only=True, map_location="cpu")
+        except Exception:
+            return False
+    return True

@@ -12,9 +12,10 @@ import os
 from typing import BinaryIO
 
 from ckpt_tool.convert.atomic import Staging, check_destination
-from ckpt_tool.convert.mapping import first_difference, map_file
+from ckpt_tool.convert.mapping import first_difference
 from ckpt_tool.convert.progress import Meter
 from ckpt_tool.errors import ConversionError
+from ckpt_tool.tensor_bytes import open_map
 
 _BLOCK = 32 << 20
 
@@ -60,7 +61,7 @@ def _compare_files(source: str, copy: str, size: int, meter: Meter) -> None:
         raise ConversionError("verification failed: the copy's size differs from the source's")
     if size == 0:
         return
-    with map_file(source) as a, map_file(copy) as b:
+    with open_map(source) as a, open_map(copy) as b:
         at = first_difference(a, 0, b, 0, size, meter.add)
     if at is not None:
         raise ConversionError(f"verification failed: the copy differs at byte {at}")

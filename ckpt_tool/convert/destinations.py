@@ -6,18 +6,7 @@ import os
 
 from ckpt_tool.convert.options import Target
 from ckpt_tool.errors import ConversionError
-
-KNOWN_SUFFIXES = (".safetensors", ".pth.tar", ".pth", ".pt", ".pwf", ".bin", ".ckpt", ".tar",
-                  ".pkl")
-
-
-def stem(path: str) -> str:
-    """The file name without its checkpoint extension (``model.pth.tar`` -> ``model``)."""
-    name = os.path.basename(path)
-    for suffix in KNOWN_SUFFIXES:
-        if name.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return os.path.splitext(name)[0] or name
+from ckpt_tool.suffixes import stem
 
 
 def destinations(sources: list[str], target: Target, output: str | None) -> list[str]:

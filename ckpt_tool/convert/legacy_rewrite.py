@@ -14,13 +14,14 @@ import pickletools
 from typing import Any
 
 from ckpt_tool.convert.atomic import Staging
-from ckpt_tool.convert.mapping import first_difference, map_file
+from ckpt_tool.convert.mapping import first_difference
 from ckpt_tool.convert.progress import Meter
 from ckpt_tool.convert.torch_zip_writer import TorchZipWriter, archive_name
 from ckpt_tool.errors import ConversionError, FormatError
 from ckpt_tool.model import Checkpoint, Format
 from ckpt_tool.readers import read_checkpoint
 from ckpt_tool.source import FileSource
+from ckpt_tool.tensor_bytes import open_map
 from ckpt_tool.tree import walk
 from ckpt_tool.values import to_json
 
@@ -39,7 +40,7 @@ def rewrite_legacy(checkpoint: Checkpoint, dest: str, staging: Staging, verify: 
     record = next(p for p in checkpoint.pickles if p.member == "object pickle")
     total = sum(storage.nbytes for storage in checkpoint.storages.values())
     meter.grow(total * (2 if verify else 1))
-    with map_file(checkpoint.path) as source_map:
+    with open_map(checkpoint.path) as source_map:
         pickle = zip_pickle(bytes(source_map[record.data_offset : record.scan.end]))
         output = staging.open_for(dest)
         with TorchZipWriter(output, archive_name(dest)) as writer:
@@ -152,7 +153,7 @@ def verify_rewrite(source: Checkpoint, path: str, source_map: Any, meter: Meter)
     with FileSource(path) as output_source:
         output = read_checkpoint(output_source)
     _compare_trees(source, output)
-    with map_file(path) as output_map:
+    with open_map(path) as output_map:
         for key, storage in source.storages.items():
             written = output.storages[key]
             assert storage.offset is not None and written.offset is not None

@@ -2,23 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import mmap
-from collections.abc import Callable, Iterator
-
-
-@contextlib.contextmanager
-def map_file(path: str) -> Iterator[mmap.mmap]:
-    """Map ``path`` read-only. A numpy view still alive at the end (one held by a traceback) keeps
-    the map open until it is freed, instead of masking the error being raised."""
-    with open(path, "rb") as file:
-        mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-    try:
-        yield mapped
-    finally:
-        with contextlib.suppress(BufferError):
-            mapped.close()
-
+from collections.abc import Callable
 
 COMPARE_BYTES = 1 << 20
 

@@ -14,7 +14,6 @@ import tempfile
 from typing import Any
 
 from ckpt_tool.convert.atomic import Staging
-from ckpt_tool.convert.mapping import map_file
 from ckpt_tool.convert.plan import Entry, Plan
 from ckpt_tool.convert.progress import Meter
 from ckpt_tool.convert.shards import index_file, index_json, shard_files, split_shards
@@ -22,6 +21,7 @@ from ckpt_tool.convert.tensordata import file_view, needs_materializing, output_
 from ckpt_tool.convert.verify import verify_safetensors
 from ckpt_tool.errors import ConversionError
 from ckpt_tool.model import Checkpoint
+from ckpt_tool.tensor_bytes import open_map
 
 
 def write_safetensors(checkpoint: Checkpoint, plan: Plan, dest: str, staging: Staging,
@@ -30,7 +30,7 @@ def write_safetensors(checkpoint: Checkpoint, plan: Plan, dest: str, staging: St
     shards = split_shards(plan.entries, shard_size)
     files = shard_files(dest, len(shards))
     meter.grow(plan.total_bytes * (2 if verify else 1))
-    with map_file(checkpoint.path) as source_map:
+    with open_map(checkpoint.path) as source_map:
         for shard, file in zip(shards, files, strict=True):
             path = staging.path_for(file)
             _write_shard(shard, path, plan.metadata, source_map, checkpoint.byteorder, staging,

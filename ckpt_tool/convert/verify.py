@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ckpt_tool.convert.mapping import map_file
 from ckpt_tool.convert.plan import Entry
 from ckpt_tool.convert.progress import Meter
 from ckpt_tool.convert.tensordata import output_blocks
@@ -17,6 +16,7 @@ from ckpt_tool.errors import ConversionError
 from ckpt_tool.limits import DEFAULT_LIMITS
 from ckpt_tool.readers.safetensors import read_header
 from ckpt_tool.source import FileSource
+from ckpt_tool.tensor_bytes import open_map
 
 
 def verify_safetensors(path: str, entries: list[Entry], metadata: dict[str, str],
@@ -24,7 +24,7 @@ def verify_safetensors(path: str, entries: list[Entry], metadata: dict[str, str]
     _check_names_and_metadata(path, entries, metadata)
     with FileSource(path) as source:
         header, data_start = read_header(source, DEFAULT_LIMITS)
-    with map_file(path) as output_map:
+    with open_map(path) as output_map:
         for entry in entries:
             begin, end = _check_header_entry(header.get(entry.name), entry)
             _compare_bytes(output_map, data_start + begin, data_start + end, entry, source_map,

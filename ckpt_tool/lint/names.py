@@ -5,15 +5,16 @@ from __future__ import annotations
 import os
 
 from ckpt_tool.detect import Kind
+from ckpt_tool.suffixes import (
+    CHECKPOINT_SUFFIXES,
+    PICKLE_SUFFIXES,
+    SAFETENSORS_SUFFIX,
+    TORCH_SUFFIXES,
+)
 
-TORCH_SUFFIXES = (".pth.tar", ".ckpt", ".pwf", ".pth", ".pt", ".bin")
-PICKLE_SUFFIXES = (".pkl", ".pickle")
-SAFETENSORS_SUFFIX = ".safetensors"
-CHECKPOINT_SUFFIXES = (*TORCH_SUFFIXES, SAFETENSORS_SUFFIX, *PICKLE_SUFFIXES)
 WEAK_SUFFIXES = (".bin",)
 """Also used for data that is not a model: its content is only checked if it is a checkpoint."""
 
-CHECKPOINT_KINDS = (Kind.ZIP, Kind.LEGACY, Kind.SAFETENSORS, Kind.PICKLE, Kind.TAR)
 
 _EXPECTED: dict[str, tuple[Kind, ...]] = {
     **{suffix: (Kind.ZIP, Kind.LEGACY) for suffix in TORCH_SUFFIXES},

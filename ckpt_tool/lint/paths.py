@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import os
 
-from ckpt_tool.detect import sniff
-from ckpt_tool.errors import CkptError
-from ckpt_tool.lint.names import CHECKPOINT_KINDS, checkpoint_suffix
+from ckpt_tool.inputs import holds_checkpoint
+from ckpt_tool.lint.names import checkpoint_suffix
 from ckpt_tool.remote import is_url
-from ckpt_tool.source import FileSource
 
 _SKIPPED_FOLDERS = frozenset({".git", ".hg", ".svn", "__pycache__"})
 
@@ -35,14 +33,6 @@ def _walk(root: str) -> list[str]:
         folders[:] = sorted(name for name in folders if name not in _SKIPPED_FOLDERS)
         for name in sorted(names):
             path = os.path.normpath(os.path.join(folder, name))
-            if os.path.isfile(path) and (checkpoint_suffix(name) or _holds_checkpoint(path)):
+            if os.path.isfile(path) and (checkpoint_suffix(name) or holds_checkpoint(path)):
                 found.append(path)
     return found
-
-
-def _holds_checkpoint(path: str) -> bool:
-    try:
-        with FileSource(path) as source:
-            return sniff(source)[0] in CHECKPOINT_KINDS
-    except (OSError, CkptError):
-        return False

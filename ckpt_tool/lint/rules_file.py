@@ -7,16 +7,17 @@ import os
 from collections import Counter
 
 from ckpt_tool.detect import Kind
+from ckpt_tool.inputs import CHECKPOINT_KINDS
 from ckpt_tool.lint.facts import FileFacts
 from ckpt_tool.lint.findings import Finding, Severity, make_finding
 from ckpt_tool.lint.names import (
-    CHECKPOINT_KINDS,
     checkpoint_suffix,
     expected_kinds,
     is_pth,
     named_as_checkpoint,
 )
 from ckpt_tool.lint.policy import AllowedGlobals
+from ckpt_tool.suffixes import stem
 
 _CHUNK = 1 << 20
 # str.splitlines (site.py since 3.13) and universal newlines (before) both start a line after
@@ -75,7 +76,7 @@ def check_legacy_format(facts: FileFacts, allowed: AllowedGlobals) -> list[Findi
         what = "a legacy (pre-1.6) torch stream"
         name = os.path.basename(facts.path)
         fix = (f"Rewrite it in the zip format: `ckpt convert {name} --to pt --rewrite "
-               f"-o {_stem(name)}.zip.pt`.")
+               f"-o {stem(name)}.zip.pt`.")
     elif facts.torch_tar:
         what = "torch's pre-0.4 tar format"
         fix = "ckpt cannot rewrite it: if you trust it, load it with torch and save it again."
@@ -85,13 +86,6 @@ def check_legacy_format(facts: FileFacts, allowed: AllowedGlobals) -> list[Findi
         "CKPT005", facts.path,
         f"{what}: torch.load(mmap=True) cannot map it, so every load reads all of it into memory, "
         f"and newer tools may not read it at all. {fix}")]
-
-
-def _stem(name: str) -> str:
-    for suffix in (".pth.tar", ".pt", ".pth", ".pwf", ".bin", ".ckpt"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
 
 
 def check_unreadable(facts: FileFacts, allowed: AllowedGlobals) -> list[Finding]:
