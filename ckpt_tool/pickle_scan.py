@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import _compat_pickle
 import codecs
-import io
 import pickletools
 import struct
 from dataclasses import dataclass, field
@@ -360,17 +359,6 @@ def _record_extension(data: bytes, pos: int, kind: int, result: PickleScan) -> i
     return pos + 1 + width
 
 
-class _Mark:
-    """Stands for a MARK on the symbolic stack."""
-
-
-_MARK_OBJ = _Mark()
-_STRING_OPS = frozenset(
-    {"BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING",
-     "SHORT_BINSTRING"}
-)
-
-
 def _stack_effect(op: pickletools.OpcodeInfo) -> tuple[int, int]:
     before = op.stack_before
     pops = before.index(pickletools.markobject) if pickletools.markobject in before else len(before)
@@ -543,63 +531,3 @@ class _SymbolicWalk:
             stack.append(value if isinstance(value, str) else None)
         elif pushes:
             stack.extend([None] * pushes)
-
-
-def _note_value(arg: str | bytes | bytearray, offset: int, name: str,
-                embedded: list[Embedded]) -> None:
-    if not _ARGUMENT_TYPE[ord(OPCODE_BY_NAME[name].code)] or not arg:
-        return
-    if isinstance(arg, str):
-        try:
-            payload = arg.encode("latin-1")
-        except UnicodeEncodeError:
-            return
-    else:
-        payload = bytes(arg)
-    if looks_embedded(payload):
-        embedded.append(Embedded(offset, name, payload))
-
-
-OPCODE_BY_NAME = {op.name: op for op in pickletools.opcodes}
-
-
-def _read_global_pair(stream: io.BytesIO) -> str:
-    """GLOBAL and INST as CPython reads them: two UTF-8 lines, no escapes (pickletools would
-    undo escapes and insist on ASCII, and so disagree with the unpickler)."""
-    module, name = stream.readline(), stream.readline()
-    if not module.endswith(b"\n") or not name.endswith(b"\n"):
-        raise ValueError("a global's name has no end of line")
-    return f"{module[:-1].decode('utf-8')} {name[:-1].decode('utf-8')}"
-
-
-def _read_string_line(stream: io.BytesIO) -> str:
-    """STRING as CPython reads it: quoted, escapes undone; any bytes (pickletools wants ASCII)."""
-    line = stream.readline()
-    if not line.endswith(b"\n"):
-        raise ValueError("no newline found when trying to read stringnl")
-    text = line[:-1]
-    if len(text) < 2 or text[:1] != text[-1:] or text[:1] not in (b"'", b'"'):
-        raise ValueError("the STRING opcode argument must be quoted")
-    return codecs.escape_decode(text[1:-1])[0].decode("latin-1")
-
-
-_READERS = {"GLOBAL": _read_global_pair, "INST": _read_global_pair, "STRING": _read_string_line}
-
-
-def _genops(data: bytes, start: int):
-    """Like pickletools.genops over ``data[start:]``, with absolute offsets, stopping at STOP;
-    GLOBAL, INST and STRING arguments are read the way CPython's unpickler reads them."""
-    stream = io.BytesIO(data)
-    stream.seek(start)
-    while True:
-        offset = stream.tell()
-        code = stream.read(1)
-        if not code:
-            raise ValueError("the pickle ends before STOP (truncated?)")
-        op = OPCODES.get(code[0])
-        if op is None:
-            raise ValueError(f"invalid opcode 0x{code[0]:02x} at offset {offset}")
-        arg = None if op.arg is None else _READERS.get(op.name, op.arg.reader)(stream)
-        yield op, arg, offset
-        if op.name == "STOP":
-            return
