@@ -8,9 +8,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-from ckpt_tool.inspect import FileReport
-from ckpt_tool.model import TensorRef
-from ckpt_tool.values import to_json
+from ckpt_tool.inspect.report import FileReport
+from ckpt_tool.model.checkpoint import TensorRef
+from ckpt_tool.model.values import to_json
 
 COMMON_PREFIXES = ("state_dict.", "model.", "module.", "model_state_dict.", "model_state.",
                    "state_dict.module.", "model.module.", "net.", "network.", "ema.")
@@ -149,7 +149,7 @@ def _bookkeeping(key: str) -> bool:
 
 def _compare_values(a: FileReport, b: FileReport, diffs: list[TensorDiff], rtol: float,
                     atol: float) -> None:
-    from ckpt_tool.tensor_bytes import open_map
+    from ckpt_tool.readers.tensor_bytes import open_map
 
     assert a.checkpoint is not None and b.checkpoint is not None
     with ExitStack() as stack:
@@ -168,7 +168,7 @@ def compare_tensor(diff: TensorDiff, map_a: mmap.mmap, order_a: str, map_b: mmap
     """Stream both tensors in chunks: byte identity first, then the numeric differences."""
     import numpy as np
 
-    from ckpt_tool.tensor_bytes import flat_view
+    from ckpt_tool.readers.tensor_bytes import flat_view
 
     try:
         view_a = flat_view(map_a, diff.a, order_a)

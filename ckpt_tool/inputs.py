@@ -8,9 +8,9 @@ import json
 import os
 from dataclasses import dataclass
 
-from ckpt_tool.detect import Kind, sniff
+from ckpt_tool.containers.detect import Kind, sniff
+from ckpt_tool.containers.source import FileSource
 from ckpt_tool.errors import CkptError
-from ckpt_tool.source import FileSource
 
 CHECKPOINT_KINDS = (Kind.ZIP, Kind.LEGACY, Kind.SAFETENSORS, Kind.PICKLE, Kind.TAR)
 

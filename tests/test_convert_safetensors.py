@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 
 from ckpt_tool.convert.core import convert_file
 from ckpt_tool.convert.options import CastTo, ConvertOptions
-from ckpt_tool.dtypes import DTYPES
+from ckpt_tool.model.dtypes import DTYPES
 from tests.conftest import FIXTURES, MALICIOUS, TORCH_FIXTURES
 from tests.convert_helpers import (
     assert_tensors_equal,

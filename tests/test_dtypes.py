@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ckpt_tool.dtypes import BY_SAFETENSORS, BY_STORAGE_CLASS, DTYPES, numpy_dtype
+from ckpt_tool.model.dtypes import BY_SAFETENSORS, BY_STORAGE_CLASS, DTYPES, numpy_dtype
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)

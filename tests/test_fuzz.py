@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ckpt_tool.inspect import inspect_file
+from ckpt_tool.inspect.report import inspect_file
 from tests.conftest import FIXTURES
 from tests.mutations import MUTATIONS
 

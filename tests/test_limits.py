@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ckpt_tool.inspect import inspect_file
+from ckpt_tool.inspect.report import inspect_file
 from ckpt_tool.limits import Limits
 from tests.archives import tensor_pickle, torch_archive
 from tests.conftest import FIXTURES

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ckpt_tool.inspect import inspect_file
+from ckpt_tool.inspect.report import inspect_file
 from ckpt_tool.lint import lint_file
 from ckpt_tool.lint.config import DEFAULT_CODES, LintConfig
 from ckpt_tool.lint.findings import RULES

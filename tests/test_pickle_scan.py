@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ckpt_tool.limits import Limits
-from ckpt_tool.pickle_scan import _scan_symbolic, scan_pickle
+from ckpt_tool.pickles.scan import _scan_symbolic, scan_pickle
 from tests.conftest import FIXTURES
 
 

@@ -12,8 +12,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ckpt_tool.model.tree import named_tensors
 from ckpt_tool.readers import open_checkpoint
-from ckpt_tool.tree import named_tensors
 from tests.conftest import FIXTURES, MALICIOUS, TORCH_FIXTURES
 from tests.torch_reference import flatten, load_reference, storage_bytes
 

@@ -9,8 +9,8 @@ import re
 import pytest
 from torch import _weights_only_unpickler
 
+from ckpt_tool.pickles.safety import TORCH_WEIGHTS_ONLY_OPCODES, torch_weights_only_globals
 from ckpt_tool.readers import open_checkpoint
-from ckpt_tool.safety import TORCH_WEIGHTS_ONLY_OPCODES, torch_weights_only_globals
 from tests.conftest import FIXTURES, TORCH_FIXTURES
 from tests.torch_reference import torch_accepts
 

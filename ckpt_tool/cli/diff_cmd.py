@@ -21,9 +21,9 @@ def diff_command(
     set_limit: list[str] | None = typer.Option(None, "--set-limit", help=LIMIT_HELP),
 ) -> None:
     """Compare two checkpoints: names, dtypes, shapes, metadata, and values with --values."""
+    from ckpt_tool.containers.remote import is_url
     from ckpt_tool.diff import diff_reports
-    from ckpt_tool.inspect import inspect_file
-    from ckpt_tool.remote import is_url
+    from ckpt_tool.inspect.report import inspect_file
 
     limits = parse_limits(set_limit)
     reports = [inspect_file(path, limits) for path in (path_a, path_b)]

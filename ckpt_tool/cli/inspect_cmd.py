@@ -12,7 +12,7 @@ from ckpt_tool import exitcodes
 from ckpt_tool.cli.app import LIMIT_HELP, app, parse_limits, report_error, stdout_console
 
 if TYPE_CHECKING:
-    from ckpt_tool.inspect import FileReport
+    from ckpt_tool.inspect.report import FileReport
 
 
 class SortKey(str, Enum):
@@ -38,7 +38,7 @@ def inspect_command(
 ) -> None:
     """Report what a checkpoint holds, without running it."""
     from ckpt_tool.inputs import expand_inputs
-    from ckpt_tool.inspect import FileReport, inspect_file, select_rows
+    from ckpt_tool.inspect.report import FileReport, inspect_file, select_rows
 
     limits = parse_limits(set_limit)
     results = []
@@ -71,8 +71,8 @@ def inspect_command(
 
 
 def _add_stats(report: FileReport, rows: list) -> None:
-    from ckpt_tool.remote import is_url
-    from ckpt_tool.stats import tensor_stats
+    from ckpt_tool.containers.remote import is_url
+    from ckpt_tool.inspect.stats import tensor_stats
 
     assert report.checkpoint is not None
     if report.checkpoint.size == 0:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ckpt_tool.dtypes import DType, numpy_dtype
+from ckpt_tool.model.dtypes import DType, numpy_dtype
 
 
 def cast_array(values: Any, source: DType, target: DType) -> Any:

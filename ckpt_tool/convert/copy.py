@@ -15,7 +15,7 @@ from ckpt_tool.convert.atomic import Staging, check_destination
 from ckpt_tool.convert.mapping import first_difference
 from ckpt_tool.convert.progress import Meter
 from ckpt_tool.errors import ConversionError
-from ckpt_tool.tensor_bytes import open_map
+from ckpt_tool.readers.tensor_bytes import open_map
 
 _BLOCK = 32 << 20
 

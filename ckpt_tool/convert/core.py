@@ -14,7 +14,7 @@ from ckpt_tool.convert.progress import Meter, Report
 from ckpt_tool.convert.shards import index_file, shard_files, split_shards
 from ckpt_tool.convert.to_safetensors import write_safetensors
 from ckpt_tool.errors import CkptError, ConversionError
-from ckpt_tool.model import Checkpoint, Format
+from ckpt_tool.model.checkpoint import Checkpoint, Format
 from ckpt_tool.readers import open_checkpoint
 
 _MAX_LISTED = 5

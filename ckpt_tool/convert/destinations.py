@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
+from ckpt_tool.containers.suffixes import stem
 from ckpt_tool.convert.options import Target
 from ckpt_tool.errors import ConversionError
-from ckpt_tool.suffixes import stem
 
 
 def destinations(sources: list[str], target: Target, output: str | None) -> list[str]:

@@ -14,7 +14,7 @@ from ckpt_tool.convert.plan import FORMAT_KEY
 from ckpt_tool.convert.progress import Meter
 from ckpt_tool.errors import ConversionError
 from ckpt_tool.extras import require_torch
-from ckpt_tool.model import Checkpoint
+from ckpt_tool.model.checkpoint import Checkpoint
 
 
 def safetensors_to_torch(checkpoint: Checkpoint, dest: str, staging: Staging, verify: bool,

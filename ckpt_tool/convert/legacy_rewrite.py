@@ -13,17 +13,17 @@ from __future__ import annotations
 import pickletools
 from typing import Any
 
+from ckpt_tool.containers.source import FileSource
 from ckpt_tool.convert.atomic import Staging
 from ckpt_tool.convert.mapping import first_difference
 from ckpt_tool.convert.progress import Meter
 from ckpt_tool.convert.torch_zip_writer import TorchZipWriter, archive_name
 from ckpt_tool.errors import ConversionError, FormatError
-from ckpt_tool.model import Checkpoint, Format
+from ckpt_tool.model.checkpoint import Checkpoint, Format
+from ckpt_tool.model.tree import walk
+from ckpt_tool.model.values import to_json
 from ckpt_tool.readers import read_checkpoint
-from ckpt_tool.source import FileSource
-from ckpt_tool.tensor_bytes import open_map
-from ckpt_tool.tree import walk
-from ckpt_tool.values import to_json
+from ckpt_tool.readers.tensor_bytes import open_map
 
 _STRINGS = frozenset({"BINUNICODE", "SHORT_BINUNICODE", "UNICODE", "BINUNICODE8",
                       "SHORT_BINSTRING", "BINSTRING", "STRING"})
@@ -176,7 +176,7 @@ def _compare_trees(source: Checkpoint, output: Checkpoint) -> None:
 
 
 def _describe(value: Any) -> Any:
-    from ckpt_tool.model import TensorRef
+    from ckpt_tool.model.checkpoint import TensorRef
 
     if isinstance(value, TensorRef):
         storage = value.storage

@@ -16,10 +16,10 @@ from typing import Any
 
 from ckpt_tool.convert.options import CastTo, ConvertOptions
 from ckpt_tool.convert.roots import LeftOut, select
-from ckpt_tool.dtypes import BY_NAME, DType
 from ckpt_tool.errors import ConversionError
-from ckpt_tool.model import Checkpoint, Format, TensorRef
-from ckpt_tool.values import to_json
+from ckpt_tool.model.checkpoint import Checkpoint, Format, TensorRef
+from ckpt_tool.model.dtypes import BY_NAME, DType
+from ckpt_tool.model.values import to_json
 
 RESERVED_NAME = "__metadata__"
 FORMAT_KEY = "format"

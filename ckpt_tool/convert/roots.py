@@ -13,9 +13,9 @@ from typing import Any
 
 from ckpt_tool.errors import ConversionError
 from ckpt_tool.limits import Limits
-from ckpt_tool.model import TensorRef
-from ckpt_tool.tree import children, walk
-from ckpt_tool.unpickler import Opaque
+from ckpt_tool.model.checkpoint import TensorRef
+from ckpt_tool.model.objects import Opaque
+from ckpt_tool.model.tree import children, walk
 
 WEIGHT_ROOTS = ("state_dict", "model_state_dict", "model_state", "model", "module", "net",
                 "network", "ema", "model_ema", "ema_state_dict")

@@ -14,7 +14,7 @@ from typing import Any
 
 from ckpt_tool.convert.casting import cast_array
 from ckpt_tool.convert.plan import Entry
-from ckpt_tool.dtypes import numpy_dtype
+from ckpt_tool.model.dtypes import numpy_dtype
 
 BLOCK_BYTES = 16 << 20
 

@@ -20,8 +20,8 @@ from ckpt_tool.convert.shards import index_file, index_json, shard_files, split_
 from ckpt_tool.convert.tensordata import file_view, needs_materializing, output_blocks
 from ckpt_tool.convert.verify import verify_safetensors
 from ckpt_tool.errors import ConversionError
-from ckpt_tool.model import Checkpoint
-from ckpt_tool.tensor_bytes import open_map
+from ckpt_tool.model.checkpoint import Checkpoint
+from ckpt_tool.readers.tensor_bytes import open_map
 
 
 def write_safetensors(checkpoint: Checkpoint, plan: Plan, dest: str, staging: Staging,

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from ckpt_tool.containers.source import FileSource
 from ckpt_tool.convert.plan import Entry
 from ckpt_tool.convert.progress import Meter
 from ckpt_tool.convert.tensordata import output_blocks
 from ckpt_tool.errors import ConversionError
 from ckpt_tool.limits import DEFAULT_LIMITS
 from ckpt_tool.readers.safetensors import read_header
-from ckpt_tool.source import FileSource
-from ckpt_tool.tensor_bytes import open_map
+from ckpt_tool.readers.tensor_bytes import open_map
 
 
 def verify_safetensors(path: str, entries: list[Entry], metadata: dict[str, str],

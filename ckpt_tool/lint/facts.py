@@ -13,8 +13,10 @@ import tarfile
 import zlib
 from dataclasses import dataclass, field
 
-from ckpt_tool import zipdir
-from ckpt_tool.detect import Kind, sniff
+from ckpt_tool.containers import zipdir
+from ckpt_tool.containers.detect import Kind, sniff
+from ckpt_tool.containers.remote import is_url, open_url
+from ckpt_tool.containers.source import FileSource, Source
 from ckpt_tool.errors import CkptError, NotACheckpoint
 from ckpt_tool.limits import Limits
 from ckpt_tool.lint.pickles import (
@@ -28,12 +30,10 @@ from ckpt_tool.lint.pickles import (
 )
 from ckpt_tool.lint.policy import NO_EXTRA_GLOBALS, Verdict, judge
 from ckpt_tool.lint.tar import scan_torch_tar
-from ckpt_tool.model import Anomaly, Checkpoint, Member
-from ckpt_tool.pickle_scan import GlobalUse
+from ckpt_tool.model.checkpoint import Anomaly, Checkpoint, Member
+from ckpt_tool.pickles.scan import GlobalUse
 from ckpt_tool.readers import read_checkpoint
 from ckpt_tool.readers.torch_zip import TorchArchive
-from ckpt_tool.remote import is_url, open_url
-from ckpt_tool.source import FileSource, Source
 
 LEGACY_PARTS: list[str | None] = [
     "magic number", "protocol version", "sys_info", "object pickle", "storage keys"]

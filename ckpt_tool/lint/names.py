@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from ckpt_tool.detect import Kind
-from ckpt_tool.suffixes import (
+from ckpt_tool.containers.detect import Kind
+from ckpt_tool.containers.suffixes import (
     CHECKPOINT_SUFFIXES,
     PICKLE_SUFFIXES,
     SAFETENSORS_SUFFIX,

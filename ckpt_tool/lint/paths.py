@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
+from ckpt_tool.containers.remote import is_url
 from ckpt_tool.inputs import holds_checkpoint
 from ckpt_tool.lint.names import checkpoint_suffix
-from ckpt_tool.remote import is_url
 
 _SKIPPED_FOLDERS = frozenset({".git", ".hg", ".svn", "__pycache__"})
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from ckpt_tool import zipdir
+from ckpt_tool.containers import zipdir
+from ckpt_tool.containers.source import Source
 from ckpt_tool.errors import CkptError, FormatError
 from ckpt_tool.limits import Limits
-from ckpt_tool.model import Member
-from ckpt_tool.pickle_scan import Embedded, PickleScan, scan_pickle
-from ckpt_tool.source import Source
+from ckpt_tool.model.checkpoint import Member
+from ckpt_tool.pickles.scan import Embedded, PickleScan, scan_pickle
 
 MAX_NESTING = 3
 """Pickles inside pickles inside pickles: deeper payloads are not opened."""

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
-from ckpt_tool.safety import Category, Safety, categorize, classify
+from ckpt_tool.model.checkpoint import Safety
+from ckpt_tool.pickles.safety import Category, categorize, classify
 
 
 class Verdict(str, Enum):

@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 from collections import Counter
 
-from ckpt_tool.detect import Kind
+from ckpt_tool.containers.detect import Kind
+from ckpt_tool.containers.suffixes import stem
 from ckpt_tool.inputs import CHECKPOINT_KINDS
 from ckpt_tool.lint.facts import FileFacts
 from ckpt_tool.lint.findings import Finding, Severity, make_finding
@@ -17,7 +18,6 @@ from ckpt_tool.lint.names import (
     named_as_checkpoint,
 )
 from ckpt_tool.lint.policy import AllowedGlobals
-from ckpt_tool.suffixes import stem
 
 _CHUNK = 1 << 20
 # str.splitlines (site.py since 3.13) and universal newlines (before) both start a line after

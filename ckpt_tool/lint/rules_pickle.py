@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ckpt_tool.detect import Kind
+from ckpt_tool.containers.detect import Kind
 from ckpt_tool.lint.facts import FileFacts
 from ckpt_tool.lint.findings import Finding, make_finding
 from ckpt_tool.lint.pickles import PickleSite, Role
 from ckpt_tool.lint.policy import AllowedGlobals, Verdict, judge
-from ckpt_tool.pickle_scan import GlobalUse
-from ckpt_tool.safety import TORCH_WEIGHTS_ONLY_OPCODES
+from ckpt_tool.pickles.safety import TORCH_WEIGHTS_ONLY_OPCODES
+from ckpt_tool.pickles.scan import GlobalUse
 
 _MAX_LISTED = 12
 

@@ -14,10 +14,11 @@ import os
 import tarfile
 from typing import Any
 
+from ckpt_tool.containers.source import Source
 from ckpt_tool.errors import FormatError
 from ckpt_tool.lint.pickles import PickleCollector
-from ckpt_tool.source import Source
-from ckpt_tool.unpickler import StorageType, unpickle
+from ckpt_tool.model.objects import StorageType
+from ckpt_tool.pickles.unpickler import unpickle
 
 TORCH_MEMBERS = ("storages", "tensors", "pickle")
 _MAX_NDIM = 64

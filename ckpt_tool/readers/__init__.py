@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import os
 
-from ckpt_tool.detect import Kind, sniff
+from ckpt_tool.containers.detect import Kind, sniff
+from ckpt_tool.containers.remote import is_url, open_url
+from ckpt_tool.containers.source import FileSource, Source
 from ckpt_tool.errors import FormatError, NotACheckpoint, UnsupportedFormat
 from ckpt_tool.limits import DEFAULT_LIMITS, Limits
-from ckpt_tool.model import Checkpoint
+from ckpt_tool.model.checkpoint import Checkpoint
+from ckpt_tool.pickles.weights_only import judge_weights_only
 from ckpt_tool.readers.legacy import read_legacy
 from ckpt_tool.readers.safetensors import read_safetensors
 from ckpt_tool.readers.torch_zip import read_torch_zip
-from ckpt_tool.remote import is_url, open_url
-from ckpt_tool.source import FileSource, Source
-from ckpt_tool.weights_only import judge_weights_only
 
 
 def read_checkpoint(source: Source, limits: Limits = DEFAULT_LIMITS) -> Checkpoint:

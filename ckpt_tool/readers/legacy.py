@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ckpt_tool.containers.source import Source
 from ckpt_tool.errors import FormatError, LimitExceeded
 from ckpt_tool.limits import Limits
-from ckpt_tool.model import Anomaly, Checkpoint, Format, PickleRecord, Storage
+from ckpt_tool.model.checkpoint import Anomaly, Checkpoint, Format, PickleRecord, Storage
+from ckpt_tool.model.objects import StorageType, StorageView, is_placeholder_type
 from ckpt_tool.readers.pickles import collect_globals, load_pickle
-from ckpt_tool.source import Source
-from ckpt_tool.unpickler import StorageType, StorageView, is_placeholder_type
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001

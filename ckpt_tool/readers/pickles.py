@@ -6,10 +6,10 @@ from typing import Any
 
 from ckpt_tool.errors import FormatError, LimitExceeded
 from ckpt_tool.limits import Limits
-from ckpt_tool.model import GlobalRef, PickleRecord
-from ckpt_tool.pickle_scan import PickleScan, scan_pickle
-from ckpt_tool.safety import classify
-from ckpt_tool.unpickler import PersistentLoad, unpickle
+from ckpt_tool.model.checkpoint import GlobalRef, PickleRecord
+from ckpt_tool.pickles.safety import classify
+from ckpt_tool.pickles.scan import PickleScan, scan_pickle
+from ckpt_tool.pickles.unpickler import PersistentLoad, unpickle
 
 
 def scan_or_fail(data: bytes, where: str, limits: Limits, start: int = 0) -> PickleScan:

@@ -8,11 +8,11 @@ import struct
 from collections import OrderedDict
 from typing import Any
 
-from ckpt_tool.dtypes import BY_SAFETENSORS
+from ckpt_tool.containers.source import Source
 from ckpt_tool.errors import FormatError, LimitExceeded
 from ckpt_tool.limits import Limits
-from ckpt_tool.model import Checkpoint, Format, Storage, TensorRef
-from ckpt_tool.source import Source
+from ckpt_tool.model.checkpoint import Checkpoint, Format, Storage, TensorRef
+from ckpt_tool.model.dtypes import BY_SAFETENSORS
 
 
 def read_header(source: Source, limits: Limits) -> tuple[dict[str, Any], int]:

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from ckpt_tool import zipdir
+from ckpt_tool.containers import zipdir
+from ckpt_tool.containers.source import Source
 from ckpt_tool.errors import FormatError, NotACheckpoint
 from ckpt_tool.limits import Limits
-from ckpt_tool.model import Anomaly, Checkpoint, Format, Member, PickleRecord, Storage
+from ckpt_tool.model.checkpoint import Anomaly, Checkpoint, Format, Member, PickleRecord, Storage
+from ckpt_tool.model.objects import StorageType, StorageView
 from ckpt_tool.readers.pickles import collect_globals, load_pickle
-from ckpt_tool.source import Source
-from ckpt_tool.unpickler import StorageType, StorageView
 
 _SMALL_RECORD = 4096
 

@@ -7,8 +7,8 @@ from dataclasses import asdict
 from typing import Any
 
 from ckpt_tool import __version__
-from ckpt_tool.inspect import FileReport, TensorRow
-from ckpt_tool.values import to_json
+from ckpt_tool.inspect.report import FileReport, TensorRow
+from ckpt_tool.model.values import to_json
 
 SCHEMA = 1
 

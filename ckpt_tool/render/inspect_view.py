@@ -8,11 +8,11 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from ckpt_tool import structure
-from ckpt_tool.inspect import FileReport, TensorRow
+from ckpt_tool.inspect import structure
+from ckpt_tool.inspect.report import FileReport, TensorRow
+from ckpt_tool.inspect.stats import TensorStats
+from ckpt_tool.model.values import short_text
 from ckpt_tool.render.units import human_bytes, human_count
-from ckpt_tool.stats import TensorStats
-from ckpt_tool.values import short_text
 
 _MAX_TREE_CHILDREN = 60
 

@@ -7,8 +7,8 @@ import mmap
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ckpt_tool.dtypes import numpy_dtype
-from ckpt_tool.model import TensorRef
+from ckpt_tool.model.checkpoint import TensorRef
+from ckpt_tool.model.dtypes import numpy_dtype
 
 
 @contextmanager

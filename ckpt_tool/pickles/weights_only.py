@@ -6,8 +6,8 @@ beside ``safety.py``) and only the opcodes its ``Unpickler.load`` implements.
 
 from __future__ import annotations
 
-from ckpt_tool.model import Checkpoint, Format, WeightsOnlyVerdict
-from ckpt_tool.safety import TORCH_WEIGHTS_ONLY_OPCODES, Safety
+from ckpt_tool.model.checkpoint import Checkpoint, Format, Safety, WeightsOnlyVerdict
+from ckpt_tool.pickles.safety import TORCH_WEIGHTS_ONLY_OPCODES
 
 
 def judge_weights_only(checkpoint: Checkpoint) -> WeightsOnlyVerdict:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import struct
 import zlib
 
+from ckpt_tool.containers.source import Source
 from ckpt_tool.errors import FormatError, LimitExceeded
 from ckpt_tool.limits import Limits
-from ckpt_tool.model import Member
-from ckpt_tool.source import Source
+from ckpt_tool.model.checkpoint import Member
 
 _EOCD = struct.Struct("<IHHHHIIH")
 _EOCD_SIG = b"PK\x05\x06"

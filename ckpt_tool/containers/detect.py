@@ -6,7 +6,7 @@ import json
 import struct
 from enum import Enum
 
-from ckpt_tool.source import Source
+from ckpt_tool.containers.source import Source
 
 SNIFF_BYTES = 1024
 # torch's legacy stream starts with its magic number pickled: PROTO n, LONG1 of 10 bytes.
@@ -76,7 +76,7 @@ def _is_tar(head: bytes) -> bool:
 
 def _is_old_protocol_pickle(source: Source, head: bytes) -> bool:
     """Protocols 0 and 1 have no header: a small file that walks cleanly to STOP is one."""
-    from ckpt_tool.pickle_scan import scan_pickle
+    from ckpt_tool.pickles.scan import scan_pickle
 
     if head[:1] not in _OLD_PICKLE_STARTS or source.size > _OLD_PICKLE_MAX:
         return False

@@ -5,11 +5,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ckpt_tool.dtypes import DType
-from ckpt_tool.pickle_scan import PickleScan
-from ckpt_tool.safety import Safety
+from ckpt_tool.model.dtypes import DType
+
+if TYPE_CHECKING:
+    from ckpt_tool.pickles.scan import PickleScan
+
+
+class Safety(str, Enum):
+    WEIGHTS_ONLY = "weights-only"
+    """Accepted by ``torch.load(weights_only=True)`` by default (torch version of the data file)."""
+    SAFE = "safe"
+    """Not on torch's list, but ckpt knows it only builds data (numpy arrays, Namespace...)."""
+    UNKNOWN = "unknown"
 
 
 class Format(str, Enum):

@@ -16,7 +16,7 @@ import struct
 from dataclasses import dataclass, field
 
 from ckpt_tool.limits import DEFAULT_LIMITS, Limits
-from ckpt_tool.safety import TORCH_WEIGHTS_ONLY_OPCODES
+from ckpt_tool.pickles.safety import TORCH_WEIGHTS_ONLY_OPCODES
 
 # Argument kinds for the fast walk: a value >= 0 is a fixed argument length.
 _LEN1, _LEN4, _LEN8, _LINE, _PUT_LINE, _LONG_BINPUT = -2, -3, -4, -5, -6, -7

@@ -16,158 +16,25 @@ import pickle
 import struct
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
-from ckpt_tool import dtypes
-from ckpt_tool.dtypes import DType
 from ckpt_tool.errors import FormatError
-from ckpt_tool.model import TensorRef
-from ckpt_tool.pickle_scan import map_python2_name
-
-
-class Opaque:
-    """An object of a class, or the result of a callable, that ckpt does not import."""
-
-    __slots__ = ("args", "entries", "items", "kwargs", "state")
-    module: ClassVar[str] = ""
-    qualname: ClassVar[str] = ""
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> Opaque:
-        obj = object.__new__(cls)
-        obj.args, obj.kwargs, obj.state = args, kwargs, None
-        obj.items, obj.entries = [], []
-        return obj
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def __setstate__(self, state: Any) -> None:
-        self.state = state
-
-    def append(self, item: Any) -> None:
-        self.items.append(item)
-
-    def extend(self, items: Any) -> None:
-        self.items.extend(items)
-
-    def add(self, item: Any) -> None:
-        self.items.append(item)
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        self.entries.append((key, value))
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Opaque:
-        return _placeholder("<call>", f"{self.global_name}(...)")(self, *args, **kwargs)
-
-    @classmethod
-    def global_name_of(cls) -> str:
-        return f"{cls.module}.{cls.qualname}"
-
-    @property
-    def global_name(self) -> str:
-        return type(self).global_name_of()
-
-    def attributes(self) -> dict[str, Any] | None:
-        """The instance state as attribute names, when it is a dict (the usual ``__dict__``)."""
-        state = self.state
-        if isinstance(state, tuple) and len(state) == 2 and isinstance(state[0], dict | None):
-            merged = dict(state[0] or {})
-            if isinstance(state[1], dict):
-                merged.update(state[1])
-            return merged
-        return state if isinstance(state, dict) else None
-
-    def __repr__(self) -> str:
-        return f"<{self.global_name}>"
-
-
-_PLACEHOLDERS: dict[tuple[str, str], type[Opaque]] = {}
-
-
-def _placeholder(module: str, name: str) -> type[Opaque]:
-    key = (module, name)
-    cls = _PLACEHOLDERS.get(key)
-    if cls is None:
-        attrs = {"__slots__": (), "module": module, "qualname": name}
-        cls = type("Opaque", (Opaque,), attrs)
-        _PLACEHOLDERS[key] = cls
-    return cls
-
-
-def is_placeholder_type(value: Any) -> bool:
-    return isinstance(value, type) and issubclass(value, Opaque)
-
+from ckpt_tool.model import dtypes
+from ckpt_tool.model.checkpoint import TensorRef
+from ckpt_tool.model.dtypes import DType
+from ckpt_tool.model.objects import (
+    DefaultDict,
+    Namespace,
+    NumpyArray,
+    NumpyDType,
+    StorageType,
+    StorageView,
+    is_placeholder_type,
+    placeholder,
+)
+from ckpt_tool.pickles.scan import map_python2_name
 
 # ---- records for known reconstructors -------------------------------------------------------
-
-
-class StorageType:
-    """What ``torch.FloatStorage`` (or ``UntypedStorage``) stands for: a storage of one dtype."""
-
-    def __init__(self, dtype: DType) -> None:
-        self.dtype = dtype
-
-    def __repr__(self) -> str:
-        return f"<storage {self.dtype.name}>"
-
-
-class Namespace:
-    """``argparse.Namespace``: its fields."""
-
-    def __new__(cls, *_: Any, **fields: Any) -> Namespace:
-        obj = object.__new__(cls)
-        obj.fields = dict(fields)
-        return obj
-
-    def __init__(self, *_: Any, **fields: Any) -> None:
-        pass
-
-    def __setstate__(self, state: Any) -> None:
-        if isinstance(state, dict):
-            self.fields.update(state)
-
-    def __repr__(self) -> str:
-        return "Namespace(" + ", ".join(f"{k}={v!r}" for k, v in self.fields.items()) + ")"
-
-
-class NumpyDType:
-    def __init__(self, spec: Any = None, *_: Any) -> None:
-        self.spec = spec if isinstance(spec, str) else repr(spec)
-        self.byteorder = "="
-
-    def __setstate__(self, state: Any) -> None:
-        if isinstance(state, tuple) and len(state) > 1 and isinstance(state[1], str):
-            self.byteorder = state[1]
-
-    @property
-    def text(self) -> str:
-        order = "" if self.byteorder in ("=", "|") else self.byteorder
-        return order + self.spec
-
-    def __repr__(self) -> str:
-        return f"dtype({self.text!r})"
-
-
-class NumpyArray:
-    """A numpy array pickled inline: shape, dtype and (a copy of) its raw bytes."""
-
-    def __init__(self, *_: Any) -> None:
-        self.shape: tuple[int, ...] = ()
-        self.dtype: NumpyDType | None = None
-        self.data: bytes | None = None
-        self.fortran = False
-
-    def __setstate__(self, state: Any) -> None:
-        if isinstance(state, tuple) and len(state) == 5:
-            _, shape, dtype, fortran, data = state
-            self.shape = tuple(shape) if isinstance(shape, tuple | list) else ()
-            self.dtype = dtype if isinstance(dtype, NumpyDType) else None
-            self.fortran = bool(fortran)
-            self.data = data if isinstance(data, bytes) else None
-
-    def __repr__(self) -> str:
-        dtype = self.dtype.text if self.dtype else "?"
-        return f"array(shape={list(self.shape)}, dtype={dtype})"
 
 
 _SCALAR_FORMATS = {"f8": "d", "f4": "f", "i8": "q", "i4": "i", "i2": "h", "i1": "b", "u8": "Q",
@@ -181,15 +48,7 @@ def _numpy_scalar(dtype: Any, data: Any) -> Any:
         if code and struct.calcsize(code) == len(data):
             order = ">" if dtype.byteorder == ">" else "<"
             return struct.unpack(order + code, data)[0]
-    return _placeholder("numpy", "scalar")(dtype, data)
-
-
-class DefaultDict(dict):
-    """``collections.defaultdict``: a dict; its factory is kept, never called."""
-
-    def __init__(self, default_factory: Any = None, *_: Any) -> None:
-        super().__init__()
-        self.default_factory = default_factory
+    return placeholder("numpy", "scalar")(dtype, data)
 
 
 # ---- tensors -------------------------------------------------------------------------------
@@ -351,7 +210,7 @@ class Parameter:
 
     def __new__(cls, data: Any = None, requires_grad: Any = True, *_: Any) -> Any:
         if not isinstance(data, TensorRef):
-            return _placeholder("torch.nn.parameter", "Parameter")(data, requires_grad)
+            return placeholder("torch.nn.parameter", "Parameter")(data, requires_grad)
         data.kind = "parameter"
         data.requires_grad = bool(requires_grad)
         return data
@@ -363,15 +222,6 @@ def _type_name(value: Any) -> str:
     if isinstance(value, KnownGlobal):
         return value.full_name
     return repr(value)
-
-
-class StorageView:
-    """What persistent_load returns: a storage of the file, seen with one dtype."""
-
-    __slots__ = ("dtype", "element_offset", "storage")
-
-    def __init__(self, storage: Any, dtype: DType, element_offset: int = 0) -> None:
-        self.storage, self.dtype, self.element_offset = storage, dtype, element_offset
 
 
 # ---- the table of known globals ------------------------------------------------------------
@@ -388,7 +238,7 @@ class KnownGlobal:
             return self.build(*args, **kwargs)
         except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError):
             module, _, name = self.full_name.rpartition(".")
-            return _placeholder(module, name)(*args, **kwargs)
+            return placeholder(module, name)(*args, **kwargs)
 
     def __repr__(self) -> str:
         return f"<{self.full_name}>"
@@ -545,7 +395,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         known = KNOWN_GLOBALS.get(f"{module}.{name}")
         if known is not None:
             return known
-        return _placeholder(module, name)
+        return placeholder(module, name)
 
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from ckpt_tool.errors import LimitExceeded
 from ckpt_tool.limits import DEFAULT_LIMITS, Limits
-from ckpt_tool.model import TensorRef
-from ckpt_tool.unpickler import Namespace, Opaque
+from ckpt_tool.model.checkpoint import TensorRef
+from ckpt_tool.model.objects import Namespace, Opaque
 
 _MODULE_KEYS = ("_parameters", "_buffers", "_modules")
 _HIDDEN_MODULE_ATTRIBUTES = frozenset({"training"})

@@ -12,15 +12,9 @@ from enum import Enum
 from functools import lru_cache
 from pathlib import Path
 
+from ckpt_tool.model.checkpoint import Safety
+
 _DATA = Path(__file__).with_name("data") / "torch_weights_only_globals.txt"
-
-
-class Safety(str, Enum):
-    WEIGHTS_ONLY = "weights-only"
-    """Accepted by ``torch.load(weights_only=True)`` by default (torch version of the data file)."""
-    SAFE = "safe"
-    """Not on torch's list, but ckpt knows it only builds data (numpy arrays, Namespace...)."""
-    UNKNOWN = "unknown"
 
 
 class Category(str, Enum):
@@ -169,7 +163,7 @@ def _regenerate() -> None:  # pragma: no cover - maintenance helper, needs torch
     version = torch_version.split("+")[0]
     header = (
         f"# Globals torch.load(weights_only=True) accepts by default, from torch {version}.\n"
-        "# Regenerate with: python -m ckpt_tool.safety --regenerate (needs torch); "
+        "# Regenerate with: python -m ckpt_tool.pickles.safety --regenerate (needs torch); "
         "tests/test_safety.py checks it.\n"
     )
     _DATA.write_text(header + "".join(f"{k}\n" for k in sorted(_get_allowed_globals())))

@@ -6,8 +6,8 @@ import math
 import mmap
 from dataclasses import dataclass
 
-from ckpt_tool.model import TensorRef
-from ckpt_tool.tensor_bytes import flat_view
+from ckpt_tool.model.checkpoint import TensorRef
+from ckpt_tool.readers.tensor_bytes import flat_view
 
 _CHUNK_ELEMENTS = 1 << 22
 

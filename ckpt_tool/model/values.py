@@ -6,9 +6,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ckpt_tool.dtypes import DType
-from ckpt_tool.model import TensorRef
-from ckpt_tool.unpickler import (
+from ckpt_tool.model.checkpoint import TensorRef
+from ckpt_tool.model.dtypes import DType
+from ckpt_tool.model.objects import (
     Namespace,
     NumpyArray,
     NumpyDType,

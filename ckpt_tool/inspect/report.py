@@ -10,9 +10,9 @@ from typing import Any
 
 from ckpt_tool.errors import CkptError
 from ckpt_tool.limits import DEFAULT_LIMITS, Limits
-from ckpt_tool.model import Checkpoint, TensorRef
+from ckpt_tool.model.checkpoint import Checkpoint, TensorRef
+from ckpt_tool.model.tree import walk
 from ckpt_tool.readers import open_checkpoint
-from ckpt_tool.tree import walk
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""``ckpt inspect``: the report of what a checkpoint holds, per-tensor statistics, the tree."""
