@@ -12,8 +12,9 @@ class Limits:
     pickles of one file together. A 1,000,000-tensor state_dict's data.pkl is about 120 MB."""
     max_memo_index: int = 10_000_000
     """Largest memo slot a PUT may name (CPython allocates the memo up to it)."""
-    max_opcodes: int = 50_000_000
-    """Pickle opcodes executed, which bounds the objects one pickle can build."""
+    max_opcodes: int = 10_000_000
+    """Pickle opcodes walked, which bounds the objects one pickle can build (so the memory and
+    time of reading it: about 1 GB at most). A torch.save state_dict takes 30 per tensor."""
     max_depth: int = 1_000
     """Nesting depth of MARKs in the pickle and of containers in the object tree."""
     max_members: int = 1_000_000
@@ -22,8 +23,8 @@ class Limits:
     """safetensors JSON header size."""
     max_tensors: int = 10_000_000
     """Tensors in one checkpoint."""
-    max_objects: int = 5_000_000
-    """Objects visited when walking the object tree (shared objects count once per path)."""
+    max_objects: int = 2_000_000
+    """Values visited when walking the object tree into named leaves."""
 
     def __post_init__(self) -> None:
         for field in fields(self):

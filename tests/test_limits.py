@@ -42,8 +42,6 @@ def inspect_bytes(tmp_path: Path, data: bytes, limits: Limits | None = None) -> 
         pytest.param(torch_archive(b"\x80\x02" + b"(" * 5000 + b"."), None, "max_depth",
                      id="mark-depth"),
         pytest.param(torch_archive(_nested_lists(3000)), None, "max_depth", id="list-depth"),
-        pytest.param(torch_archive(_shared_doubling(60)), Limits(max_objects=100_000),
-                     "max_objects", id="exponential-sharing"),
         pytest.param(torch_archive(tensor_pickle(4)), Limits(max_pickle_bytes=50),
                      "max_pickle_bytes", id="pickle-bytes"),
         pytest.param(torch_archive(tensor_pickle(4), {"data/0": b"\0" * 16}),
@@ -146,3 +144,21 @@ def test_many_compressed_pickles_share_one_budget(tmp_path: Path) -> None:
         findings = lint_file(str(path), load_config(str(tmp_path), [], []),
                              Limits(max_pickle_bytes=100_000_000))
     assert any(f.code == "CKPT006" and "max_pickle_bytes" in f.message for f in findings)
+
+
+def test_exponential_sharing_is_walked_once(tmp_path: Path) -> None:
+    """2**60 paths through 61 shared tuples: each tuple is expanded at its first path only."""
+    path = tmp_path / "shared.pt"
+    path.write_bytes(torch_archive(_shared_doubling(60)))
+    report = inspect_file(str(path))
+    assert report.error is None
+    shared = [value for value in report.metadata.values() if "same object as" in repr(value)]
+    assert len(report.metadata) < 200 and len(shared) == 60
+
+
+def test_a_value_limit_leaves_no_partial_listing(tmp_path: Path) -> None:
+    path = tmp_path / "many.pt"
+    path.write_bytes(torch_archive(b"\x80\x02(" + b"]" * 5000 + b"l."))
+    report = inspect_file(str(path), Limits(max_objects=1000))
+    assert report.error is not None and "max_objects" in report.error
+    assert report.metadata == {} and report.tensors == []

@@ -49,7 +49,8 @@ def lint_command(
         config = load_config(os.getcwd(), split_commas(select), split_commas(ignore))
     except ConfigError as exc:
         usage_error(str(exc))
-    files = collect_paths(paths)
+    selection = collect_paths(paths)
+    files = selection.files
     findings = [finding for path in files for finding in lint_file(path, config, limits)]
     changed = 0
     if fix:
@@ -57,7 +58,7 @@ def lint_command(
     sys.stdout.write(render(findings, output_format, colour=_colour()))
     sys.stdout.flush()  # the report before the summary on stderr, on a shared terminal too
     if output_format is OutputFormat.TEXT:
-        _summary(findings, len(files), changed)
+        _summary(findings, len(files), changed, len(selection.skipped))
     raise typer.Exit(exitcodes.FINDINGS if findings or changed else exitcodes.OK)
 
 
@@ -83,9 +84,11 @@ def _apply_fixes(findings: list[Finding]) -> tuple[list[Finding], int]:
     return remaining, len(renamed)
 
 
-def _summary(findings: list[Finding], file_count: int, changed: int) -> None:
+def _summary(findings: list[Finding], file_count: int, changed: int, skipped: int) -> None:
     flagged = len({finding.path for finding in findings})
     fixed = f", {changed} fixed" if changed else ""
+    if skipped:
+        fixed += f", {skipped} other {'file' if skipped == 1 else 'files'} not checkpoints"
     if findings:
         noun = "finding" if len(findings) == 1 else "findings"
         print(f"ckpt lint: {len(findings)} {noun} in {flagged} of {file_count} files{fixed}",

@@ -12,8 +12,6 @@ SNIFF_BYTES = 1024
 # torch's legacy stream starts with its magic number pickled: PROTO n, LONG1 of 10 bytes.
 _LEGACY_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
 _LEGACY_MAGIC_TEXT = b"L%dL\n" % 0x1950A86A20F9469CFC6C
-_OLD_PICKLE_STARTS = frozenset(bytes([c]) for c in b"(c]})KNIJLSVFGUXTl" + b"\x8a")
-_OLD_PICKLE_MAX = 1 << 20
 _TAR_BLOCK = 512
 _TAR_CHECKSUM_FIRST = frozenset(b"01234567 \x80\xff")
 
@@ -45,8 +43,8 @@ def sniff(source: Source) -> tuple[Kind, str]:
         return Kind.SAFETENSORS, "a safetensors file"
     if head[:1] == b"\x80" and head[1:2] and head[1] <= 5:
         return Kind.PICKLE, f"a plain Python pickle (protocol {head[1]}), not a torch.save file"
-    if _is_old_protocol_pickle(source, head):
-        return Kind.PICKLE, "a plain Python pickle (protocol 0 or 1), not a torch.save file"
+    if is_headless_pickle(source):
+        return Kind.PICKLE, "a plain Python pickle without a protocol header, not a torch.save file"
     return Kind.OTHER, describe_other(head)
 
 
@@ -74,14 +72,15 @@ def _is_tar(head: bytes) -> bool:
     return True
 
 
-def _is_old_protocol_pickle(source: Source, head: bytes) -> bool:
-    """Protocols 0 and 1 have no header: a small file that walks cleanly to STOP is one."""
-    from ckpt_tool.pickles.scan import scan_pickle
+def is_headless_pickle(source: Source) -> bool:
+    """A pickle need not start with PROTO (protocols 0 and 1 never do, and the unpickler takes
+    any opcode first): a file of any size that walks cleanly to STOP and names a global is one.
+    Data that parses by chance names none."""
+    from ckpt_tool.limits import DEFAULT_LIMITS
+    from ckpt_tool.pickles.scan import read_pickle_at
 
-    if head[:1] not in _OLD_PICKLE_STARTS or source.size > _OLD_PICKLE_MAX:
-        return False
-    scan = scan_pickle(source.read_at(0, source.size))
-    return scan.error is None and scan.end > 2
+    scan, _ = read_pickle_at(source, 0, source.size, DEFAULT_LIMITS, find_embedded=False)
+    return scan.error is None and scan.end > 2 and bool(scan.globals or scan.unresolved)
 
 
 def _looks_like_safetensors(source: Source, head: bytes) -> bool:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import struct
 import zlib
+from typing import NamedTuple
 
 from ckpt_tool.containers.source import Source
 from ckpt_tool.errors import FormatError, LimitExceeded
 from ckpt_tool.limits import Limits
-from ckpt_tool.model.checkpoint import Member
+from ckpt_tool.model.checkpoint import Anomaly, Member
 
 _EOCD = struct.Struct("<IHHHHIIH")
 _EOCD_SIG = b"PK\x05\x06"
@@ -26,78 +27,181 @@ _MAX_COMMENT = 0xFFFF
 STORED, DEFLATED = 0, 8
 
 
-def read_central_directory(source: Source, limits: Limits) -> list[Member]:
-    count, cd_size, cd_offset = _find_directory(source)
-    if count > limits.max_members:
+def read_central_directory(
+    source: Source, limits: Limits, anomalies: list[Anomaly] | None = None
+) -> list[Member]:
+    """The members as miniz (torch's zip reader) lists them. Where another zip reader would see a
+    different directory (a zip64 end record that disagrees with the classic one), an ``ambiguous``
+    anomaly is appended to ``anomalies``."""
+    end = find_end_record(source)
+    if anomalies is not None:
+        anomalies.extend(end.disagreements)
+    if end.count > limits.max_members:
         raise LimitExceeded(
-            f"the archive has {count} members (limit max_members={limits.max_members})")
-    directory = source.read_at(cd_offset, cd_size)
+            f"the archive has {end.count} members (limit max_members={limits.max_members})")
+    if end.count and end.cd_size < end.count * _CENTRAL.size:
+        raise FormatError("the zip central directory is smaller than its entry count says")
+    if end.cd_offset + end.cd_size > source.size:
+        raise FormatError("the zip central directory lies past the end of the file (corrupt zip)")
+    directory = source.read_at(end.cd_offset, end.cd_size)
     members: list[Member] = []
     pos = 0
     unpack = _CENTRAL.unpack_from
-    for _ in range(count):
+    for _ in range(end.count):
         if pos + _CENTRAL.size > len(directory):
             raise FormatError("the zip central directory is truncated")
         (sig, _made, _need, flags, method, _time, _date, crc, csize, usize, nlen, elen, clen,
-         _disk, _iattr, _eattr, offset) = unpack(directory, pos)
+         disk, _iattr, _eattr, offset) = unpack(directory, pos)
         if sig != _CENTRAL_SIG:
             raise FormatError(f"corrupt zip central directory at entry {len(members)}")
         start = pos + _CENTRAL.size
+        if start + nlen + elen + clen > len(directory):
+            raise FormatError(f"corrupt zip central directory at entry {len(members)}")
         name = directory[start : start + nlen].decode("utf-8", "surrogateescape")
-        if 0xFFFFFFFF in (csize, usize, offset):
+        if elen and _U32_MAX in (csize, usize, offset):
             usize, csize, offset = _zip64_sizes(directory[start + nlen : start + nlen + elen],
                                                 usize, csize, offset)
+        _check_entry(name, method, csize, usize, offset, flags, disk, end, source.size)
         # An encrypted member is refused when read (miniz, so torch, minds it only then).
         members.append(Member(name, offset, csize, usize, method, crc, flags))
         pos = start + nlen + elen + clen
     return members
 
 
-def _find_directory(source: Source) -> tuple[int, int, int]:
-    tail_size = min(source.size, _EOCD.size + _MAX_COMMENT)
-    tail = source.read_at(source.size - tail_size, tail_size)
-    at = tail.rfind(_EOCD_SIG)
-    if at < 0 or at + _EOCD.size > len(tail):
-        raise FormatError("zip end-of-central-directory record not found (truncated?)")
-    _sig, _disk, _cd_disk, _n_disk, count, cd_size, cd_offset, _clen = _EOCD.unpack_from(tail, at)
-    eocd_offset = source.size - tail_size + at
-    if count == 0xFFFF or 0xFFFFFFFF in (cd_size, cd_offset):
-        count, cd_size, cd_offset = _zip64_directory(source, eocd_offset)
-    if cd_offset + cd_size > eocd_offset:
-        raise FormatError("the zip central directory lies past its end record (corrupt zip)")
-    return count, cd_size, cd_offset
+_U32_MAX = 0xFFFFFFFF
+_LOCAL_DIR_MASKED = 0x2000
 
 
-def _zip64_directory(source: Source, eocd_offset: int) -> tuple[int, int, int]:
+class EndRecord(NamedTuple):
+    """Where the central directory is, as miniz finds it."""
+
+    offset: int
+    """Offset of the classic end-of-central-directory record."""
+    count: int
+    cd_size: int
+    cd_offset: int
+    disk: int
+    zip64: bool
+    disagreements: list[Anomaly]
+
+
+def find_end_record(source: Source) -> EndRecord:
+    """miniz's ``mz_zip_reader_read_central_dir``: the last end record signature within about
+    64 KiB of the end, then, if a zip64 locator sits right before it and points at a zip64 end
+    record, that record's values, whatever the classic record says."""
+    eocd_offset = _locate_end_signature(source)
+    (_sig, disk, cd_disk, on_disk, count, cd_size, cd_offset, _clen) = _EOCD.unpack(
+        source.read_at(eocd_offset, _EOCD.size))
+    classic = (count, cd_size, cd_offset)
+    disagreements: list[Anomaly] = []
+    zip64 = _zip64_record(source, eocd_offset)
+    if zip64 is not None:
+        disks, disk, cd_disk, on_disk, count, cd_size, cd_offset = zip64
+        if disks != 1:
+            raise FormatError("a multi-disk zip64 archive (torch reads single-file archives)")
+        if cd_size > _U32_MAX or count > _U32_MAX:
+            raise FormatError("the zip64 central directory is larger than miniz accepts")
+        differing = [label for label, old, new, sentinel in zip(
+            ("entry count", "directory size", "directory offset"), classic,
+            (count, cd_size, cd_offset), (0xFFFF, _U32_MAX, _U32_MAX), strict=True)
+            if old not in (new, sentinel)]
+        if differing:
+            disagreements.append(Anomaly(
+                "ambiguous", f"the zip64 end record and the classic one disagree on the "
+                f"{', '.join(differing)}: torch (miniz) reads the zip64 directory, readers that "
+                "trust the classic record read another one"))
+    if count != on_disk:
+        raise FormatError("a multi-disk zip archive (torch reads single-file archives)")
+    if (disk | cd_disk) != 0 and (disk != 1 or cd_disk != 1):
+        raise FormatError("a multi-disk zip archive (torch reads single-file archives)")
+    return EndRecord(eocd_offset, count, cd_size, cd_offset, disk, zip64 is not None,
+                     disagreements)
+
+
+_SEARCH_BLOCK = 4096
+
+
+def _locate_end_signature(source: Source) -> int:
+    """``mz_zip_reader_locate_header_sig``: scan back from the end in 4 KiB blocks (overlapping
+    by 3 bytes) for the last signature with a whole record after it; give up past ~64 KiB."""
+    size = source.size
+    if size < _EOCD.size:
+        raise FormatError("too small to be a zip archive (truncated?)")
+    offset = max(size - _SEARCH_BLOCK, 0)
+    while True:
+        block = source.read_at(offset, min(_SEARCH_BLOCK, size - offset))
+        at = block.rfind(_EOCD_SIG, 0, max(0, size - offset - _EOCD.size) + 4)
+        if at >= 0:
+            return offset + at
+        if offset == 0 or size - offset >= _MAX_COMMENT + _EOCD.size:
+            raise FormatError("zip end-of-central-directory record not found (truncated?)")
+        offset = max(offset - (_SEARCH_BLOCK - 3), 0)
+
+
+def _zip64_record(source: Source, eocd_offset: int) -> tuple[int, ...] | None:
+    """(disks, disk, cd_disk, entries on disk, entries, cd size, cd offset) of the zip64 end
+    record miniz would use, or None when there is none."""
     locator_at = eocd_offset - _ZIP64_LOCATOR.size
-    if locator_at < 0:
-        raise FormatError("zip64 locator missing")
-    sig, _disk, record_offset, _disks = _ZIP64_LOCATOR.unpack(
-        source.read_at(locator_at, _ZIP64_LOCATOR.size)
-    )
-    if sig != 0x07064B50 or record_offset + _ZIP64_EOCD.size > locator_at:
-        raise FormatError("corrupt zip64 locator")
+    if locator_at < _ZIP64_EOCD.size:
+        return None
+    sig, _disk, record_offset, disks = _ZIP64_LOCATOR.unpack(
+        source.read_at(locator_at, _ZIP64_LOCATOR.size))
+    if sig != _ZIP64_LOCATOR_SIG:
+        return None
+    if record_offset > source.size - _ZIP64_EOCD.size:
+        raise FormatError("the zip64 locator points past the end of the file (corrupt zip)")
     fields = _ZIP64_EOCD.unpack(source.read_at(record_offset, _ZIP64_EOCD.size))
-    if fields[0] != 0x06064B50:
+    if fields[0] != _ZIP64_EOCD_SIG:
+        return None
+    record_size = fields[1]
+    if record_size < _ZIP64_EOCD.size - 12:
         raise FormatError("corrupt zip64 end record")
-    return fields[7], fields[8], fields[9]
+    _sig, _size, _made, _need, disk, cd_disk, on_disk, count, cd_size, cd_offset = fields
+    return disks, disk, cd_disk, on_disk, count, cd_size, cd_offset
+
+
+_ZIP64_LOCATOR_SIG = 0x07064B50
+_ZIP64_EOCD_SIG = 0x06064B50
+
+
+def _check_entry(name: str, method: int, csize: int, usize: int, offset: int, flags: int,
+                 disk: int, end: EndRecord, file_size: int) -> None:
+    """The per-entry checks miniz makes while indexing the directory (it refuses the archive)."""
+    if csize != _U32_MAX and usize != _U32_MAX and (
+            (method == STORED and usize != csize) or (usize and not csize)):
+        raise FormatError(f"member {name}: its sizes contradict its compression (corrupt zip)")
+    if disk == 0xFFFF or (disk != end.disk and disk != 1):
+        raise FormatError("a multi-disk zip archive (torch reads single-file archives)")
+    if csize != _U32_MAX and offset + _LOCAL.size + csize > file_size:
+        raise FormatError(f"member {name} runs past the end of the file (truncated?)")
+    if flags & _LOCAL_DIR_MASKED:
+        raise FormatError(f"member {name}: an encrypted central directory (unsupported)")
 
 
 def _zip64_sizes(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int, int, int]:
+    """miniz's reading of the zip64 extended information field (0x0001): the 8-byte values
+    follow in this order, one for each field the entry marks 0xFFFFFFFF."""
     pos = 0
-    while pos + 4 <= len(extra):
+    while True:
+        if pos + 4 > len(extra):
+            raise FormatError("a zip64 extra field is truncated (corrupt zip)")
         tag, length = struct.unpack_from("<HH", extra, pos)
+        if length + 4 > len(extra) - pos:
+            raise FormatError("a zip64 extra field is truncated (corrupt zip)")
         if tag == 0x0001:
-            values = iter(struct.unpack_from(f"<{length // 8}Q", extra, pos + 4))
-            try:
-                usize = next(values) if usize == 0xFFFFFFFF else usize
-                csize = next(values) if csize == 0xFFFFFFFF else csize
-                offset = next(values) if offset == 0xFFFFFFFF else offset
-            except StopIteration:
-                raise FormatError("zip64 extra field too short") from None
-            return usize, csize, offset
+            break
         pos += 4 + length
-    raise FormatError("zip64 sizes missing from the extra field")
+        if pos == len(extra):
+            return usize, csize, offset  # no zip64 field: miniz keeps the 0xFFFFFFFF values
+    pos += 4
+    remaining = len(extra) - pos
+    values = []
+    for current in (usize, csize, offset):
+        if current == _U32_MAX and remaining >= 8:
+            (current,) = struct.unpack_from("<Q", extra, pos)
+            pos, remaining = pos + 8, remaining - 8
+        values.append(current)
+    return values[0], values[1], values[2]
 
 
 def data_offset(source: Source, member: Member) -> int:
@@ -132,11 +236,56 @@ def data_offsets(source: Source, members: list[Member]) -> list[int]:
     return offsets
 
 
-def local_name(source: Source, member: Member) -> str:
-    header = source.read_at(member.header_offset, _LOCAL.size)
-    nlen = _LOCAL.unpack(header)[-2]
-    name = source.read_at(member.header_offset + _LOCAL.size, nlen)
-    return name.decode("utf-8", "surrogateescape")
+_DATA_DESCRIPTOR = 0x0008
+
+
+def local_header_disagreements(source: Source, members: list[Member]) -> list[Anomaly]:
+    """Members whose local header says something else than the central directory: miniz (torch)
+    trusts the directory, streaming zip readers trust the local headers, and Python's zipfile
+    refuses a name that differs. Either way two readers may load different data."""
+    headers = source.read_many([(m.header_offset, _LOCAL.size) for m in members])
+    names = source.read_many([(m.header_offset + _LOCAL.size, _LOCAL.unpack(h)[9])
+                              for m, h in zip(members, headers, strict=True)])
+    found: list[Anomaly] = []
+    for member, header, raw_name in zip(members, headers, names, strict=True):
+        (sig, _need, flags, method, _time, _date, crc, csize, usize, _nlen, _elen) = (
+            _LOCAL.unpack(header))
+        differing = []
+        if sig != _LOCAL_SIG:
+            differing.append("signature")
+        if raw_name.decode("utf-8", "surrogateescape") != member.name:
+            differing.append(f"name {raw_name.decode('utf-8', 'backslashreplace')!r}")
+        if method != member.method:
+            differing.append(f"compression method {method}")
+        if not flags & _DATA_DESCRIPTOR:  # else the local sizes and CRC are zero by design
+            if crc != member.crc32:
+                differing.append("CRC-32")
+            if csize not in (member.compressed_size, _U32_MAX) or usize not in (
+                    member.size, _U32_MAX):
+                differing.append("sizes")
+        if differing:
+            found.append(Anomaly(
+                "ambiguous", f"member {member.name}: its local header differs from the central "
+                f"directory ({', '.join(differing)}): zip readers that trust one or the other "
+                "load different data", member.name))
+    return found
+
+
+def read_member_head(source: Source, member: Member, length: int) -> bytes:
+    """Up to ``length`` first bytes of a member's (inflated) data, to tell what it holds; empty
+    when they cannot be read (an encrypted or corrupt member)."""
+    if member.encrypted:
+        return b""
+    try:
+        start = data_offset(source, member)
+        if member.method == STORED:
+            return source.read_at(start, min(length, member.compressed_size))
+        if member.method == DEFLATED:
+            raw = source.read_at(start, min(member.compressed_size, 4 * length + 64))
+            return zlib.decompressobj(-15).decompress(raw, length)
+    except (FormatError, zlib.error):
+        pass
+    return b""
 
 
 def read_member(source: Source, member: Member, max_bytes: int) -> bytes:

@@ -95,6 +95,7 @@ def inspect_file(path: str, limits: Limits = DEFAULT_LIMITS) -> FileReport:
             report.order.append((f"__metadata__.{key}", value))
     except CkptError as exc:
         report.error = str(exc)
+        report.tensors, report.metadata, report.order = [], {}, []  # never a partial listing
     return report
 
 

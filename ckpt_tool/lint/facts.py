@@ -18,20 +18,21 @@ from ckpt_tool.containers.detect import Kind, sniff
 from ckpt_tool.containers.remote import is_url, open_url
 from ckpt_tool.containers.source import FileSource, Source
 from ckpt_tool.errors import CkptError, NotACheckpoint
-from ckpt_tool.limits import Limits
+from ckpt_tool.limits import DEFAULT_LIMITS, Limits
 from ckpt_tool.lint.pickles import (
     MAX_PICKLES_PER_STREAM,
     PickleCollector,
     PickleSite,
     Problem,
     Role,
+    importable,
     is_pickle_member,
-    read_pickle_at,
 )
 from ckpt_tool.lint.policy import NO_EXTRA_GLOBALS, Verdict, judge
 from ckpt_tool.lint.tar import scan_torch_tar
+from ckpt_tool.lint.torchscript_code import CodeCall, risky_calls
 from ckpt_tool.model.checkpoint import Anomaly, Checkpoint, Member
-from ckpt_tool.pickles.scan import GlobalUse
+from ckpt_tool.pickles.scan import read_pickle_at
 from ckpt_tool.readers import read_checkpoint
 from ckpt_tool.readers.torch_zip import TorchArchive
 
@@ -62,6 +63,8 @@ class FileFacts:
     anomalies: list[Anomaly] = field(default_factory=list)
     torchscript: bool = False
     torch_tar: bool = False
+    code_calls: list[CodeCall] = field(default_factory=list)
+    """Risky calls in a TorchScript archive's own code."""
 
     def main_sites(self) -> list[PickleSite]:
         return [site for site in self.sites if site.role is Role.MAIN]
@@ -124,16 +127,24 @@ def _gather(source: Source, facts: FileFacts, limits: Limits) -> None:
         facts.is_text = _looks_like_text(head)
     if kind is Kind.SAFETENSORS:
         _read_model(source, facts, limits)
-    if _unpickled_from_the_start(kind, facts) and _is_unmarked_pickle(source, limits):
-        kind, facts.description, facts.read_error = Kind.PICKLE, _PLAIN_PICKLE, None
+    polyglot = False
+    if _unpickled_from_the_start(kind) and _is_unmarked_pickle(source, limits):
+        if kind is Kind.SAFETENSORS and facts.read_error is None:
+            polyglot = True
+            facts.anomalies.append(Anomaly(
+                "ambiguous", "a polyglot: a valid safetensors file that is also a pickle from its "
+                "first byte, which torch.load (for any name but *.safetensors) and pickle.load "
+                "unpickle"))
+        else:
+            kind, facts.description, facts.read_error = Kind.PICKLE, _PLAIN_PICKLE, None
     facts.kind = kind
     collector = PickleCollector(limits, facts.sites, facts.problems)
-    if kind is Kind.ZIP:
+    if kind is Kind.PICKLE or polyglot:
+        _gather_plain(source, collector)
+    elif kind is Kind.ZIP:
         _gather_zip(source, facts, collector)
     elif kind is Kind.LEGACY:
         collector.scan_stream(source, 0, source.size, LEGACY_PARTS)
-    elif kind is Kind.PICKLE:
-        _gather_plain(source, collector)
     elif tar_members is not None:
         facts.torch_tar = scan_torch_tar(source, tar_members, collector)
     if kind in (Kind.ZIP, Kind.LEGACY):
@@ -152,11 +163,11 @@ def _tar_members(source: Source) -> list[tarfile.TarInfo] | None:
         return None
 
 
-def _unpickled_from_the_start(kind: Kind, facts: FileFacts) -> bool:
+def _unpickled_from_the_start(kind: Kind) -> bool:
     """torch.load unpickles any file that is neither a zip nor a tar from its first byte (its
-    legacy loader), and fails on a wrong magic number only after that: a content that is no
-    checkpoint, or a safetensors header that does not parse, may still be a pickle it runs."""
-    return kind is Kind.OTHER or (kind is Kind.SAFETENSORS and facts.read_error is not None)
+    legacy loader), and fails on a wrong magic number only after that: content that is no
+    checkpoint, and a safetensors file whatever its header says, may still be a pickle it runs."""
+    return kind in (Kind.OTHER, Kind.SAFETENSORS)
 
 
 def _looks_like_text(head: bytes) -> bool:
@@ -178,13 +189,17 @@ def _is_unmarked_pickle(source: Source, limits: Limits) -> bool:
     scan, _ = read_pickle_at(source, 0, source.size, limits)
     if scan.error is None:
         return bool(scan.globals or scan.unresolved)
-    return any(_importable(use) and judge(use.module, use.name, NO_EXTRA_GLOBALS)
+    return any(importable(use) and judge(use.module, use.name, NO_EXTRA_GLOBALS)
                is Verdict.CODE_EXECUTION for use in scan.globals)
 
 
-def _importable(use: GlobalUse) -> bool:
-    """Module and name are dotted identifiers: anything else fails to import, running nothing."""
-    return all(part.isidentifier() for part in (*use.module.split("."), *use.name.split(".")))
+def is_unmarked_pickle(path: str, limits: Limits = DEFAULT_LIMITS) -> bool:
+    """``_is_unmarked_pickle`` for a local file; False when it cannot be read."""
+    try:
+        with FileSource(path) as source:
+            return source.size > 0 and _is_unmarked_pickle(source, limits)
+    except READ_ERRORS:
+        return False
 
 
 def _gather_plain(source: Source, collector: PickleCollector) -> None:
@@ -195,21 +210,42 @@ def _gather_plain(source: Source, collector: PickleCollector) -> None:
 
 def _gather_zip(source: Source, facts: FileFacts, collector: PickleCollector) -> None:
     main: Member | None = None
+    raw_records = None
     try:
         archive = TorchArchive(source, collector.limits)
     except NotACheckpoint:
-        members = zipdir.read_central_directory(source, collector.limits)
+        members = zipdir.read_central_directory(source, collector.limits, facts.anomalies)
     else:
         members, main = archive.members, archive.member("data.pkl")
         facts.torchscript = archive.has("constants.pkl")
         facts.anomalies = list(archive.anomalies)
-    collector.scan_zip(source, members, main)
+        if main is not None:
+            raw_records = archive.prefix + "data/"
+    collector.scan_zip(source, members, main, raw_records=raw_records)
+    _read_torchscript_code(source, facts, collector, members)
+    # Every local header of a local file (a mapped read each); over the network only the
+    # pickles', where a disagreement could change what is unpickled.
+    checked = members if getattr(source, "mapped", None) is not None else [
+        m for m in members if is_pickle_member(m.name) or m is main]
+    facts.anomalies += zipdir.local_header_disagreements(source, checked)
+
+
+def _read_torchscript_code(source: Source, facts: FileFacts, collector: PickleCollector,
+                           members: list[Member]) -> None:
+    """The ``code/`` files torch.jit.load compiles and runs (any folder: a second archive folder
+    is read by other loaders). Their bytes count against the same budget as the pickles."""
     for member in members:
-        if is_pickle_member(member.name) and zipdir.local_name(source, member) != member.name:
-            collector.problem(
-                f"member {member.name} is named {zipdir.local_name(source, member)!r} in its "
-                "local header: zip readers that trust one or the other load different data",
-                member.name)
+        parts = member.name.split("/")
+        if len(parts) < 3 or parts[1] != "code" or not member.name.endswith(".py"):
+            continue
+        budget = collector.limits.max_pickle_bytes - collector.inflated[0]
+        try:
+            data = zipdir.read_member(source, member, budget)
+        except CkptError as exc:
+            collector.problem(f"could not read {member.name}: {exc}", member.name)
+            continue
+        collector.inflated[0] += len(data)
+        facts.code_calls += risky_calls(member.name, data.decode("utf-8", "replace"))
 
 
 def _read_model(source: Source, facts: FileFacts, limits: Limits) -> None:
@@ -219,5 +255,5 @@ def _read_model(source: Source, facts: FileFacts, limits: Limits) -> None:
         facts.read_error = str(exc)
         facts.not_a_checkpoint = isinstance(exc, NotACheckpoint)
         return
-    facts.anomalies = list(facts.checkpoint.anomalies)
+    facts.anomalies += [a for a in facts.checkpoint.anomalies if a not in facts.anomalies]
     facts.torchscript = facts.checkpoint.format.value == "torchscript"

@@ -1,8 +1,17 @@
-"""The files ``ckpt lint`` checks: files as given, directories walked for checkpoints."""
+"""The files ``ckpt lint`` checks: every file torch.load could read as a checkpoint or pickle,
+whatever its name, and which others it passed over and why.
+
+A file is checked when its name is a checkpoint's (``.pt``, ``.pkl``, ...) or when its bytes are
+one: a zip or tar archive, a torch legacy stream, a safetensors header, or a pickle with or
+without a protocol header (torch.load unpickles any file that is neither a zip nor a tar). Files
+given by name are checked on the same terms, so that a pre-commit hook that passes every file
+checks exactly what ``ckpt lint DIR`` would.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 
 from ckpt_tool.containers.remote import is_url
 from ckpt_tool.inputs import holds_checkpoint
@@ -11,28 +20,56 @@ from ckpt_tool.lint.names import checkpoint_suffix
 _SKIPPED_FOLDERS = frozenset({".git", ".hg", ".svn", "__pycache__"})
 
 
-def collect_paths(arguments: list[str]) -> list[str]:
-    """Files named on the command line are kept as given (a missing one is reported later);
-    a directory is walked, symlinked folders not followed, for files named like checkpoints or
-    whose bytes are one."""
-    paths: list[str] = []
+@dataclass
+class Selection:
+    files: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    """(path, why) of the files passed over."""
+
+
+def collect_paths(arguments: list[str]) -> Selection:
+    """Files named on the command line are checked if they may be checkpoints (a missing one is
+    reported later); a directory is walked, symlinked folders not followed."""
+    selection = Selection()
     seen: set[str] = set()
     for argument in arguments:
         found = _walk(argument) if os.path.isdir(argument) else [argument]
         for path in found:
             key = path if is_url(path) else os.path.realpath(path)
-            if key not in seen:
-                seen.add(key)
-                paths.append(path)
-    return paths
+            if key in seen:
+                continue
+            seen.add(key)
+            reason = _skip_reason(path)
+            if reason is None:
+                selection.files.append(path)
+            else:
+                selection.skipped.append((path, reason))
+    return selection
 
 
 def _walk(root: str) -> list[str]:
     found = []
     for folder, folders, names in os.walk(root, followlinks=False):
         folders[:] = sorted(name for name in folders if name not in _SKIPPED_FOLDERS)
-        for name in sorted(names):
-            path = os.path.normpath(os.path.join(folder, name))
-            if os.path.isfile(path) and (checkpoint_suffix(name) or holds_checkpoint(path)):
-                found.append(path)
+        found += [os.path.normpath(os.path.join(folder, name)) for name in sorted(names)]
     return found
+
+
+def _skip_reason(path: str) -> str | None:
+    """None when lint checks the file; else why not."""
+    if is_url(path) or checkpoint_suffix(path) or not os.path.lexists(path):
+        return None  # a missing or unreadable named file is reported by lint itself
+    if os.path.islink(path) and not os.path.exists(path):
+        return "a broken symbolic link"
+    if not os.path.isfile(path):
+        return "not a regular file"
+    if holds_checkpoint(path) or _names_code_as_a_pickle(path):
+        return None
+    return "neither named nor shaped like a checkpoint or pickle"
+
+
+def _names_code_as_a_pickle(path: str) -> bool:
+    """A broken pickle that names code before it breaks still runs it under torch.load."""
+    from ckpt_tool.lint.facts import is_unmarked_pickle
+
+    return is_unmarked_pickle(path)

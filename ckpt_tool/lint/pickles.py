@@ -18,17 +18,23 @@ from ckpt_tool.containers.source import Source
 from ckpt_tool.errors import CkptError, FormatError
 from ckpt_tool.limits import Limits
 from ckpt_tool.model.checkpoint import Member
-from ckpt_tool.pickles.scan import Embedded, PickleScan, scan_pickle
+from ckpt_tool.pickles.scan import (
+    Embedded,
+    GlobalUse,
+    PickleScan,
+    looks_embedded,
+    read_pickle_at,
+    scan_pickle,
+)
 
 MAX_NESTING = 3
 """Pickles inside pickles inside pickles: deeper payloads are not opened."""
 MAX_PICKLES_PER_STREAM = 64
 MAX_NESTED_MEMBER_BYTES = 64 << 20
 """An archive inside a pickle is not trusted to inflate further than this (a zip bomb)."""
-_FIRST_READ = 1 << 16
-_TRUNCATION_HINTS = ("ends before STOP", "truncated", "no end of line", "runs past the end",
-                     "remain", "not enough data", "no newline")
 _PICKLE_MEMBER_ENDINGS = (".pkl", ".pickle", "_pkl")
+_SNIFF = 256
+_ZIP_MAGIC = b"PK\x03\x04"
 
 
 class Role(str, Enum):
@@ -85,30 +91,13 @@ class BytesSource:
         pass
 
 
+def importable(use: GlobalUse) -> bool:
+    """Module and name are dotted identifiers: anything else fails to import, running nothing."""
+    return all(part.isidentifier() for part in (*use.module.split("."), *use.name.split(".")))
+
+
 def is_pickle_member(name: str) -> bool:
     return name.lower().endswith(_PICKLE_MEMBER_ENDINGS)
-
-
-def read_pickle_at(
-    source: Source, start: int, end: int, limits: Limits
-) -> tuple[PickleScan, bytes]:
-    """Walk the pickle at ``start`` reading only as far as it goes (never past ``end``): the first
-    read is small and grows while the walk stops for want of bytes."""
-    size = min(_FIRST_READ, end - start)
-    while True:
-        data = source.read_at(start, size)
-        scan = scan_pickle(data, 0, limits, find_embedded=True)
-        if scan.error is None or size >= end - start or not _cut_short(scan, data):
-            return scan, data
-        if size >= limits.max_pickle_bytes:
-            scan.error += f" (read {size} bytes: limit max_pickle_bytes)"
-            return scan, data
-        size = min(end - start, size * 4, limits.max_pickle_bytes)
-
-
-def _cut_short(scan: PickleScan, data: bytes) -> bool:
-    assert scan.error is not None
-    return scan.end >= len(data) - 8 or any(hint in scan.error for hint in _TRUNCATION_HINTS)
 
 
 @dataclass
@@ -137,18 +126,22 @@ class PickleCollector:
         for embedded in site.scan.embedded:
             self._nested(site, embedded)
 
-    def scan_buffer(self, data: bytes, member: str | None, role: Role) -> None:
-        """Every pickle in ``data``, one after another (a second pickle after STOP is EXTRA)."""
+    def scan_buffer(self, data: bytes, member: str | None, role: Role,
+                    quiet_errors: bool = False) -> None:
+        """Every pickle in ``data``, one after another (a second pickle after STOP is EXTRA).
+        ``quiet_errors``: the data was picked for its first bytes only, so a walk that breaks
+        without naming a global is data that merely starts like a pickle."""
         pos, index = 0, 0
         while pos < len(data) and index < MAX_PICKLES_PER_STREAM:
             scan = scan_pickle(data, pos, self.limits, find_embedded=True)
-            if role is Role.NESTED and scan.error is not None:
-                return  # a string that merely starts like a pickle
+            if scan.error is not None and (role is Role.NESTED or (
+                    quiet_errors and not any(map(importable, scan.globals)))):
+                return  # data that merely starts like a pickle
             later = index > 0 and role is not Role.NESTED
             note = "a pickle after the first one's STOP" if later else ""
             self.add(PickleSite(member, scan, Role.EXTRA if later else role, 0, note))
             if scan.error is not None:
-                if role is not Role.MAIN:  # torch's own reader reports the main pickle
+                if role is not Role.MAIN and not quiet_errors:  # torch reports the main one
                     self.problem(f"{member}: {scan.error}", member)
                 return
             pos, index = scan.end, index + 1
@@ -178,12 +171,23 @@ class PickleCollector:
         return found
 
     def scan_zip(self, source: Source, members: list[Member], main: Member | None,
-                 prefix: str = "") -> None:
-        """Every pickle member of an archive; ``main`` is the one torch.load unpickles."""
+                 prefix: str = "", raw_records: str | None = None) -> None:
+        """Every pickle member of an archive; ``main`` is the one torch.load unpickles. Members
+        are found by name (``*.pkl``) and by content (a pickle's or a zip archive's first
+        bytes: torch.export and torch.package name theirs freely), except the records under
+        ``raw_records``, which torch reads as raw tensor bytes."""
         for member in members:
-            if not is_pickle_member(member.name):
-                continue
             name = prefix + member.name
+            by_name = member is main or is_pickle_member(member.name)
+            if not by_name:
+                if raw_records is not None and member.name.lower().startswith(raw_records.lower()):
+                    continue
+                head = zipdir.read_member_head(source, member, _SNIFF)
+                if head.startswith(_ZIP_MAGIC):
+                    self._nested_archive(source, member, name)
+                    continue
+                if not looks_embedded(head):
+                    continue
             budget = self.limits.max_pickle_bytes - self.inflated[0]
             if member.size > budget:
                 self.problem(f"stopped before {member.name}: the file's pickles exceed "
@@ -199,7 +203,25 @@ class PickleCollector:
                 continue
             self.inflated[0] += len(data)
             role = Role.NESTED if self.quiet else Role.MAIN if member is main else Role.EXTRA
-            self.scan_buffer(data, name, role)
+            self.scan_buffer(data, name, role, quiet_errors=not by_name)
+
+    def _nested_archive(self, source: Source, member: Member, name: str) -> None:
+        """A zip archive stored as a member (torch.export keeps torch.save files so): its
+        pickles are what ``torch.load`` of that member would unpickle."""
+        if self.depth >= MAX_NESTING:
+            return
+        budget = min(self.limits.max_pickle_bytes - self.inflated[0], MAX_NESTED_MEMBER_BYTES)
+        try:
+            data = zipdir.read_member(source, member, budget)
+            inner = BytesSource(data, name)
+            members = zipdir.read_central_directory(inner, self.limits)
+        except CkptError as exc:
+            self.problem(f"could not scan the archive {member.name}: {exc}", name)
+            return
+        self.inflated[0] += len(data)
+        collector = PickleCollector(self.limits, self.sites, self.problems, self.depth + 1,
+                                    self.inflated)
+        collector.scan_zip(inner, members, None, prefix=name + " > ")
 
     def _nested(self, site: PickleSite, embedded: Embedded) -> None:
         if self.depth >= MAX_NESTING:

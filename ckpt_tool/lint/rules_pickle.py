@@ -33,6 +33,10 @@ def _global_text(use: GlobalUse) -> str:
     return f"`{use.full_name}`"
 
 
+def _clip(text: str, width: int = 120) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def _listing(names: list[str]) -> str:
     shown = ", ".join(names[:_MAX_LISTED])
     return shown if len(names) <= _MAX_LISTED else f"{shown} and {len(names) - _MAX_LISTED} more"
@@ -54,6 +58,13 @@ def check_code_execution(facts: FileFacts, allowed: AllowedGlobals) -> list[Find
             "code or touch the system, and unpickling imports it (torch.load with "
             "weights_only=False would run it). Do not load this file.",
             site.member, site.base + use.offset))
+    for call in facts.code_calls:
+        when = ("it is in a __setstate__, which torch.jit.load (so torch.load) runs while "
+                "loading" if call.at_load else "TorchScript code runs when the model is called")
+        findings.append(make_finding(
+            "CKPT002", facts.path,
+            f"line {call.line} of {call.member} {call.reason}: `{_clip(call.text)}` ({when}). "
+            "Do not load this file.", call.member))
     for site in facts.sites:
         for unresolved in site.scan.unresolved:
             findings.append(make_finding(

@@ -22,7 +22,7 @@ class Opaque:
     def __new__(cls, *args: Any, **kwargs: Any) -> Opaque:
         obj = object.__new__(cls)
         obj.args, obj.kwargs, obj.state = args, kwargs, None
-        obj.items, obj.entries = [], []
+        obj.items = obj.entries = ()  # lists only once something is added: objects stay small
         return obj
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -32,15 +32,21 @@ class Opaque:
         self.state = state
 
     def append(self, item: Any) -> None:
+        if type(self.items) is tuple:
+            self.items = []
         self.items.append(item)
 
     def extend(self, items: Any) -> None:
+        if type(self.items) is tuple:
+            self.items = []
         self.items.extend(items)
 
     def add(self, item: Any) -> None:
-        self.items.append(item)
+        self.append(item)
 
     def __setitem__(self, key: Any, value: Any) -> None:
+        if type(self.entries) is tuple:
+            self.entries = []
         self.entries.append((key, value))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Opaque:

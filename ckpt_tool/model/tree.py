@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ckpt_tool.errors import LimitExceeded
 from ckpt_tool.limits import DEFAULT_LIMITS, Limits
@@ -82,31 +82,71 @@ def _opaque_children(value: Opaque) -> list[tuple[str, Any]]:
     return result
 
 
+class SameAs:
+    """A container reached again by another path: shown once, at its first path. Expanding it
+    at every path could cost exponential time (a pickle can nest shared lists 30 deep)."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: tuple[str, ...]) -> None:
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"<same object as {'.'.join(self.path) or '(root)'}>"
+
+
+_CONTAINERS = (dict, list, tuple, Namespace, Opaque)
+_UNSEEN = object()
+
+
+class _Leave(NamedTuple):
+    """Stack marker: the walk leaves the container with this id."""
+
+    key: int
+
+
 def walk(root: Any, limits: Limits = DEFAULT_LIMITS) -> Iterator[Leaf]:
-    """Depth-first, in the pickle's order; a cycle ends at the repeated object."""
-    stack: list[tuple[tuple[str, ...], Any, frozenset[int]]] = [((), root, frozenset())]
+    """Depth-first, in the pickle's order. Each container is expanded once: a cycle ends at the
+    repeated object, another path to it is a :class:`SameAs` leaf. Tensors (leaves) are listed
+    at every path that reaches them, as ``state_dict()`` names tied weights."""
+    stack: list[Any] = [((), root)]
+    first_paths: dict[int, tuple[str, ...] | None] = {}
+    on_path: set[int] = set()
     visited = 0
     while stack:
-        path, value, ancestors = stack.pop()
+        item = stack.pop()
+        if type(item) is _Leave:
+            on_path.discard(item.key)
+            continue
+        path, value = item
         visited += 1
         if visited > limits.max_objects:
             raise LimitExceeded(f"more than {limits.max_objects} objects in the tree "
                                 "(limit max_objects)")
-        named = children(value)
-        if named is None:
+        if not isinstance(value, _CONTAINERS):
             yield Leaf(path, value)
             continue
-        if id(value) in ancestors:
+        key = id(value)
+        if key in on_path:
             yield Leaf(path, "<cycle>")
+            continue
+        first = first_paths.get(key, _UNSEEN)
+        if first is not _UNSEEN:
+            yield Leaf(path, value if first is None else SameAs(first))
+            continue
+        named = children(value)
+        first_paths[key] = None if named is None else path
+        if named is None:
+            yield Leaf(path, value)
             continue
         if len(path) >= limits.max_depth:
             raise LimitExceeded(f"the object tree nests deeper than {limits.max_depth} "
                                 "(limit max_depth)")
-        inner = ancestors | {id(value)}
         if not named and path:
             yield Leaf(path, value)
-        for name, child in reversed(named):
-            stack.append(((*path, name), child, inner))
+        on_path.add(key)
+        stack.append(_Leave(key))
+        stack.extend((((*path, name), child) for name, child in reversed(named)))
 
 
 def named_tensors(root: Any, limits: Limits = DEFAULT_LIMITS) -> list[tuple[str, TensorRef]]:

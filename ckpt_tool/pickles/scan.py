@@ -15,6 +15,7 @@ import pickletools
 import struct
 from dataclasses import dataclass, field
 
+from ckpt_tool.containers.source import Source
 from ckpt_tool.limits import DEFAULT_LIMITS, Limits
 from ckpt_tool.pickles.safety import TORCH_WEIGHTS_ONLY_OPCODES
 
@@ -194,13 +195,16 @@ def _scan_fast(
     size = len(data)
     seen = bytearray(256)
     u32 = _U32
-    pos, depth = start, 0
-    max_depth, max_memo = limits.max_depth, limits.max_memo_index
+    pos, depth, count = start, 0, 0
+    max_depth, max_memo, max_count = limits.max_depth, limits.max_memo_index, limits.max_opcodes
     try:
         while True:
             op = data[pos]
+            count += 1
             if quiet[op]:
                 pos += kinds[op] + 1
+                if count > max_count:
+                    raise _Stop(f"more than {max_count} opcodes (limit max_opcodes)")
                 continue
             kind = kinds[op]
             seen[op] = 1
@@ -228,6 +232,12 @@ def _scan_fast(
                 pos += 1
             elif kind >= 0:
                 pos += kind + 1
+            elif kind == _LEN1:  # short strings and bytes (protocol 3 and 4 pickles use many)
+                after = pos + 2 + data[pos + 1]
+                if (embedded is not None and after - pos > 4 and data[pos + 2] in embed_first
+                        and after <= size and _ARGUMENT_TYPE[op]):
+                    _note_argument(data, pos, after, _LEN1, embedded)
+                pos = after
             elif kind == _STOP:
                 pos += 1
                 break
@@ -244,6 +254,7 @@ def _scan_fast(
     if pos > size and result.error is None:
         result.error = "an argument runs past the end of the pickle (truncated?)"
     result.end = min(pos, size)
+    result.opcode_count = count
     result.opcodes = {_NAME[code] for code in range(256) if seen[code] and code in _NAME}
     return result
 
@@ -531,3 +542,30 @@ class _SymbolicWalk:
             stack.append(value if isinstance(value, str) else None)
         elif pushes:
             stack.extend([None] * pushes)
+
+
+_FIRST_READ = 1 << 16
+_TRUNCATION_HINTS = ("ends before STOP", "truncated", "no end of line", "runs past the end",
+                     "remain", "not enough data", "no newline")
+
+
+def read_pickle_at(
+    source: Source, start: int, end: int, limits: Limits, find_embedded: bool = True
+) -> tuple[PickleScan, bytes]:
+    """Walk the pickle at ``start`` reading only as far as it goes (never past ``end``): the first
+    read is small and grows while the walk stops for want of bytes."""
+    size = min(_FIRST_READ, end - start)
+    while True:
+        data = source.read_at(start, size)
+        scan = scan_pickle(data, 0, limits, find_embedded=find_embedded)
+        if scan.error is None or size >= end - start or not _cut_short(scan, data):
+            return scan, data
+        if size >= limits.max_pickle_bytes:
+            scan.error += f" (read {size} bytes: limit max_pickle_bytes)"
+            return scan, data
+        size = min(end - start, size * 4, limits.max_pickle_bytes)
+
+
+def _cut_short(scan: PickleScan, data: bytes) -> bool:
+    assert scan.error is not None
+    return scan.end >= len(data) - 8 or any(hint in scan.error for hint in _TRUNCATION_HINTS)

@@ -26,7 +26,8 @@ class TorchArchive:
 
     def __init__(self, source: Source, limits: Limits) -> None:
         self.source, self.limits = source, limits
-        self.members = zipdir.read_central_directory(source, limits)
+        self.anomalies: list[Anomaly] = []
+        self.members = zipdir.read_central_directory(source, limits, self.anomalies)
         if not self.members:
             raise NotACheckpoint("not a checkpoint: an empty zip archive")
         first = self.members[0].name
@@ -36,7 +37,6 @@ class TorchArchive:
         self.name = first.split("/", 1)[0]
         self.prefix = self.name + "/"
         self.records: dict[str, Member] = {}
-        self.anomalies: list[Anomaly] = []
         self._index()
 
     def _index(self) -> None:
