@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from ckpt_tool.cli import app
 from ckpt_tool.lint import lint_file
+from ckpt_tool.readers import open_checkpoint
 from tests.conftest import FIXTURES
 
 POLICY = FIXTURES / "policy"
@@ -112,7 +113,9 @@ def test_weights_only_refused_exactly_when_torch_refuses(name: str, canary_dir: 
     _require(BENIGN[name])
     findings = lint_file(str(POLICY / name))
     refuses = (_torch_refuses_in_a_fresh_process if name == "jagged.pt" else _torch_refuses)
-    assert any(f.code == "CKPT004" for f in findings) == refuses(POLICY / name)
+    refused = refuses(POLICY / name)
+    assert any(f.code == "CKPT004" for f in findings) == refused
+    assert open_checkpoint(str(POLICY / name)).weights_only.accepted is not refused
 
 
 def test_plain_bytes_stay_bytes(canary_dir: Path) -> None:
@@ -194,3 +197,14 @@ def test_ckpt_runs_nothing(name: str, canary_dir: Path) -> None:
         runner.invoke(app, args)
     gc.collect()
     assert not _payload_ran(canary_dir, name)
+
+
+@pytest.mark.parametrize(("name", "wording"), [
+    pytest.param("malicious_benchmark_timer.pt", "known to run code or touch the system (Timer "
+                 "compiles and execs its setup string at construction)", id="known"),
+    pytest.param("malicious_zipfile_writer.pt", "a torch global ckpt has not reviewed: it is not "
+                 "known to be safe", id="not-reviewed"),
+])
+def test_the_message_says_known_code_apart_from_not_reviewed(name: str, wording: str) -> None:
+    [finding] = [f for f in lint_file(str(POLICY / name)) if f.code == "CKPT002"]
+    assert wording in finding.message

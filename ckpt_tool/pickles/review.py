@@ -3,10 +3,11 @@
 ``python -m ckpt_tool.pickles.review`` imports every ``data``/``reviewed`` entry of
 ``data/reviewed_globals.txt``, and reports each one whose kind or loading hooks differ from what
 the table recorded, or that no longer resolves; it exits 1 when there is any difference.
-``--candidates`` prints a table line (reason ``TODO``) for every ``torch.nn`` module class and
-``torch.nn.utils`` hook class the table does not list yet. ``--update`` rewrites the kind and
-hooks columns of the listed entries to what is installed: run it only after reading the source
-of every class it reports (README, "Reviewing a new torch release").
+``--candidates`` prints a table line (reason ``TODO``) for every ``torch.nn`` module class,
+``torch.nn.utils`` hook class and ``torch.optim`` optimizer the table does not list yet.
+``--update`` rewrites the kind and hooks columns of the listed entries to what is installed:
+run it only after reading the source of every class it reports (README, "Reviewing a new torch
+release").
 
 A hook is a method that unpickling (or using the object as a dict key) may call with arguments
 the file chooses, so a reviewer has to read it:
@@ -162,21 +163,29 @@ def differences(table: ReviewedTable) -> Iterator[str]:
 
 
 def nn_candidates() -> Iterator[type]:
-    """Every public ``torch.nn.modules`` class that is a Module, the base Module, and the hook
-    classes of ``torch.nn.utils`` that whole-model pickles carry."""
+    """Every public ``torch.nn.modules`` class that is a Module (the base Module included), the
+    hook classes of ``torch.nn.utils`` that whole-model pickles carry, and the ``torch.optim``
+    optimizers (a whole optimizer saved instead of its state_dict)."""
     import pkgutil
 
     import torch.nn
+    import torch.optim
 
-    names = [f"torch.nn.modules.{info.name}"
-             for info in pkgutil.iter_modules(torch.nn.modules.__path__)]
-    for module_name in (*sorted(names), *_HOOK_MODULES):
-        module = importlib.import_module(module_name)
-        for name, value in vars(module).items():
-            if (isinstance(value, type) and value.__module__ == module_name
-                    and not name.startswith("_")
-                    and (issubclass(value, torch.nn.Module) or module_name in _HOOK_MODULES)):
-                yield value
+    def submodules(package: types.ModuleType) -> list[str]:
+        return sorted(f"{package.__name__}.{info.name}"
+                      for info in pkgutil.iter_modules(package.__path__)
+                      if not info.name.startswith("_") or package is torch.optim)
+
+    groups = ((submodules(torch.nn.modules), torch.nn.Module), (_HOOK_MODULES, object),
+              (["torch.optim", *submodules(torch.optim)], torch.optim.Optimizer))
+    for module_names, base in groups:
+        for module_name in module_names:
+            module = importlib.import_module(module_name)
+            for name, value in vars(module).items():
+                if (isinstance(value, type) and value.__module__ == module_name
+                        and not name.startswith("_") and "<locals>" not in value.__qualname__
+                        and issubclass(value, base)):
+                    yield value
 
 
 def candidate_lines(table: ReviewedTable) -> Iterator[str]:

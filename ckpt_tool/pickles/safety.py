@@ -42,6 +42,7 @@ _ATTRIBUTE_PATH = ("an attribute path from a module reaches any object that modu
                    "imports, so it is judged as a whole and never trusted")
 
 
+@lru_cache(maxsize=4096)
 def rate(module: str, name: str) -> Rating:
     """How ckpt rates the global ``module.name`` (``name`` may be a protocol-4 dotted path)."""
     if "." in name:
