@@ -57,6 +57,8 @@ ATTACKS = {  # file: the global CKPT002 must name
     "malicious_zipfile.pt": "zipfile.ZipFile",
     "malicious_zipfile_writer.pt": "torch.serialization._open_zipfile_writer",
     "malicious_open_memmap.pt": "numpy.lib.format.open_memmap",
+    "malicious_memmap.pt": "numpy.memmap",
+    "malicious_fx_graph_module.pt": "torch.fx.graph_module.reduce_graph_module",
 }
 
 
