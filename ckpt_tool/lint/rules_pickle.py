@@ -66,6 +66,9 @@ def check_code_execution(facts: FileFacts, allowed: AllowedGlobals) -> list[Find
 
 def _why_code(use: GlobalUse, verdict: Verdict) -> str:
     why = reason(use.module, use.name)
+    if "." in use.name:
+        return (f"{why}; unpickling imports it and may call it (torch.load with "
+                "weights_only=False would).")
     if verdict is Verdict.NOT_REVIEWED:
         return (f"{why}: it is not known to be safe, and unpickling imports it and calls it with "
                 "arguments the file chooses, so it may run code or touch the system (torch.load "
