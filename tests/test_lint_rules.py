@@ -214,6 +214,30 @@ def test_weights_only_message_never_allow_lists_code() -> None:
     assert "Never allow-list builtins.exec" in finding.message
 
 
+def test_weights_only_message_offers_only_reviewed_globals() -> None:
+    """A custom class is never in the add_safe_globals line; reviewed torch.nn classes are."""
+    [finding] = [f for f in lint_file(str(FIXTURES / "custom_model.pt")) if f.code == "CKPT004"]
+    assert "add_safe_globals([torch.nn.modules.linear.Linear])" in finding.message
+    assert "fixture_models.TinyNet: code from outside torch" in finding.message
+
+
+@pytest.mark.parametrize(("module", "name"), [
+    ("torch.utils.benchmark.utils.timer", "Timer"),   # known to run code
+    ("torch.utils.hooks", "RemovableHandle"),         # an upper-case torch name, not reviewed
+    ("numpy.lib.npyio", "DataSource"),
+])
+def test_weights_only_message_never_offers_unreviewed_library_classes(
+        module: str, name: str, tmp_path: Path) -> None:
+    data = proto(2) + glob(module, name) + EMPTY_TUPLE + NEWOBJ + STOP
+    path = tmp_path / "m.pt"
+    path.write_bytes(torch_zip({"data.pkl": data}))
+    findings = lint_file(str(path))
+    [weights_only] = [f for f in findings if f.code == "CKPT004"]
+    assert "add_safe_globals" not in weights_only.message
+    assert f"Never allow-list {module}.{name}" in weights_only.message
+    assert any(f.code == "CKPT002" and f"`{module}.{name}`" in f.message for f in findings)
+
+
 def test_custom_class_lists_the_classes() -> None:
     [finding] = [f for f in lint_file(str(FIXTURES / "custom_model.pt")) if f.code == "CKPT003"]
     assert "fixture_models.TinyNet" in finding.message
