@@ -27,6 +27,8 @@ LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 # ---- opcodes ---------------------------------------------------------------------------------
 MARK, STOP, POP, TUPLE, TUPLE1, TUPLE2 = b"(", b".", b"0", b"t", b"\x85", b"\x86"
 EMPTY_TUPLE, EMPTY_DICT, REDUCE, BUILD, OBJ = b")", b"}", b"R", b"b", b"o"
+SETITEMS = b"u"
+
 NEWOBJ, NEWOBJ_EX, STACK_GLOBAL, MEMOIZE = b"\x81", b"\x92", b"\x93", b"\x94"
 
 
@@ -275,9 +277,20 @@ def in_bytes(payload: bytes, protocol: int) -> bytes:
 
 
 def load_from_bytes(payload: bytes) -> bytes:
-    """The route torch.save itself takes for some storages: _load_from_bytes(payload)."""
-    return proto(2) + glob("torch.storage", "_load_from_bytes") + binbytes(payload) + TUPLE1 \
-        + REDUCE + STOP
+    """The route pickle.dumps of a storage takes: _load_from_bytes(payload)."""
+    return loaded_by("torch.storage", "_load_from_bytes", binbytes(payload))
+
+
+def loaded_by(module: str, name: str, argument: bytes) -> bytes:
+    """A benign-looking dict whose value is ``module.name(argument)`` (a loader of the payload
+    the pickled ``argument`` holds)."""
+    return (proto(2) + EMPTY_DICT + MARK + text("note") + text("weights") + text("blob")
+            + glob(module, name) + argument + TUPLE1 + REDUCE + SETITEMS + STOP)
+
+
+def latin1_text(payload: bytes) -> bytes:
+    """Bytes as protocol 2 writes them: ``_codecs.encode(text, 'latin1')``, without PROTO/STOP."""
+    return pickle.dumps(payload, protocol=2)[2:-1]
 
 
 Builder = Callable[[bytes], tuple[str, bytes]]
@@ -297,13 +310,16 @@ CONTAINERS: dict[str, Builder] = {
     "duplicate-data-pkl": lambda p: ("model.pt", _duplicate_member(p)),
     "torchscript-constants": lambda p: ("model.pt", torch_zip(
         {"data.pkl": benign_pickle(), "constants.pkl": p})),
-    "in-bytes-protocol-2": lambda p: ("model.pt", torch_zip({"data.pkl": in_bytes(p, 2)})),
-    "in-bytes-protocol-4": lambda p: ("model.pt", torch_zip({"data.pkl": in_bytes(p, 4)})),
+    # A payload handed to a loader (the loader is CKPT002 itself; so is what its payload names).
     "load-from-bytes": lambda p: ("model.pt", torch_zip({"data.pkl": load_from_bytes(p)})),
-    "zip-in-bytes": lambda p: ("model.pt", torch_zip({"data.pkl": in_bytes(
-        torch_zip({"data.pkl": p}, folder="inner"), 3)})),
-    "legacy-in-bytes": lambda p: ("model.pt", torch_zip({"data.pkl": in_bytes(
-        legacy_stream(p), 2)})),
+    "load-from-latin1-text": lambda p: ("model.pt", torch_zip({"data.pkl": loaded_by(
+        "torch.storage", "_load_from_bytes", latin1_text(p))})),
+    "pickle-loads": lambda p: ("model.pt", torch_zip({"data.pkl": loaded_by(
+        "_pickle", "loads", binbytes(p))})),
+    "zip-in-load-from-bytes": lambda p: ("model.pt", torch_zip({"data.pkl": load_from_bytes(
+        torch_zip({"data.pkl": p}, folder="inner"))})),
+    "legacy-in-load-from-bytes": lambda p: ("model.pt", torch_zip({"data.pkl": loaded_by(
+        "torch.storage", "_load_from_bytes", latin1_text(legacy_stream(p)))})),
     "tar": lambda p: ("model.pth.tar", torch_tar(p)),
     "corrupt-after-global": lambda p: ("model.pt", torch_zip({"data.pkl": p[:-1] + b"\xff"})),
     # torch.load tries a tar before the legacy stream, and unpickles any file that is neither a
@@ -319,6 +335,18 @@ CONTAINERS: dict[str, Builder] = {
         [("payload", p), hard_link("storages", "payload"), ("tensors", pickle.dumps(0, 2)),
          ("pickle", benign_pickle())])),
 }
+
+
+PLAIN_BYTES: dict[str, Builder] = {
+    "in-bytes-protocol-2": lambda p: ("model.pt", torch_zip({"data.pkl": in_bytes(p, 2)})),
+    "in-bytes-protocol-4": lambda p: ("model.pt", torch_zip({"data.pkl": in_bytes(p, 4)})),
+    "zip-in-bytes": lambda p: ("model.pt", torch_zip({"data.pkl": in_bytes(
+        torch_zip({"data.pkl": p}, folder="inner"), 3)})),
+    "legacy-in-bytes": lambda p: ("model.pt", torch_zip({"data.pkl": in_bytes(
+        legacy_stream(p), 2)})),
+}
+"""A hostile pickle kept as a plain bytes value: data that nothing unpickles (torch.load returns
+the bytes), so not a finding."""
 
 
 def _duplicate_member(payload: bytes) -> bytes:

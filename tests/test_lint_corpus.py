@@ -14,7 +14,15 @@ from ckpt_tool.lint import lint_file
 from ckpt_tool.lint.config import DEFAULT_CODES, LintConfig
 from ckpt_tool.lint.findings import RULES
 from tests.conftest import FIXTURES
-from tests.lint_corpus import CANARY, CONTAINERS, ROUTES, Route, benign_pickle, extension_registry
+from tests.lint_corpus import (
+    CANARY,
+    CONTAINERS,
+    PLAIN_BYTES,
+    ROUTES,
+    Route,
+    benign_pickle,
+    extension_registry,
+)
 
 ALL_RULES = LintConfig(selected=frozenset(RULES))
 MALICIOUS_FIXTURES = ["malicious.pt", "malicious_legacy.pt"]
@@ -45,6 +53,31 @@ def test_every_route_in_every_container_is_code_execution(
     assert all(f.offset is not None for f in found)
 
 
+@pytest.mark.parametrize("container", sorted(PLAIN_BYTES))
+@pytest.mark.parametrize("route", ROUTES, ids=[route.id for route in ROUTES])
+def test_a_pickle_kept_as_plain_bytes_is_data(route: Route, container: str, tmp_path: Path) -> None:
+    """torch never unpickles a bytes value: the payload inside is no finding (issue 11)."""
+    name, data = PLAIN_BYTES[container](route.pickle)
+    path = tmp_path / name
+    path.write_bytes(data)
+    codes = {f.code for f in lint_file(str(path))}
+    assert not codes & {"CKPT002", "CKPT003"}, container
+    assert codes <= {"CKPT004"}  # for the protocol 3+ opcodes around the bytes, not the payload
+
+
+@pytest.mark.parametrize("container", sorted(PLAIN_BYTES))
+def test_torch_load_returns_the_plain_bytes_and_runs_nothing(container: str,
+                                                             canary_dir: Path) -> None:
+    import torch
+
+    route = next(r for r in ROUTES if r.id == "global-reduce")
+    name, data = PLAIN_BYTES[container](route.pickle)
+    (canary_dir / name).write_bytes(data)
+    loaded = torch.load(canary_dir / name, weights_only=False)
+    assert isinstance(loaded["blob"], bytes)
+    assert not (canary_dir / CANARY).exists()
+
+
 def test_the_finding_says_which_global_where_and_by_which_opcode(tmp_path: Path) -> None:
     route = next(r for r in ROUTES if r.id == "stack-global-memo")
     path = write(tmp_path, route, "second-data-pkl")
@@ -57,8 +90,9 @@ def test_the_finding_says_which_global_where_and_by_which_opcode(tmp_path: Path)
 
 def test_nested_payload_names_its_path(tmp_path: Path) -> None:
     route = next(r for r in ROUTES if r.id == "global-reduce")
-    path = write(tmp_path, route, "zip-in-bytes")
-    [finding] = [f for f in lint_file(str(path)) if f.code == "CKPT002"]
+    path = write(tmp_path, route, "zip-in-load-from-bytes")
+    loader, finding = [f for f in lint_file(str(path)) if f.code == "CKPT002"]
+    assert "`torch.storage._load_from_bytes`" in loader.message
     assert finding.member is not None
     assert finding.member.startswith("archive/data.pkl > BINBYTES argument at offset ")
     assert finding.member.endswith(" > inner/data.pkl")

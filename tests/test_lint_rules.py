@@ -98,8 +98,9 @@ CASES = [
     pytest.param("CKPT003", fixture("torchscript.pt"), False, id="003-torchscript"),
     pytest.param("CKPT003", fixture("metadata.pt"), False, id="003-numpy-namespace"),
     pytest.param("CKPT003", built("m.pkl", TORCH_CLASS_PICKLE), True, id="003-torch-class-plain"),
+    # A bytes value is only data: torch never unpickles it (issue 11).
     pytest.param("CKPT003", built("m.pt", torch_zip({"data.pkl": pickle.dumps(
-        {"blob": TORCH_CLASS_PICKLE}, protocol=3)})), True, id="003-torch-class-hidden"),
+        {"blob": TORCH_CLASS_PICKLE}, protocol=3)})), False, id="003-torch-class-in-bytes"),
     # CKPT004 weights-only-refused
     pytest.param("CKPT004", fixture("whole_model.pt"), True, id="004-torch-nn-model"),
     pytest.param("CKPT004", fixture("protocol4.pt"), True, id="004-protocol-4-opcodes"),
@@ -211,6 +212,30 @@ def test_weights_only_message_never_allow_lists_code() -> None:
     [finding] = [f for f in lint_file(str(FIXTURES / "malicious.pt")) if f.code == "CKPT004"]
     assert "add_safe_globals" not in finding.message
     assert "Never allow-list builtins.exec" in finding.message
+
+
+def test_weights_only_message_offers_only_reviewed_globals() -> None:
+    """A custom class is never in the add_safe_globals line; reviewed torch.nn classes are."""
+    [finding] = [f for f in lint_file(str(FIXTURES / "custom_model.pt")) if f.code == "CKPT004"]
+    assert "add_safe_globals([torch.nn.modules.linear.Linear])" in finding.message
+    assert "fixture_models.TinyNet: code from outside torch" in finding.message
+
+
+@pytest.mark.parametrize(("module", "name"), [
+    ("torch.utils.benchmark.utils.timer", "Timer"),   # known to run code
+    ("torch.utils.hooks", "RemovableHandle"),         # an upper-case torch name, not reviewed
+    ("numpy.lib.npyio", "DataSource"),
+])
+def test_weights_only_message_never_offers_unreviewed_library_classes(
+        module: str, name: str, tmp_path: Path) -> None:
+    data = proto(2) + glob(module, name) + EMPTY_TUPLE + NEWOBJ + STOP
+    path = tmp_path / "m.pt"
+    path.write_bytes(torch_zip({"data.pkl": data}))
+    findings = lint_file(str(path))
+    [weights_only] = [f for f in findings if f.code == "CKPT004"]
+    assert "add_safe_globals" not in weights_only.message
+    assert f"Never allow-list {module}.{name}" in weights_only.message
+    assert any(f.code == "CKPT002" and f"`{module}.{name}`" in f.message for f in findings)
 
 
 def test_custom_class_lists_the_classes() -> None:

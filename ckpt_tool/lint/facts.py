@@ -28,7 +28,7 @@ from ckpt_tool.lint.pickles import (
     importable,
     is_pickle_member,
 )
-from ckpt_tool.lint.policy import NO_EXTRA_GLOBALS, Verdict, judge
+from ckpt_tool.lint.policy import NO_EXTRA_GLOBALS, judge
 from ckpt_tool.lint.tar import scan_torch_tar
 from ckpt_tool.lint.torchscript_code import CodeCall, risky_calls
 from ckpt_tool.model.checkpoint import Anomaly, Checkpoint, Member
@@ -189,8 +189,8 @@ def _is_unmarked_pickle(source: Source, limits: Limits) -> bool:
     scan, _ = read_pickle_at(source, 0, source.size, limits)
     if scan.error is None:
         return bool(scan.globals or scan.unresolved)
-    return any(importable(use) and judge(use.module, use.name, NO_EXTRA_GLOBALS)
-               is Verdict.CODE_EXECUTION for use in scan.globals)
+    return any(importable(use) and judge(use.module, use.name, NO_EXTRA_GLOBALS).may_run_code
+               for use in scan.globals)
 
 
 def is_unmarked_pickle(path: str, limits: Limits = DEFAULT_LIMITS) -> bool:

@@ -36,14 +36,16 @@ _RULES = (
          "files.",
          "Rename it to *.pt (`ckpt lint --fix`) or rewrite it with `ckpt convert --to pt`."),
     Rule("CKPT002", "code-execution", Severity.ERROR, True,
-         "A pickle in the file names a callable that can run code or touch the system.",
+         "A pickle in the file names a global that runs code or touches the system, or one from "
+         "torch, numpy or the standard library that ckpt has not reviewed.",
          "Do not load the file; if its source is trusted, rewrite it with `ckpt convert`."),
     Rule("CKPT003", "custom-class", Severity.WARNING, True,
          "The pickle names classes outside torch, numpy and the standard library.",
          "Save `model.state_dict()` instead of the model object."),
     Rule("CKPT004", "weights-only-refused", Severity.WARNING, True,
          "torch.load(weights_only=True), the default since torch 2.6, would refuse the file.",
-         "Allow-list the globals with torch.serialization.add_safe_globals, or convert the file."),
+         "Allow-list the globals ckpt reviewed (the message lists them) with "
+         "torch.serialization.add_safe_globals, or convert the file."),
     Rule("CKPT005", "legacy-format", Severity.WARNING, True,
          "A pre-1.6 torch stream (or pre-0.4 tar) that torch.load(mmap=True) cannot map.",
          "Rewrite it in the zip format with `ckpt convert SRC --to pt --rewrite -o NEW.pt`."),

@@ -6,6 +6,12 @@ unpickler would have imported them before failing. Besides the pickle torch read
 second pickle after STOP, every other ``*.pkl`` member of an archive (a second ``data.pkl`` under
 another folder, TorchScript's ``constants.pkl``), and string or bytes arguments that hold a pickle
 or a zip archive (the payload of ``torch.storage._load_from_bytes``), up to a nesting depth.
+
+A string or bytes value is only data until something unpickles it: its payload is walked only
+when the pickle around it names a global that could (a loader such as
+``torch.storage._load_from_bytes`` or ``pickle.loads``, anything else that may run code) or
+chooses a global at load time. A plain bytes value that merely looks like a pickle is not
+reported: torch never unpickles it.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from ckpt_tool.containers import zipdir
 from ckpt_tool.containers.source import Source
 from ckpt_tool.errors import CkptError, FormatError
 from ckpt_tool.limits import Limits
-from ckpt_tool.model.checkpoint import Member
+from ckpt_tool.model.checkpoint import Member, Safety
+from ckpt_tool.pickles.safety import classify
 from ckpt_tool.pickles.scan import (
     Embedded,
     GlobalUse,
@@ -96,6 +103,14 @@ def importable(use: GlobalUse) -> bool:
     return all(part.isidentifier() for part in (*use.module.split("."), *use.name.split(".")))
 
 
+def could_unpickle_its_strings(scan: PickleScan) -> bool:
+    """The pickle names a global that may run code (every loader is one) or picks a global at
+    load time: one of its string or bytes values may be unpickled in turn."""
+    return bool(scan.unresolved) or any(
+        classify(use.module, use.name) in (Safety.CODE, Safety.NOT_REVIEWED)
+        for use in scan.globals)
+
+
 def is_pickle_member(name: str) -> bool:
     return name.lower().endswith(_PICKLE_MEMBER_ENDINGS)
 
@@ -123,8 +138,9 @@ class PickleCollector:
 
     def add(self, site: PickleSite) -> None:
         self.sites.append(site)
-        for embedded in site.scan.embedded:
-            self._nested(site, embedded)
+        if could_unpickle_its_strings(site.scan):
+            for embedded in site.scan.embedded:
+                self._nested(site, embedded)
 
     def scan_buffer(self, data: bytes, member: str | None, role: Role,
                     quiet_errors: bool = False) -> None:

@@ -1,11 +1,11 @@
 """How lint judges one global a pickle names, and so which rule reports it.
 
-A global is safe only if it is on a list: torch's weights-only allow-list, ckpt's list of
-data-only globals (``safety.KNOWN_SAFE``) or the project's ``allowed-globals``. Every other global
-is reported by exactly one of CKPT002 (can run code), CKPT003 (a class from outside torch, numpy
-and the standard library) or CKPT004 (a torch class that torch's weights-only loader refuses).
-A dotted name (protocol 4 lets STACK_GLOBAL name ``module`` plus an attribute path ``a.b.c``) is
-judged by its whole path, never by its first part.
+The judgement is a lookup in ckpt's reviewed policy (``pickles.safety.rate``): torch's
+weights-only allow-list, ckpt's reviewed table (``data`` and ``reviewed`` tiers, and the ``code``
+table), and the project's ``allowed-globals``. Every global not listed as fine is reported by
+exactly one of CKPT002 (known to run code, or a torch/numpy/standard-library global nobody
+reviewed, or a dotted attribute path), CKPT003 (code from outside torch, numpy and the standard
+library) or CKPT004 (fine to construct, but torch's weights-only loader refuses it).
 """
 
 from __future__ import annotations
@@ -15,23 +15,40 @@ from dataclasses import dataclass
 from enum import Enum
 
 from ckpt_tool.model.checkpoint import Safety
-from ckpt_tool.pickles.safety import Category, categorize, classify
+from ckpt_tool.pickles.safety import classify, rate
 
 
 class Verdict(str, Enum):
     WEIGHTS_ONLY = "weights-only"
     """On torch's allow-list: nothing to report."""
-    SAFE = "safe"
-    """Known to build only data, but torch.load(weights_only=True) still refuses it (CKPT004)."""
+    DATA = "data"
+    """Reviewed: builds only data, but torch.load(weights_only=True) still refuses it (CKPT004)."""
+    REVIEWED = "reviewed"
+    """Reviewed: harmless to construct (torch.nn modules); CKPT004 where torch.load reads it,
+    CKPT003 elsewhere."""
     ALLOWED = "allowed"
     """Listed in the project's ``allowed-globals``: nothing to report."""
-    TORCH_CLASS = "torch-class"
+    TORCHSCRIPT_CLASS = "torchscript-class"
+    """A ``__torch__`` class compiled from a TorchScript archive's own code."""
     CUSTOM = "custom"
     CODE_EXECUTION = "code-execution"
+    """Known to run code or touch the system, or a dotted attribute path (CKPT002)."""
+    NOT_REVIEWED = "not-reviewed"
+    """A torch, numpy or standard-library global ckpt has not reviewed (CKPT002)."""
 
     @property
     def weights_only_refuses(self) -> bool:
         return self not in (Verdict.WEIGHTS_ONLY, Verdict.ALLOWED)
+
+    @property
+    def may_run_code(self) -> bool:
+        """Reported by CKPT002."""
+        return self in (Verdict.CODE_EXECUTION, Verdict.NOT_REVIEWED)
+
+    @property
+    def may_be_allow_listed(self) -> bool:
+        """Reviewed by ckpt as harmless: CKPT004 may print ``add_safe_globals`` for it."""
+        return self in (Verdict.DATA, Verdict.REVIEWED)
 
 
 @dataclass(frozen=True)
@@ -62,10 +79,13 @@ class AllowedGlobals:
 NO_EXTRA_GLOBALS = AllowedGlobals()
 
 
-_BY_CATEGORY = {
-    Category.CODE_EXECUTION: Verdict.CODE_EXECUTION,
-    Category.TORCH_CLASS: Verdict.TORCH_CLASS,
-    Category.CUSTOM: Verdict.CUSTOM,
+_BY_SAFETY = {
+    Safety.WEIGHTS_ONLY: Verdict.WEIGHTS_ONLY,
+    Safety.DATA: Verdict.DATA,
+    Safety.REVIEWED: Verdict.REVIEWED,
+    Safety.CODE: Verdict.CODE_EXECUTION,
+    Safety.NOT_REVIEWED: Verdict.NOT_REVIEWED,
+    Safety.CUSTOM: Verdict.CUSTOM,
 }
 
 
@@ -74,11 +94,12 @@ def judge(module: str, name: str, allowed: AllowedGlobals, torchscript: bool = F
     classes compiled from the archive's own TorchScript code, not Python imports."""
     if allowed.allows(module, name):
         return Verdict.ALLOWED
-    safety = classify(f"{module}.{name}")
-    if safety is Safety.WEIGHTS_ONLY:
-        return Verdict.WEIGHTS_ONLY
-    if safety is Safety.SAFE:
-        return Verdict.SAFE
     if torchscript and (module == "__torch__" or module.startswith("__torch__.")):
-        return Verdict.TORCH_CLASS
-    return _BY_CATEGORY[categorize(module, name)]
+        return Verdict.TORCHSCRIPT_CLASS
+    return _BY_SAFETY[classify(module, name)]
+
+
+def reason(module: str, name: str) -> str:
+    """The policy's reason for its verdict on ``module.name`` (the table's reason column)."""
+    return rate(module, name).reason
+

@@ -9,7 +9,7 @@ from ckpt_tool.containers.detect import Kind
 from ckpt_tool.lint.facts import FileFacts
 from ckpt_tool.lint.findings import Finding, make_finding
 from ckpt_tool.lint.pickles import PickleSite, Role
-from ckpt_tool.lint.policy import AllowedGlobals, Verdict, judge
+from ckpt_tool.lint.policy import AllowedGlobals, Verdict, judge, reason
 from ckpt_tool.pickles.safety import TORCH_WEIGHTS_ONLY_OPCODES
 from ckpt_tool.pickles.scan import GlobalUse
 
@@ -43,20 +43,20 @@ def _listing(names: list[str]) -> str:
 
 
 def check_code_execution(facts: FileFacts, allowed: AllowedGlobals) -> list[Finding]:
-    """CKPT002: one finding per global (per pickle) that can run code, and one per place where
-    the pickle chooses its global at load time (unresolved STACK_GLOBAL, EXT codes)."""
+    """CKPT002: one finding per global (per pickle) that runs code or that nobody reviewed, and
+    one per place where the pickle chooses its global at load time (unresolved STACK_GLOBAL, EXT
+    codes)."""
     findings: list[Finding] = []
     seen: set[tuple[str | None, int, str]] = set()
     for site, use, verdict in _judged(facts, allowed):
         key = (site.member, site.base, use.full_name)
-        if verdict is not Verdict.CODE_EXECUTION or key in seen:
+        if not verdict.may_run_code or key in seen:
             continue
         seen.add(key)
         findings.append(make_finding(
             "CKPT002", facts.path,
-            f"{_global_text(use)} named by {use.opcode} at {site.where(use.offset)}: it can run "
-            "code or touch the system, and unpickling imports it (torch.load with "
-            "weights_only=False would run it). Do not load this file.",
+            f"{_global_text(use)} named by {use.opcode} at {site.where(use.offset)}: "
+            f"{_why_code(use, verdict)} Do not load this file.",
             site.member, site.base + use.offset))
     for call in facts.code_calls:
         when = ("it is in a __setstate__, which torch.jit.load (so torch.load) runs while "
@@ -75,6 +75,19 @@ def check_code_execution(facts: FileFacts, allowed: AllowedGlobals) -> list[Find
     return findings
 
 
+def _why_code(use: GlobalUse, verdict: Verdict) -> str:
+    why = reason(use.module, use.name)
+    if "." in use.name:
+        return (f"{why}; unpickling imports it and may call it (torch.load with "
+                "weights_only=False would).")
+    if verdict is Verdict.NOT_REVIEWED:
+        return (f"{why}: it is not known to be safe, and unpickling imports it and calls it with "
+                "arguments the file chooses, so it may run code or touch the system (torch.load "
+                "with weights_only=False would call it; never allow-list it).")
+    return (f"known to run code or touch the system ({why}), and unpickling imports and calls "
+            "it (torch.load with weights_only=False would run it).")
+
+
 def _covered_by_weights_only(facts: FileFacts, site: PickleSite, use: GlobalUse) -> bool:
     """Torch classes are CKPT004's where torch.load reads the pickle; anywhere else (a plain
     pickle, a pickle hidden in a data record or beside data.pkl) CKPT003 lists them."""
@@ -88,7 +101,8 @@ def check_custom_class(facts: FileFacts, allowed: AllowedGlobals) -> list[Findin
     (and torch classes in pickles that CKPT004 does not judge)."""
     first: dict[str, tuple[PickleSite, GlobalUse]] = {}
     for site, use, verdict in _judged(facts, allowed):
-        if verdict is Verdict.CUSTOM or (verdict is Verdict.TORCH_CLASS
+        library_class = verdict in (Verdict.REVIEWED, Verdict.TORCHSCRIPT_CLASS)
+        if verdict is Verdict.CUSTOM or (library_class
                                          and not _covered_by_weights_only(facts, site, use)):
             first.setdefault(use.full_name, (site, use))
     if not first:
@@ -155,12 +169,20 @@ def _weights_only_message(refused: dict[str, Verdict], opcodes: list[str]) -> st
         parts.append(f"{joint} pickle uses opcodes torch's weights-only unpickler lacks: "
                      f"{', '.join(opcodes)} (re-save with torch.save's default pickle_protocol=2; "
                      "allow-listing cannot help with these).")
-    trusted = [name for name, verdict in refused.items() if verdict is not Verdict.CODE_EXECUTION]
-    unsafe = [name for name, verdict in refused.items() if verdict is Verdict.CODE_EXECUTION]
+    trusted = [name for name, verdict in refused.items() if verdict.may_be_allow_listed]
+    unsafe = [name for name, verdict in refused.items() if verdict.may_run_code]
+    custom = [name for name, verdict in refused.items()
+              if not verdict.may_be_allow_listed and not verdict.may_run_code]
     if trusted:
-        parts.append("If you trust them, allow them before loading: "
+        parts.append("ckpt reviewed these as harmless to construct; if you trust the file, allow "
+                     "them before loading: "
                      f"`torch.serialization.add_safe_globals([{', '.join(trusted)}])`.")
+    if custom:
+        parts.append(f"{_listing(custom)}: code from outside torch, numpy and the standard "
+                     "library that ckpt cannot vouch for (see CKPT003); allow-list it only if you "
+                     "wrote it.")
     if unsafe:
-        parts.append(f"Never allow-list {_listing(unsafe)} (see CKPT002).")
+        parts.append(f"Never allow-list {_listing(unsafe)} (see CKPT002): with it allowed, even "
+                     "weights_only=True would run what the file asks.")
     parts.append("Or rewrite the file with `ckpt convert --to safetensors`.")
     return " ".join(parts)

@@ -14,11 +14,25 @@ if TYPE_CHECKING:
 
 
 class Safety(str, Enum):
+    """How ckpt's reviewed policy (``ckpt_tool/pickles/data/reviewed_globals.txt``) rates a
+    global; the first three run no code when a pickle names them."""
+
     WEIGHTS_ONLY = "weights-only"
     """Accepted by ``torch.load(weights_only=True)`` by default (torch version of the data file)."""
-    SAFE = "safe"
-    """Not on torch's list, but ckpt knows it only builds data (numpy arrays, Namespace...)."""
-    UNKNOWN = "unknown"
+    DATA = "data"
+    """Not on torch's list, but reviewed by ckpt: builds only data (numpy arrays, Namespace...)."""
+    REVIEWED = "reviewed"
+    """Reviewed by ckpt: harmless to construct, but not data (a torch.nn module)."""
+    CODE = "code"
+    """Known to run code or touch the system, or a dotted attribute path."""
+    NOT_REVIEWED = "not-reviewed"
+    """From torch, numpy or the standard library, and not reviewed: it may run code."""
+    CUSTOM = "custom"
+    """From outside torch, numpy and the standard library: code ckpt cannot vouch for."""
+
+    @property
+    def runs_no_code(self) -> bool:
+        return self in (Safety.WEIGHTS_ONLY, Safety.DATA, Safety.REVIEWED)
 
 
 class Format(str, Enum):
@@ -119,7 +133,7 @@ class GlobalRef:
 
     @property
     def safe(self) -> bool:
-        return self.safety is not Safety.UNKNOWN
+        return self.safety.runs_no_code
 
 
 class Member(NamedTuple):

@@ -1,28 +1,26 @@
-"""Classify the globals a pickle names: what torch's weights-only loader accepts, what ckpt knows
-to be plain data, and what can run code.
+"""Classify the globals a pickle names by ckpt's reviewed policy: torch's weights-only
+allow-list (``data/torch_weights_only_globals.txt``, generated from torch) and ckpt's own reviewed
+table (``data/reviewed_globals.txt``, see ``reviewed.py``).
 
-A global is safe only if it is on a list here; being absent from the code-execution table does not
-make it safe (that table only decides how an unsafe global is reported).
+A global is fine only if one of the two lists it. Everything else is judged by where it comes
+from, never by the shape of its name: a dotted attribute path or a ``code`` entry runs code, an
+unlisted torch, numpy or standard-library global is "not reviewed", anything else is custom code.
 """
 
 from __future__ import annotations
 
 import sys
-from enum import Enum
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from ckpt_tool.model.checkpoint import Safety
+from ckpt_tool.pickles.reviewed import Tier, reviewed_table
 
 _DATA = Path(__file__).with_name("data") / "torch_weights_only_globals.txt"
-
-
-class Category(str, Enum):
-    """How lint reports a global that is not safe."""
-
-    CODE_EXECUTION = "code-execution"
-    TORCH_CLASS = "torch-class"
-    CUSTOM = "custom"
+LIBRARIES = ("torch", "numpy")
+"""Top-level packages whose unlisted globals are "not reviewed" rather than custom code."""
+_PYTHON2_STDLIB = ("__builtin__", "copy_reg")
 
 
 @lru_cache(maxsize=1)
@@ -31,82 +29,42 @@ def torch_weights_only_globals() -> frozenset[str]:
     return frozenset(line for line in lines if line and not line.startswith("#"))
 
 
-_NUMPY_CORE = ("numpy.core.multiarray", "numpy._core.multiarray")
-KNOWN_SAFE: frozenset[str] = frozenset(
-    {
-        *(f"{m}._reconstruct" for m in _NUMPY_CORE),
-        *(f"{m}.scalar" for m in _NUMPY_CORE),
-        "numpy.ndarray",
-        "numpy.dtype",
-        "argparse.Namespace",
-        "collections.defaultdict",
-        "collections.deque",
-        "builtins.frozenset",
-        # Plain data types (protocol 2 names them for subclasses, via copyreg._reconstructor).
-        "builtins.dict",
-        "builtins.list",
-        "builtins.tuple",
-        "builtins.int",
-        "builtins.float",
-        "builtins.str",
-        "builtins.bytes",
-        "builtins.bool",
-        "builtins.slice",
-        # TorchScript's pickle helpers: each returns its argument (torch/jit/_pickle.py).
-        *(f"torch.jit._pickle.{name}" for name in (
-            "build_intlist", "build_tensorlist", "build_doublelist", "build_boollist",
-            "build_tensor_from_id", "restore_type_tag")),
-        "builtins.range",
-        "builtins.object",
-        "copyreg._reconstructor",
-        "copyreg.__newobj__",
-        "copyreg.__newobj_ex__",
-        "datetime.datetime",
-        "datetime.date",
-        "datetime.time",
-        "datetime.timedelta",
-        "datetime.timezone",
-        "decimal.Decimal",
-        "fractions.Fraction",
-        "uuid.UUID",
-        "pathlib.Path",
-        "pathlib.PosixPath",
-        "pathlib.WindowsPath",
-        "pathlib.PurePosixPath",
-        "pathlib.PureWindowsPath",
-    }
-)
+@dataclass(frozen=True)
+class Rating:
+    """A global's safety and the reason behind it (from the table, or why it is unlisted)."""
 
-_NUMPY_DTYPE_MODULE = "numpy.dtypes"
+    safety: Safety
+    reason: str
 
-# Modules whose every global can run code or touch the system, and single callables that can.
-_CODE_EXECUTION_MODULES = (
-    "os", "posix", "nt", "sys", "subprocess", "runpy", "pty", "socket", "shutil", "importlib",
-    "pickle", "_pickle", "marshal", "ctypes", "code", "codeop", "pdb", "bdb", "webbrowser",
-    "multiprocessing", "threading", "_thread", "asyncio", "signal", "platform", "tempfile",
-    "glob", "io", "_io", "zipimport", "pkgutil", "site", "cProfile", "profile", "timeit",
-    "trace", "doctest", "unittest", "http", "urllib", "ftplib", "smtplib", "telnetlib",
-    "xmlrpc", "requests", "dill", "cloudpickle", "joblib", "types", "inspect", "gc",
-    "builtins.__loader__", "torch.hub", "torch.jit", "torch._C", "torch.utils.cpp_extension",
-    "torch.package", "torch._dynamo", "torch._inductor", "torch.cuda", "torch.distributed",
-    "torch.multiprocessing", "torch.ops", "torch.library", "numpy.testing", "numpy.f2py",
-    "numpy.distutils", "numpy.ctypeslib", "numpy.lib.npyio", "numpy.load",
-)
-_CODE_EXECUTION_NAMES = frozenset(
-    {
-        "builtins.eval", "builtins.exec", "builtins.compile", "builtins.open",
-        "builtins.getattr", "builtins.setattr", "builtins.delattr", "builtins.__import__",
-        "builtins.globals", "builtins.locals", "builtins.vars", "builtins.input",
-        "builtins.breakpoint", "builtins.help", "builtins.memoryview", "builtins.type",
-        "builtins.super", "builtins.print", "builtins.exit", "builtins.quit", "builtins.apply",
-        "builtins.execfile", "builtins.file", "operator.attrgetter", "operator.methodcaller",
-        "operator.getitem", "functools.partial", "functools.reduce", "functools.partialmethod",
-        "torch.load", "torch.storage._load_from_bytes", "torch.serialization.load",
-        "torch.serialization._load", "torch.serialization._legacy_load", "torch.from_file",
-        "torch.save", "torch.compile", "numpy.load", "numpy.fromfile", "numpy.save",
-        "numpy.tofile", "numpy.memmap", "numpy.lib.format.read_array",
-    }
-)
+
+_TIER_SAFETY = {Tier.DATA: Safety.DATA, Tier.REVIEWED: Safety.REVIEWED, Tier.CODE: Safety.CODE}
+_ATTRIBUTE_PATH = ("an attribute path from a module reaches any object that module holds or "
+                   "imports, so it is judged as a whole and never trusted")
+
+
+@lru_cache(maxsize=4096)
+def rate(module: str, name: str) -> Rating:
+    """How ckpt rates the global ``module.name`` (``name`` may be a protocol-4 dotted path)."""
+    if "." in name:
+        return Rating(Safety.CODE, _ATTRIBUTE_PATH)
+    full = f"{module}.{name}"
+    if full in torch_weights_only_globals():
+        return Rating(Safety.WEIGHTS_ONLY, "on torch's weights-only allow-list")
+    entry = reviewed_table().lookup(full)
+    if entry is not None:
+        return Rating(_TIER_SAFETY[entry.tier], entry.reason)
+    top = module.split(".")[0]
+    if top in LIBRARIES or top in sys.stdlib_module_names or top in _PYTHON2_STDLIB:
+        return Rating(Safety.NOT_REVIEWED, f"a {_library(top)} global ckpt has not reviewed")
+    return Rating(Safety.CUSTOM, "from outside torch, numpy and the standard library")
+
+
+def classify(module: str, name: str) -> Safety:
+    return rate(module, name).safety
+
+
+def _library(top: str) -> str:
+    return top if top in LIBRARIES else "standard-library"
 
 
 # The opcodes ``torch._weights_only_unpickler.Unpickler.load`` implements (torch 2.13).
@@ -119,41 +77,6 @@ TORCH_WEIGHTS_ONLY_OPCODES = frozenset(
         "LONG_BINPUT", "LONG1", "PROTO", "STOP",
     }
 )
-
-
-def classify(full_name: str) -> Safety:
-    if full_name in torch_weights_only_globals():
-        return Safety.WEIGHTS_ONLY
-    if full_name in KNOWN_SAFE:
-        return Safety.SAFE
-    module, _, name = full_name.rpartition(".")
-    if module == _NUMPY_DTYPE_MODULE and name.endswith("DType") and name.isidentifier():
-        return Safety.SAFE
-    return Safety.UNKNOWN
-
-
-def _in_module(full_name: str, modules: tuple[str, ...]) -> bool:
-    return any(full_name == m or full_name.startswith(m + ".") for m in modules)
-
-
-def categorize(module: str, name: str) -> Category:
-    """How to report an unsafe global. ``name`` may be a dotted attribute path (protocol 4)."""
-    full = f"{module}.{name}"
-    if "." in name:
-        # An attribute path reaches any object: judge the whole path, never its first part.
-        return Category.CODE_EXECUTION
-    if full in _CODE_EXECUTION_NAMES or _in_module(full, _CODE_EXECUTION_MODULES):
-        return Category.CODE_EXECUTION
-    top = module.split(".")[0]
-    if top in ("torch", "numpy"):
-        return Category.TORCH_CLASS if name[:1].isupper() else Category.CODE_EXECUTION
-    if top in sys.stdlib_module_names or top in ("__builtin__", "copy_reg"):
-        return Category.CODE_EXECUTION
-    return Category.CUSTOM
-
-
-def is_torch_module_class(module: str, name: str) -> bool:
-    return module.startswith("torch.") and name[:1].isupper() and "." not in name
 
 
 def _regenerate() -> None:  # pragma: no cover - maintenance helper, needs torch

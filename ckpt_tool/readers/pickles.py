@@ -42,4 +42,4 @@ def collect_globals(
             seen.setdefault((use.module, use.name), None)
     for pair in referenced:
         seen.setdefault(pair, None)
-    return [GlobalRef(module, name, classify(f"{module}.{name}")) for module, name in seen]
+    return [GlobalRef(module, name, classify(module, name)) for module, name in seen]
