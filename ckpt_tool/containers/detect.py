@@ -74,13 +74,14 @@ def _is_tar(head: bytes) -> bool:
 
 def is_headless_pickle(source: Source) -> bool:
     """A pickle need not start with PROTO (protocols 0 and 1 never do, and the unpickler takes
-    any opcode first): a file of any size that walks cleanly to STOP and names a global is one.
-    Data that parses by chance names none."""
+    any opcode first): a file of any size that walks cleanly to STOP through a few opcodes, or
+    names a global on the way, is one. Text seldom parses that far by chance."""
     from ckpt_tool.limits import DEFAULT_LIMITS
     from ckpt_tool.pickles.scan import read_pickle_at
 
     scan, _ = read_pickle_at(source, 0, source.size, DEFAULT_LIMITS, find_embedded=False)
-    return scan.error is None and scan.end > 2 and bool(scan.globals or scan.unresolved)
+    return scan.error is None and scan.end > 2 and (
+        scan.opcode_count >= 4 or bool(scan.globals or scan.unresolved))
 
 
 def _looks_like_safetensors(source: Source, head: bytes) -> bool:
