@@ -8,6 +8,7 @@ import io
 import struct
 import subprocess
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -19,7 +20,9 @@ from ckpt_tool.lint import lint_file
 from ckpt_tool.model.checkpoint import Storage, TensorRef
 from ckpt_tool.model.dtypes import BY_NAME
 from ckpt_tool.model.objects import placeholder
+from ckpt_tool.model.tree import named_tensors
 from ckpt_tool.pickles.tensor_parts import as_dtensor
+from ckpt_tool.readers import open_checkpoint
 from tests.formats_reference import FORMATS
 from tests.test_reader_differential import assert_matches_torch
 
@@ -121,3 +124,22 @@ def test_self_referencing_state_ends_at_the_cycle(name: str, tmp_path: Path) -> 
     report = inspect_file(str(path))
     assert report.error is None
     assert "<cycle>" in repr(report.metadata)
+
+
+def test_private_attributes_repeating_parameters_are_not_named_twice(tmp_path: Path) -> None:
+    """An LSTM keeps its parameters again in the private list ``_flat_weights``."""
+    path = tmp_path / "lstm.pt"
+    model = torch.nn.LSTM(3, 4)
+    torch.save(model, path)
+    names = [name for name, _ in named_tensors(open_checkpoint(path).root)]
+    assert names == list(model.state_dict())
+
+
+def test_a_quantized_parameter_stays_quantized(tmp_path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        weight = torch.quantize_per_tensor(torch.randn(2, 2), 0.1, 0, torch.qint8)
+    path = tmp_path / "qparam.pt"
+    torch.save({"w": torch.nn.Parameter(weight, requires_grad=False)}, path)
+    (tensor,) = [t for _, t in named_tensors(open_checkpoint(path).root)]
+    assert tensor.kind == "quantized"

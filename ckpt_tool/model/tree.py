@@ -91,9 +91,10 @@ def _opaque_children(value: Opaque) -> list[tuple[str, Any]]:
     if attributes is not None and all(isinstance(attributes.get(k), dict) for k in _MODULE_KEYS):
         for key in ("_parameters", "_buffers"):
             result += [(name, t) for name, t in attributes[key].items() if t is not None]
+        named = {id(t) for _, t in result}  # an LSTM's _flat_weights repeats its parameters
         result += list(attributes["_modules"].items())
         result += [(name, v) for name, v in attributes.items()
-                   if name not in _MODULE_KEYS and _shown_attribute(str(name), v)]
+                   if name not in _MODULE_KEYS and _shown_attribute(str(name), v, named)]
         return result
     scripted = value.module.startswith("__torch__")
     if attributes is not None:
@@ -110,21 +111,26 @@ def _opaque_children(value: Opaque) -> list[tuple[str, Any]]:
     return result
 
 
-def _shown_attribute(name: str, value: Any) -> bool:
-    """A module's public attributes, and its private ones that hold a tensor: torch keeps
-    tensors there too (a scripted model's ``_model``, quantized Linear's ``_packed_params``)."""
+def _shown_attribute(name: str, value: Any, named: frozenset[int] | set[int] = frozenset()
+                     ) -> bool:
+    """A module's public attributes, and its private ones that hold a tensor not already named
+    (by ``id`` in ``named``): torch keeps tensors there too (a scripted model's ``_model``,
+    quantized Linear's ``_packed_params``)."""
     if name in _HIDDEN_MODULE_ATTRIBUTES:
         return False
-    return not name.startswith("_") or holds_tensor(value)
+    return not name.startswith("_") or holds_tensor(value, named)
 
 
-def holds_tensor(value: Any, limit: int = 100_000) -> bool:
-    """Whether a tensor lies anywhere under ``value`` (looking at no more than ``limit``
-    objects, and never twice at one)."""
+def holds_tensor(value: Any, excluded: frozenset[int] | set[int] = frozenset(),
+                 limit: int = 100_000) -> bool:
+    """Whether a tensor (other than those whose ``id`` is in ``excluded``) lies anywhere under
+    ``value``, looking at no more than ``limit`` objects, and never twice at one."""
     stack, seen = [value], set()
     while stack and len(seen) < limit:
         item = stack.pop()
         if isinstance(item, TensorRef):
+            if id(item) in excluded:
+                continue
             return True
         if id(item) in seen:
             continue

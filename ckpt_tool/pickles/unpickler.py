@@ -134,10 +134,17 @@ def _rebuild_tensor_v3(
     return tensor
 
 
+def _mark_parameter(tensor: TensorRef) -> None:
+    """A plain tensor becomes a parameter; a quantized, nested or distributed one keeps its kind
+    (what convert and inspect need to know about it)."""
+    if tensor.kind == "tensor":
+        tensor.kind = "parameter"
+
+
 def _rebuild_parameter(data: Any, requires_grad: Any, backward_hooks: Any, *rest: Any) -> TensorRef:
     if not isinstance(data, TensorRef):
         raise TypeError("not a tensor")
-    data.kind = "parameter"
+    _mark_parameter(data)
     data.requires_grad = bool(requires_grad)
     if rest:
         data.extra["state"] = rest[0]
@@ -209,7 +216,7 @@ def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any) -> An
             if local is not None:
                 return local
         if type_name == "torch.nn.parameter.Parameter":
-            result.kind = "parameter"
+            _mark_parameter(result)
         elif type_name != "torch.Tensor":
             result.kind = "subclass"
             result.extra["type"] = type_name
@@ -224,7 +231,7 @@ class Parameter:
     def __new__(cls, data: Any = None, requires_grad: Any = True, *_: Any) -> Any:
         if not isinstance(data, TensorRef):
             return placeholder("torch.nn.parameter", "Parameter")(data, requires_grad)
-        data.kind = "parameter"
+        _mark_parameter(data)
         data.requires_grad = bool(requires_grad)
         return data
 
