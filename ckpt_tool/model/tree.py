@@ -22,6 +22,7 @@ from ckpt_tool.model.objects import ConfigNode, Namespace, Opaque, ScriptArchive
 
 _MODULE_KEYS = ("_parameters", "_buffers", "_modules")
 _HIDDEN_MODULE_ATTRIBUTES = frozenset({"training", "_is_full_backward_hook"})
+_PLAIN_TYPES = frozenset({str, int, float, bool, complex, bytes, set, frozenset})
 
 
 
@@ -116,9 +117,11 @@ def _shown_attribute(name: str, value: Any, named: frozenset[int] | set[int] = f
     """A module's public attributes, and its private ones that hold a tensor not already named
     (by ``id`` in ``named``): torch keeps tensors there too (a scripted model's ``_model``,
     quantized Linear's ``_packed_params``)."""
-    if name in _HIDDEN_MODULE_ATTRIBUTES:
-        return False
-    return not name.startswith("_") or holds_tensor(value, named)
+    if name[:1] != "_":
+        return name not in _HIDDEN_MODULE_ATTRIBUTES
+    if not value or type(value) in _PLAIN_TYPES:
+        return False  # the usual private attributes: flags, names, empty hook dicts
+    return holds_tensor(value, named)
 
 
 def holds_tensor(value: Any, excluded: frozenset[int] | set[int] = frozenset(),
