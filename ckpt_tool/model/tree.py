@@ -25,7 +25,6 @@ _HIDDEN_MODULE_ATTRIBUTES = frozenset({"training", "_is_full_backward_hook"})
 _PLAIN_TYPES = frozenset({str, int, float, bool, complex, bytes, set, frozenset})
 
 
-
 @dataclass(frozen=True)
 class Leaf:
     path: tuple[str, ...]

@@ -340,7 +340,7 @@ OMEGACONF_NODES = (
         "AnyNode", "StringNode", "IntegerNode", "FloatNode", "BooleanNode", "EnumNode",
         "BytesNode", "PathNode", "ValueNode", "UnionNode", "InterpolationResultNode")),
 )
-"""OmegaConf's containers and nodes (omegaconf 2.0 - 2.3), read as the values they hold."""
+"""OmegaConf's containers and nodes (omegaconf 2.x), read as the values they hold."""
 
 
 def _known_globals() -> dict[str, Any]:
