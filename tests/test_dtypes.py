@@ -43,3 +43,16 @@ def test_safetensors_codes_round_trip_through_safetensors(tmp_path) -> None:
         (length,) = struct.unpack("<Q", raw[:8])
         assert json.loads(raw[8 : 8 + length])["x"]["dtype"] == dtype.safetensors
         assert load_file(str(path))["x"].dtype == getattr(torch, dtype.name)
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (5,), (3, 5), (2, 3, 7), (0, 4), (4, 0)])
+@pytest.mark.parametrize("name", ["quint4x2", "quint2x4"])
+def test_sub_byte_sizes_agree_with_torch(name: str, shape: tuple[int, ...]) -> None:
+    """torch packs 2 (4) elements a byte and rounds each innermost row up to whole bytes."""
+    import warnings
+
+    dtype = next(d for d in DTYPES if d.name == name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tensor = torch.quantize_per_tensor(torch.zeros(shape), 0.1, 0, getattr(torch, name))
+    assert dtype.nbytes_of(shape) == tensor.untyped_storage().nbytes()

@@ -120,6 +120,13 @@ def unsupported_reason(tensor: TensorRef, compressed: frozenset[str] = frozenset
     if tensor.kind == "quantized":
         return (f"a quantized tensor ({tensor.dtype.name}); safetensors has no quantized dtypes: "
                 "dequantize it with .dequantize() before saving")
+    if tensor.kind == "nested":
+        parts = ", ".join(tensor.extra.get("components", {}))
+        return (f"a nested tensor ({tensor.layout} layout, stored as {parts}); safetensors holds "
+                "dense tensors only: pad it with .to_padded_tensor() or save its parts as "
+                "separate tensors")
+    if not tensor.is_whole:
+        return _shard_reason(tensor)
     if tensor.kind == "meta":
         return "a meta tensor: it has a shape but no data"
     if tensor.storage is None or tensor.offset is None:
@@ -132,6 +139,16 @@ def unsupported_reason(tensor: TensorRef, compressed: frozenset[str] = frozenset
     if tensor.dtype.safetensors is None:
         return f"dtype {tensor.dtype.name} has no safetensors equivalent"
     return None
+
+
+def _shard_reason(tensor: TensorRef) -> str:
+    sharding = tensor.sharding
+    assert sharding is not None
+    rank = f"rank {sharding.rank}'s" if sharding.rank is not None else "one rank's"
+    return (f"a DTensor of which this file holds only {rank} part ({list(tensor.shape)} of "
+            f"{list(sharding.global_shape)}, placements {', '.join(sharding.placements)}); "
+            "merge the ranks' files first (torch.distributed.checkpoint, or .full_tensor() "
+            "before saving)")
 
 
 def rename_all(names: list[str], options: ConvertOptions) -> list[str]:

@@ -14,7 +14,7 @@ from typing import Any
 from ckpt_tool.errors import ConversionError
 from ckpt_tool.limits import Limits
 from ckpt_tool.model.checkpoint import TensorRef
-from ckpt_tool.model.objects import Opaque
+from ckpt_tool.model.objects import Opaque, ScriptArchive
 from ckpt_tool.model.tree import children, walk
 
 WEIGHT_ROOTS = ("state_dict", "model_state_dict", "model_state", "model", "module", "net",
@@ -90,10 +90,9 @@ def find_weights_root(root: Any) -> tuple[Path, str]:
 
 
 def _kind_of_whole(root: Any) -> str:
+    if isinstance(root, ScriptArchive):
+        return " (a TorchScript module)"
     if isinstance(root, Opaque):
-        scripted = type(root).module.startswith("__torch__")
-        if scripted:
-            return " (a TorchScript module)"
         return " (a pickled module, named like its state_dict)"
     if isinstance(root, dict) and root and all(isinstance(v, TensorRef) for v in root.values()):
         return " (a state_dict)"

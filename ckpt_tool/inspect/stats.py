@@ -28,6 +28,8 @@ def _skip(note: str) -> TensorStats:
 
 
 def tensor_stats(mapped: mmap.mmap, tensor: TensorRef, byteorder: str = "little") -> TensorStats:
+    if tensor.kind in ("nested", "sparse"):
+        return _skip(f"not computed for {tensor.kind}")
     if tensor.offset is None:
         return _skip("no data in the file")
     if tensor.kind == "quantized" or tensor.dtype.is_complex or tensor.dtype.numpy is None:

@@ -60,6 +60,25 @@ class Storage(NamedTuple):
     """Archive member holding the bytes (zip formats)."""
 
 
+@dataclass(frozen=True)
+class Sharding:
+    """Where a DTensor's local part (the tensor a rank's file holds) sits in the global tensor."""
+
+    global_shape: tuple[int, ...]
+    placements: tuple[str, ...]
+    """One per mesh dimension, as torch prints them: ``Shard(dim=0)``, ``Replicate()``..."""
+    mesh_shape: tuple[int, ...] | None = None
+    mesh_dim_names: tuple[str, ...] | None = None
+    mesh_device: str | None = None
+    coordinate: tuple[int, ...] | None = None
+    """This rank's coordinate on the mesh."""
+    rank: int | None = None
+
+    @property
+    def partial(self) -> bool:
+        return any(p.startswith("Partial") for p in self.placements)
+
+
 @dataclass(eq=False, slots=True)
 class TensorRef:
     """A tensor as the pickle describes it; its bytes stay in the file."""
@@ -72,15 +91,27 @@ class TensorRef:
     storage: Storage | None = None
     requires_grad: bool = False
     kind: str = "tensor"
-    """tensor, parameter, quantized, sparse, meta, subclass, nested."""
+    """tensor, parameter, quantized, sparse, meta, subclass, nested, dtensor."""
     layout: str = "strided"
     device_override: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-    """Quantizer parameters, subclass type and state, sparse components..."""
+    """Quantizer parameters, subclass type and state, ``components`` (the parts of a sparse or
+    nested tensor, by name), ``nested_shape`` (None where ragged), ``sharding`` (a DTensor's
+    :class:`Sharding`; ``shape`` is then its local part's)..."""
     numel: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.numel = math.prod(self.shape)
+
+    @property
+    def sharding(self) -> Sharding | None:
+        return self.extra.get("sharding") if self.extra else None
+
+    @property
+    def is_whole(self) -> bool:
+        """False for a DTensor whose local part is not the whole tensor."""
+        sharding = self.sharding
+        return sharding is None or (sharding.global_shape == self.shape and not sharding.partial)
 
     @property
     def device(self) -> str:
@@ -93,14 +124,16 @@ class TensorRef:
         components = self.extra.get("components") if self.extra else None
         if components:
             return sum(part.nbytes for part in components.values() if isinstance(part, TensorRef))
-        return self.numel * self.dtype.itemsize
+        return self.dtype.nbytes_of(self.shape)
 
     @property
     def offset(self) -> int | None:
-        """Absolute file offset of the first element, when the bytes are in the file."""
+        """Absolute file offset of the first element (of the byte holding it, for sub-byte
+        dtypes), when the bytes are in the file."""
         if self.storage is None or self.storage.offset is None:
             return None
-        return self.storage.offset + self.storage_offset * self.dtype.itemsize
+        dtype = self.dtype
+        return self.storage.offset + self.storage_offset // dtype.elements_per_byte * dtype.itemsize
 
     @property
     def is_contiguous(self) -> bool:

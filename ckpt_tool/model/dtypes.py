@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -18,6 +19,22 @@ class DType:
     """numpy (or ml_dtypes) dtype name used to compute on the bytes."""
     is_floating: bool = False
     is_complex: bool = False
+    elements_per_byte: int = 1
+    """2 for ``quint4x2``, 4 for ``quint2x4``: torch packs these elements into bytes, while their
+    storages, like every other, count bytes (``itemsize`` is torch's ``element_size()``, 1)."""
+
+    def nbytes_of(self, shape: tuple[int, ...]) -> int:
+        """Bytes a contiguous tensor of this shape holds. Sub-byte dtypes round each innermost
+        row up to whole bytes, as ``get_sub_byte_tensor_size`` in ATen's Quantizer.cpp does."""
+        numel = math.prod(shape)
+        if self.elements_per_byte == 1 or not shape:
+            return numel * self.itemsize
+        rows = math.prod(shape[:-1])
+        return rows * -(-shape[-1] // self.elements_per_byte) * self.itemsize
+
+    def bytes_for_elements(self, count: int) -> int:
+        """Bytes that hold the first ``count`` elements of a storage (rounded up)."""
+        return -(-count // self.elements_per_byte) * self.itemsize
 
 
 DTYPES: tuple[DType, ...] = (
@@ -46,8 +63,8 @@ DTYPES: tuple[DType, ...] = (
     DType("qint8", 1, "QInt8Storage", None, "int8"),
     DType("quint8", 1, "QUInt8Storage", None, "uint8"),
     DType("qint32", 4, "QInt32Storage", None, "int32"),
-    DType("quint4x2", 1, "QUInt4x2Storage", None, "uint8"),
-    DType("quint2x4", 1, "QUInt2x4Storage", None, "uint8"),
+    DType("quint4x2", 1, "QUInt4x2Storage", None, "uint8", elements_per_byte=2),
+    DType("quint2x4", 1, "QUInt2x4Storage", None, "uint8", elements_per_byte=4),
     DType("bits8", 1),
     DType("bits16", 2),
     DType("bits1x8", 1),

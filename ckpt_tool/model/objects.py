@@ -175,3 +175,80 @@ class StorageView:
 
     def __init__(self, storage: Any, dtype: DType, element_offset: int = 0) -> None:
         self.storage, self.dtype, self.element_offset = storage, dtype, element_offset
+
+
+class ScriptObject:
+    """``torch.ScriptObject``: an instance of a TorchScript custom class (``torch.classes.*``, such
+    as quantized Linear's packed weights) pickled by Python. Its state is what the class's
+    ``__getstate__`` returned, and the class's qualified name
+    (torch/csrc/jit/python/script_init.cpp)."""
+
+    def __new__(cls, *_: Any) -> ScriptObject:
+        obj = object.__new__(cls)
+        obj.state, obj.class_name = None, None
+        return obj
+
+    def __init__(self, *_: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], str):
+            self.state, self.class_name = state
+        else:
+            self.state = state
+
+    def __repr__(self) -> str:
+        return f"<ScriptObject {self.class_name or '?'}>"
+
+
+class ScriptArchive:
+    """What ``torch.jit.load`` builds from a TorchScript archive: the module (``data.pkl``) and
+    the constants its code names ``CONSTANTS.c0``, ``c1``... (``constants.pkl``)."""
+
+    def __init__(self, module: Any, constants: tuple[Any, ...] = ()) -> None:
+        self.module, self.constants = module, constants
+
+    def __repr__(self) -> str:
+        return f"<TorchScript archive of {self.module!r}>"
+
+
+class ConfigNode:
+    """An OmegaConf node (``DictConfig``, ``ListConfig``, ``AnyNode``, ``IntegerNode``...) as the
+    plain value it holds: containers keep ``_content``, value nodes ``_val``; the rest of their
+    state (parent links, type metadata, flags) is OmegaConf bookkeeping and is dropped."""
+
+    def __new__(cls, *_: Any, **__: Any) -> ConfigNode:
+        obj = object.__new__(cls)
+        obj.content = None
+        return obj
+
+    def __init__(self, *_: Any, **__: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, dict):
+            self.content = state.get("_content", state.get("_val"))
+
+    def plain(self) -> Any:
+        """The node as dicts, lists and scalars (a node inside itself becomes ``"<cycle>"``)."""
+        return _plain_config(self, frozenset(), 0)
+
+    def __repr__(self) -> str:
+        return f"Config({self.plain()!r})"
+
+
+_MAX_CONFIG_DEPTH = 100
+
+
+def _plain_config(value: Any, ancestors: frozenset[int], depth: int) -> Any:
+    if depth > _MAX_CONFIG_DEPTH:
+        return "<too deep>"
+    if isinstance(value, ConfigNode):
+        if id(value) in ancestors:
+            return "<cycle>"
+        return _plain_config(value.content, ancestors | {id(value)}, depth + 1)
+    if isinstance(value, dict):
+        return {key: _plain_config(item, ancestors, depth + 1) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_config(item, ancestors, depth + 1) for item in value]
+    return value

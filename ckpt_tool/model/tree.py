@@ -3,7 +3,10 @@
 Names are dotted paths from the root: dict keys as they are, list indices as numbers, attributes
 of placeholder objects by attribute name. An ``nn.Module`` pickled whole is named the way its
 ``state_dict()`` would be (``fc1.weight``, not ``_modules.fc1._parameters.weight``), which is
-also its attribute path in Python.
+also its attribute path in Python; a private attribute is named only when it holds a tensor.
+A TorchScript module is named by attribute path too (as ``torch.jit.load`` gives them), its
+constants ``CONSTANTS.c0``... as its code names them. What a ``__getstate__`` returned (a scripted
+class's, a ``torch.ScriptObject``'s) is named by position. An OmegaConf config is its plain data.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ from typing import Any, NamedTuple
 from ckpt_tool.errors import LimitExceeded
 from ckpt_tool.limits import DEFAULT_LIMITS, Limits
 from ckpt_tool.model.checkpoint import TensorRef
-from ckpt_tool.model.objects import Namespace, Opaque
+from ckpt_tool.model.objects import ConfigNode, Namespace, Opaque, ScriptArchive, ScriptObject
 
 _MODULE_KEYS = ("_parameters", "_buffers", "_modules")
-_HIDDEN_MODULE_ATTRIBUTES = frozenset({"training"})
+_HIDDEN_MODULE_ATTRIBUTES = frozenset({"training", "_is_full_backward_hook"})
+_PLAIN_TYPES = frozenset({str, int, float, bool, complex, bytes, set, frozenset})
 
 
 @dataclass(frozen=True)
@@ -36,8 +40,8 @@ class Leaf:
 
 
 def _is_scalar_sequence(value: list | tuple) -> bool:
-    return not any(isinstance(item, dict | list | tuple | TensorRef | Opaque | Namespace)
-                   for item in value)
+    return not any(isinstance(item, dict | list | tuple | TensorRef | Opaque | Namespace
+                              | ScriptObject | ConfigNode) for item in value)
 
 
 def children(value: Any) -> list[tuple[str, Any]] | None:
@@ -50,6 +54,12 @@ def children(value: Any) -> list[tuple[str, Any]] | None:
         return [(str(index), item) for index, item in enumerate(value)]
     if isinstance(value, Namespace):
         return list(value.fields.items())
+    if isinstance(value, ConfigNode):
+        return children(value.plain())
+    if isinstance(value, ScriptObject):
+        return _state_children(value.state)
+    if isinstance(value, ScriptArchive):
+        return _archive_children(value)
     if isinstance(value, Opaque):
         if value.state is None and not value.items and not value.entries and (
             _is_scalar_sequence(value.args)
@@ -59,20 +69,39 @@ def children(value: Any) -> list[tuple[str, Any]] | None:
     return None
 
 
+def _state_children(state: Any) -> list[tuple[str, Any]]:
+    """What a ``__getstate__`` returned, named by position (or key): torch names the tuple a
+    quantized Linear's packed params hold ``_packed_params.0`` and ``.1`` the same way."""
+    if state is None:
+        return []
+    named = children(state) if isinstance(state, dict | list | tuple) else None
+    return [("state", state)] if named is None else named
+
+
+def _archive_children(archive: ScriptArchive) -> list[tuple[str, Any]]:
+    result = children(archive.module) or []
+    if archive.constants:
+        result.append(("CONSTANTS", {f"c{i}": c for i, c in enumerate(archive.constants)}))
+    return result
+
+
 def _opaque_children(value: Opaque) -> list[tuple[str, Any]]:
     attributes = value.attributes()
     result: list[tuple[str, Any]] = []
     if attributes is not None and all(isinstance(attributes.get(k), dict) for k in _MODULE_KEYS):
         for key in ("_parameters", "_buffers"):
             result += [(name, t) for name, t in attributes[key].items() if t is not None]
+        named = {id(t) for _, t in result}  # an LSTM's _flat_weights repeats its parameters
         result += list(attributes["_modules"].items())
         result += [(name, v) for name, v in attributes.items()
-                   if not str(name).startswith("_") and name not in _HIDDEN_MODULE_ATTRIBUTES]
+                   if name not in _MODULE_KEYS and _shown_attribute(str(name), v, named)]
         return result
+    scripted = value.module.startswith("__torch__")
     if attributes is not None:
-        scripted = value.module.startswith("__torch__")  # TorchScript module: hide its bookkeeping
         result += [(str(name), v) for name, v in attributes.items()
-                   if not (scripted and (str(name).startswith("_") or name == "training"))]
+                   if not scripted or _shown_attribute(str(name), v)]
+    elif scripted:  # a TorchScript class's __getstate__ result
+        result += _state_children(value.state)
     elif value.state is not None:
         result.append(("state", value.state))
     if value.args:
@@ -80,6 +109,38 @@ def _opaque_children(value: Opaque) -> list[tuple[str, Any]]:
     result += [(str(index), item) for index, item in enumerate(value.items)]
     result += [(str(key), item) for key, item in value.entries]
     return result
+
+
+def _shown_attribute(name: str, value: Any, named: frozenset[int] | set[int] = frozenset()
+                     ) -> bool:
+    """A module's public attributes, and its private ones that hold a tensor not already named
+    (by ``id`` in ``named``): torch keeps tensors there too (a scripted model's ``_model``,
+    quantized Linear's ``_packed_params``)."""
+    if name[:1] != "_":
+        return name not in _HIDDEN_MODULE_ATTRIBUTES
+    if not value or type(value) in _PLAIN_TYPES:
+        return False  # the usual private attributes: flags, names, empty hook dicts
+    return holds_tensor(value, named)
+
+
+def holds_tensor(value: Any, excluded: frozenset[int] | set[int] = frozenset(),
+                 limit: int = 100_000) -> bool:
+    """Whether a tensor (other than those whose ``id`` is in ``excluded``) lies anywhere under
+    ``value``, looking at no more than ``limit`` objects, and never twice at one."""
+    stack, seen = [value], set()
+    while stack and len(seen) < limit:
+        item = stack.pop()
+        if isinstance(item, TensorRef):
+            if id(item) in excluded:
+                continue
+            return True
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, dict | list | tuple | Namespace | Opaque | ScriptObject | ConfigNode
+                      | ScriptArchive):
+            stack += [child for _, child in children(item) or ()]
+    return False
 
 
 class SameAs:
@@ -95,7 +156,7 @@ class SameAs:
         return f"<same object as {'.'.join(self.path) or '(root)'}>"
 
 
-_CONTAINERS = (dict, list, tuple, Namespace, Opaque)
+_CONTAINERS = (dict, list, tuple, Namespace, Opaque, ScriptObject, ConfigNode, ScriptArchive)
 _UNSEEN = object()
 
 

@@ -9,10 +9,12 @@ from typing import Any
 from ckpt_tool.model.checkpoint import TensorRef
 from ckpt_tool.model.dtypes import DType
 from ckpt_tool.model.objects import (
+    ConfigNode,
     Namespace,
     NumpyArray,
     NumpyDType,
     Opaque,
+    ScriptObject,
     StorageView,
     is_placeholder_type,
 )
@@ -39,6 +41,8 @@ def to_json(value: Any, depth: int = 0) -> Any:
         return [to_json(v, depth + 1) for v in items]
     if isinstance(value, Namespace):
         return {k: to_json(v, depth + 1) for k, v in value.fields.items()}
+    if isinstance(value, ConfigNode):
+        return to_json(value.plain(), depth + 1)
     if isinstance(value, TensorRef):
         return {"tensor": value.dtype.name, "shape": list(value.shape)}
     return describe(value)
@@ -55,6 +59,10 @@ def describe(value: Any) -> str:
         return f"torch.{value.name}"
     if isinstance(value, StorageView):
         return f"storage {value.dtype.name}"
+    if isinstance(value, ConfigNode):
+        return _clip(repr(value.plain()))
+    if isinstance(value, ScriptObject):
+        return f"<{value.class_name or 'torch.ScriptObject'} object>"
     if is_placeholder_type(value):
         return f"<class {value.global_name_of()}>"
     if isinstance(value, Opaque):

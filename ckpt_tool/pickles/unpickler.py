@@ -23,16 +23,24 @@ from ckpt_tool.model import dtypes
 from ckpt_tool.model.checkpoint import TensorRef
 from ckpt_tool.model.dtypes import DType
 from ckpt_tool.model.objects import (
+    ConfigNode,
     DefaultDict,
     Namespace,
     NumpyArray,
     NumpyDType,
+    ScriptObject,
     StorageType,
     StorageView,
     is_placeholder_type,
     placeholder,
 )
 from ckpt_tool.pickles.scan import map_python2_name
+from ckpt_tool.pickles.tensor_parts import (
+    DTENSOR_TYPES,
+    as_dtensor,
+    rebuild_jagged,
+    rebuild_nested_tensor,
+)
 
 # ---- records for known reconstructors -------------------------------------------------------
 
@@ -90,10 +98,11 @@ def _check_bounds(tensor: TensorRef) -> None:
         end += (size - 1) * step
     if tensor.storage_offset < 0:
         raise FormatError(f"storage {storage.key}: negative storage offset")
-    if end * tensor.dtype.itemsize > storage.nbytes:
+    dtype = tensor.dtype
+    if dtype.bytes_for_elements(end) > storage.nbytes:
         raise FormatError(
-            f"a tensor reaches element {end} of storage {tensor.storage.key}, which holds "
-            f"{tensor.storage.nbytes // tensor.dtype.itemsize}"
+            f"a tensor reaches element {end} of storage {storage.key}, which holds "
+            f"{storage.nbytes // dtype.itemsize * dtype.elements_per_byte}"
         )
 
 
@@ -125,10 +134,17 @@ def _rebuild_tensor_v3(
     return tensor
 
 
+def _mark_parameter(tensor: TensorRef) -> None:
+    """A plain tensor becomes a parameter; a quantized, nested or distributed one keeps its kind
+    (what convert and inspect need to know about it)."""
+    if tensor.kind == "tensor":
+        tensor.kind = "parameter"
+
+
 def _rebuild_parameter(data: Any, requires_grad: Any, backward_hooks: Any, *rest: Any) -> TensorRef:
     if not isinstance(data, TensorRef):
         raise TypeError("not a tensor")
-    data.kind = "parameter"
+    _mark_parameter(data)
     data.requires_grad = bool(requires_grad)
     if rest:
         data.extra["state"] = rest[0]
@@ -193,10 +209,14 @@ def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any) -> An
     if not callable(func) or not isinstance(args, tuple):
         raise TypeError("rebuild_from_type")
     result = func(*args)
-    if isinstance(result, TensorRef):
+    if isinstance(result, TensorRef) and result.kind != "nested":
         type_name = _type_name(new_type)
+        if type_name in DTENSOR_TYPES:
+            local = as_dtensor(result, state)
+            if local is not None:
+                return local
         if type_name == "torch.nn.parameter.Parameter":
-            result.kind = "parameter"
+            _mark_parameter(result)
         elif type_name != "torch.Tensor":
             result.kind = "subclass"
             result.extra["type"] = type_name
@@ -211,7 +231,7 @@ class Parameter:
     def __new__(cls, data: Any = None, requires_grad: Any = True, *_: Any) -> Any:
         if not isinstance(data, TensorRef):
             return placeholder("torch.nn.parameter", "Parameter")(data, requires_grad)
-        data.kind = "parameter"
+        _mark_parameter(data)
         data.requires_grad = bool(requires_grad)
         return data
 
@@ -290,7 +310,7 @@ def _ordered_dict(items: Any = ()) -> OrderedDict:
 def _reconstructor(cls: Any, base: Any = None, state: Any = None) -> Any:
     if is_placeholder_type(cls):
         return cls(*(() if state is None else (state,)))
-    if cls in (OrderedDict, DefaultDict, Namespace):
+    if cls in (OrderedDict, DefaultDict, Namespace, ConfigNode, ScriptObject):
         return cls()
     raise TypeError("reconstructor")
 
@@ -298,9 +318,29 @@ def _reconstructor(cls: Any, base: Any = None, state: Any = None) -> Any:
 def _newobj(cls: Any, *args: Any) -> Any:
     if is_placeholder_type(cls):
         return cls.__new__(cls, *args)
-    if cls in (OrderedDict, DefaultDict, Namespace, NumpyArray):
+    if cls in (OrderedDict, DefaultDict, Namespace, NumpyArray, ConfigNode, ScriptObject):
         return cls()
     raise TypeError("newobj")
+
+
+def _same_list(data: Any) -> list:
+    if not isinstance(data, list):
+        raise TypeError("list")
+    return data
+
+
+def _restore_type_tag(value: Any, type_str: Any = None) -> Any:
+    return value
+
+
+OMEGACONF_NODES = (
+    "omegaconf.dictconfig.DictConfig",
+    "omegaconf.listconfig.ListConfig",
+    *(f"omegaconf.nodes.{name}" for name in (
+        "AnyNode", "StringNode", "IntegerNode", "FloatNode", "BooleanNode", "EnumNode",
+        "BytesNode", "PathNode", "ValueNode", "UnionNode", "InterpolationResultNode")),
+)
+"""OmegaConf's containers and nodes (omegaconf 2.x), read as the values they hold."""
 
 
 def _known_globals() -> dict[str, Any]:
@@ -333,7 +373,16 @@ def _known_globals() -> dict[str, Any]:
         "torch._utils._rebuild_wrapper_subclass": _rebuild_wrapper_subclass,
         "torch._utils._rebuild_device_tensor_from_numpy": _rebuild_device_tensor,
         "torch._utils._rebuild_device_tensor_from_cpu_tensor": _rebuild_device_tensor,
+        "torch._utils._rebuild_nested_tensor": rebuild_nested_tensor,
+        "torch.nested._internal.nested_tensor._rebuild_njt": rebuild_jagged,
+        "torch.ScriptObject": ScriptObject,
     }
+    # TorchScript's pickle helpers, each returning its argument (torch/jit/_pickle.py).
+    for name in ("build_intlist", "build_tensorlist", "build_doublelist", "build_boollist"):
+        table[f"torch.jit._pickle.{name}"] = _same_list
+    table["torch.jit._pickle.restore_type_tag"] = _restore_type_tag
+    for name in OMEGACONF_NODES:
+        table[name] = ConfigNode
     for core in ("numpy.core.multiarray", "numpy._core.multiarray"):
         table[f"{core}._reconstruct"] = lambda cls, shape=(), typecode=b"", *_: NumpyArray()
         table[f"{core}.scalar"] = _numpy_scalar

@@ -15,7 +15,7 @@ from ckpt_tool.containers.source import Source
 from ckpt_tool.errors import FormatError, NotACheckpoint
 from ckpt_tool.limits import Limits
 from ckpt_tool.model.checkpoint import Anomaly, Checkpoint, Format, Member, PickleRecord, Storage
-from ckpt_tool.model.objects import StorageType, StorageView
+from ckpt_tool.model.objects import ScriptArchive, StorageType, StorageView
 from ckpt_tool.readers.pickles import collect_globals, load_pickle
 
 _SMALL_RECORD = 4096
@@ -110,21 +110,43 @@ def read_torch_zip(source: Source, limits: Limits) -> Checkpoint:
         archive_name=archive.name,
     )
     _read_records_metadata(archive, checkpoint)
-    storages = _StorageResolver(archive, checkpoint)
-    data = archive.read("data.pkl")
-    root, scan, referenced = load_pickle(data, "data.pkl", limits, storages)
-    pickle_member = archive.member("data.pkl")
-    assert pickle_member is not None
-    record = PickleRecord("data.pkl", scan, zipdir.data_offset(source, pickle_member))
-    checkpoint.pickles.append(record)
-    if scan.end < len(data):
-        checkpoint.anomalies.append(Anomaly(
-            "ambiguous", f"data.pkl holds {len(data) - scan.end} bytes after its STOP opcode",
-            "data.pkl"))
+    root, referenced = _load_archive_pickle(archive, checkpoint, "data")
+    checkpoint.pickle_protocol = checkpoint.pickles[0].scan.protocol
+    if is_torchscript:
+        root, more = _read_torchscript_parts(archive, checkpoint, root)
+        referenced += more
     checkpoint.root = root
-    checkpoint.pickle_protocol = scan.protocol
     checkpoint.globals = collect_globals(checkpoint.pickles, referenced)
     return checkpoint
+
+
+def _load_archive_pickle(archive: TorchArchive, checkpoint: Checkpoint,
+                         name: str) -> tuple[Any, list[tuple[str, str]]]:
+    """Build ``<name>.pkl``, its storages in ``<name>/`` (torch.jit reads every archive so)."""
+    record = f"{name}.pkl"
+    data = archive.read(record)
+    storages = _StorageResolver(archive, checkpoint, f"{name}/")
+    root, scan, referenced = load_pickle(data, record, archive.limits, storages)
+    member = archive.member(record)
+    assert member is not None
+    checkpoint.pickles.append(PickleRecord(record, scan, zipdir.data_offset(archive.source,
+                                                                             member)))
+    if scan.end < len(data):
+        checkpoint.anomalies.append(Anomaly(
+            "ambiguous", f"{record} holds {len(data) - scan.end} bytes after its STOP opcode",
+            record))
+    return root, referenced
+
+
+def _read_torchscript_parts(archive: TorchArchive, checkpoint: Checkpoint,
+                            module: Any) -> tuple[ScriptArchive, list[tuple[str, str]]]:
+    """The constants table ``torch.jit.load`` reads beside data.pkl. Its ``traced_inputs.pkl``
+    it leaves alone (a loaded module's ``_retrieve_traced_inputs()`` is empty, and torch.jit.save
+    writes their storages empty), and so does ckpt."""
+    constants, referenced = _load_archive_pickle(archive, checkpoint, "constants")
+    if not isinstance(constants, tuple):
+        raise FormatError("constants.pkl does not hold a tuple of constants")
+    return ScriptArchive(module, constants), referenced
 
 
 def _read_records_metadata(archive: TorchArchive, checkpoint: Checkpoint) -> None:
@@ -145,12 +167,14 @@ def _read_records_metadata(archive: TorchArchive, checkpoint: Checkpoint) -> Non
 
 
 class _StorageResolver:
-    """``persistent_load`` for torch archives: ('storage', type, key, location, numel)."""
+    """``persistent_load`` for torch archives: ('storage', type, key, location, numel), the bytes
+    in ``<folder><key>``. Storages outside ``data/`` are keyed ``constants/0``..."""
 
-    def __init__(self, archive: TorchArchive, checkpoint: Checkpoint) -> None:
-        self.archive, self.checkpoint = archive, checkpoint
+    def __init__(self, archive: TorchArchive, checkpoint: Checkpoint, folder: str) -> None:
+        self.archive, self.checkpoint, self.folder = archive, checkpoint, folder
+        folded = _without_case(folder)
         members = [m for name, m in archive.records.items()
-                   if _without_case(name).startswith(b"data/")]
+                   if _without_case(name).startswith(folded)]
         # Every storage record's local header, read up front in one batch (one request for a
         # remote source) instead of one read per tensor while unpickling.
         offsets = zipdir.data_offsets(archive.source, members)
@@ -164,13 +188,15 @@ class _StorageResolver:
             raise FormatError(f"persistent id names {_short(storage_type)}, not a storage type")
         if not isinstance(key, str) or not isinstance(numel, int) or numel < 0:
             raise FormatError(f"malformed storage id {_short(pid)}")
-        storage = self.checkpoint.storages.get(key)
+        record = f"{self.folder}{key}"
+        store_key = key if self.folder == "data/" else record
+        storage = self.checkpoint.storages.get(store_key)
         if storage is None:
-            storage = self._load(key, storage_type, location, numel)
+            storage = self._load(store_key, record, storage_type, location, numel)
         return StorageView(storage, storage_type.dtype)
 
-    def _load(self, key: str, storage_type: StorageType, location: Any, numel: int) -> Storage:
-        record = f"data/{key}"
+    def _load(self, key: str, record: str, storage_type: StorageType, location: Any,
+              numel: int) -> Storage:
         member = self.archive.member(record)
         if member is None:
             raise FormatError(

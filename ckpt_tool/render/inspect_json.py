@@ -8,6 +8,7 @@ from typing import Any
 
 from ckpt_tool import __version__
 from ckpt_tool.inspect.report import FileReport, TensorRow
+from ckpt_tool.model.checkpoint import TensorRef
 from ckpt_tool.model.values import to_json
 
 SCHEMA = 1
@@ -30,9 +31,34 @@ def tensor_json(row: TensorRow, stats: Any = None) -> dict[str, Any]:
         "kind": t.kind,
         "layout": t.layout,
     }
+    details = tensor_details(t)
+    if details:
+        entry["details"] = details
     if stats is not None:
         entry["stats"] = asdict(stats)
     return entry
+
+
+def tensor_details(tensor: TensorRef) -> dict[str, Any]:
+    """What a tensor's kind adds: a DTensor's sharding, a nested or sparse tensor's parts, a
+    quantized tensor's quantizer."""
+    extra = tensor.extra or {}
+    details: dict[str, Any] = {}
+    sharding = tensor.sharding
+    if sharding is not None:
+        details["sharding"] = {key: list(value) if isinstance(value, tuple) else value
+                               for key, value in asdict(sharding).items()}
+    if "nested_shape" in extra:
+        details["nested_shape"] = list(extra["nested_shape"])
+    components = extra.get("components")
+    if components:
+        details["components"] = {
+            name: {"dtype": part.dtype.name, "shape": list(part.shape), "nbytes": part.nbytes,
+                   "offset": part.offset}
+            for name, part in components.items() if isinstance(part, TensorRef)}
+    if "quantizer" in extra:
+        details["quantizer"] = to_json(extra["quantizer"])
+    return details
 
 
 def file_json(report: FileReport, rows: list[TensorRow]) -> dict[str, Any]:

@@ -11,18 +11,53 @@ from rich.tree import Tree
 from ckpt_tool.inspect import structure
 from ckpt_tool.inspect.report import FileReport, TensorRow
 from ckpt_tool.inspect.stats import TensorStats
+from ckpt_tool.model.checkpoint import TensorRef
 from ckpt_tool.model.values import short_text
 from ckpt_tool.render.units import human_bytes, human_count
 
 _MAX_TREE_CHILDREN = 60
 
 
-def _shape(shape: tuple[int, ...]) -> str:
-    return "[" + ", ".join(str(n) for n in shape) + "]"
+def _shape(shape: tuple[int | None, ...]) -> str:
+    return "[" + ", ".join("*" if n is None else str(n) for n in shape) + "]"
+
+
+def shape_text(tensor: TensorRef) -> str:
+    """``[4, 4]``; a nested tensor's ragged sizes as ``*`` (``[2, *, 3]``); a DTensor's local
+    shape and the global one (``[4, 4] of [8, 4]``)."""
+    nested = tensor.extra.get("nested_shape") if tensor.extra else None
+    if nested is not None:
+        return _shape(nested)
+    sharding = tensor.sharding
+    if sharding is not None and sharding.global_shape != tensor.shape:
+        return f"{_shape(tensor.shape)} of {_shape(sharding.global_shape)}"
+    return _shape(tensor.shape)
 
 
 def _tensor_signature(row: TensorRow) -> str:
-    return f"{row.tensor.dtype.name} {_shape(row.tensor.shape)}"
+    return f"{row.tensor.dtype.name} {shape_text(row.tensor)}"
+
+
+def _distributed_summary(report: FileReport) -> str | None:
+    """One line for a rank's file of DTensors: which rank, which mesh, which placements."""
+    shardings = [row.tensor.sharding for row in report.tensors if row.tensor.sharding]
+    if not shardings:
+        return None
+    first = shardings[0]
+    where = []
+    if first.rank is not None:
+        where.append(f"rank {first.rank}")
+    if first.coordinate is not None:
+        where.append(f"coordinate {_shape(first.coordinate)}")
+    if first.mesh_shape is not None:
+        names = f" ({', '.join(first.mesh_dim_names)})" if first.mesh_dim_names else ""
+        device = f" {first.mesh_device}" if first.mesh_device else ""
+        where.append(f"mesh {_shape(first.mesh_shape)}{names}{device}")
+    placements = sorted({", ".join(s.placements) for s in shardings})
+    parts = sum(1 for row in report.tensors if not row.tensor.is_whole)
+    count = f"{len(shardings)} DTensor{'s' if len(shardings) != 1 else ''}"
+    return (f"{count} ({parts} only this rank's part); {'; '.join(where) or 'mesh unknown'}; "
+            f"placements {' | '.join(placements)}")
 
 
 def summary(report: FileReport) -> RenderableType:
@@ -44,6 +79,9 @@ def summary(report: FileReport) -> RenderableType:
     by_dtype = ", ".join(f"{d} {human_bytes(n)}" for d, n in report.bytes_by_dtype().items())
     grid.add_row("bytes by dtype", by_dtype or "-")
     grid.add_row("devices", ", ".join(report.devices()) or "-")
+    distributed = _distributed_summary(report)
+    if distributed:
+        grid.add_row("distributed", distributed)
     shared = report.shared_storages()
     if shared:
         grid.add_row("shared storages", "\n".join(" = ".join(g[:4]) + (" ..." if len(g) > 4 else "")
@@ -127,7 +165,7 @@ def tensor_table(report: FileReport, rows: list[TensorRow], expand: bool,
         members: list[TensorRow] = group.items
         first = members[0].tensor
         count = f" ×{len(members)}" if len(members) > 1 else ""
-        cells = [group.name + count, first.dtype.name, _shape(first.shape),
+        cells = [group.name + count, first.dtype.name, shape_text(first),
                  f"{sum(m.tensor.numel for m in members):,}",
                  human_bytes(sum(m.tensor.nbytes for m in members)), first.device]
         if stats is not None:
