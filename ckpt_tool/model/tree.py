@@ -15,7 +15,7 @@ from typing import Any
 from ckpt_tool.errors import LimitExceeded
 from ckpt_tool.limits import DEFAULT_LIMITS, Limits
 from ckpt_tool.model.checkpoint import TensorRef
-from ckpt_tool.model.objects import Namespace, Opaque
+from ckpt_tool.model.objects import DataRecord, Namespace, Opaque
 
 _MODULE_KEYS = ("_parameters", "_buffers", "_modules")
 _HIDDEN_MODULE_ATTRIBUTES = frozenset({"training"})
@@ -36,8 +36,8 @@ class Leaf:
 
 
 def _is_scalar_sequence(value: list | tuple) -> bool:
-    return not any(isinstance(item, dict | list | tuple | TensorRef | Opaque | Namespace)
-                   for item in value)
+    return not any(isinstance(item, dict | list | tuple | TensorRef | Opaque | Namespace
+                              | DataRecord) for item in value)
 
 
 def children(value: Any) -> list[tuple[str, Any]] | None:
@@ -48,7 +48,7 @@ def children(value: Any) -> list[tuple[str, Any]] | None:
         if not value or _is_scalar_sequence(value):
             return None
         return [(str(index), item) for index, item in enumerate(value)]
-    if isinstance(value, Namespace):
+    if isinstance(value, Namespace | DataRecord):
         return list(value.fields.items())
     if isinstance(value, Opaque):
         if value.state is None and not value.items and not value.entries and (

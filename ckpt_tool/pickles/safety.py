@@ -74,6 +74,16 @@ KNOWN_SAFE: frozenset[str] = frozenset(
         "pathlib.WindowsPath",
         "pathlib.PurePosixPath",
         "pathlib.PureWindowsPath",
+        # torch.distributed.checkpoint's .metadata: dataclasses of plain values and the enum
+        # TensorProperties pickles (torch/distributed/checkpoint/metadata.py, filesystem.py);
+        # the unpickler decodes them as records (DATA_RECORDS).
+        *(f"torch.distributed.checkpoint.metadata.{name}" for name in (
+            "Metadata", "TensorStorageMetadata", "ChunkStorageMetadata", "BytesStorageMetadata",
+            "TensorProperties", "StorageMeta", "MetadataIndex", "_MEM_FORMAT_ENCODING")),
+        "torch.distributed.checkpoint.filesystem._StorageInfo",
+        "torch.distributed.checkpoint._hf_utils._HFStorageInfo",
+        "torch.distributed._shard.sharded_tensor.metadata.TensorProperties",
+        "torch.distributed._shard.sharded_tensor.metadata.MEM_FORMAT_ENCODING",
     }
 )
 
