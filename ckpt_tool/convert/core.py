@@ -53,6 +53,10 @@ def _convert(checkpoint: Checkpoint, dest: str, options: ConvertOptions,
         return _to_safetensors(checkpoint, dest, options, meter)
     if checkpoint.format is Format.SAFETENSORS:
         return _to_torch_save(checkpoint, dest, options, meter)
+    if not checkpoint.format.opened_by_torch_load:
+        raise ConversionError(f"a {checkpoint.format.value} checkpoint is not a torch.save file: "
+                              "torch.load cannot open it under any name; --to safetensors "
+                              "converts its tensors")
     if options.move:
         move_file(checkpoint.path, dest, options.force, options.verify, meter)
         return ConvertResult(checkpoint.path, (dest,), Action.MOVE, bytes_written=checkpoint.size)

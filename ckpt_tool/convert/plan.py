@@ -122,6 +122,11 @@ def unsupported_reason(tensor: TensorRef, compressed: frozenset[str] = frozenset
                 "dequantize it with .dequantize() before saving")
     if tensor.kind == "meta":
         return "a meta tensor: it has a shape but no data"
+    if tensor.chunks:
+        files = {chunk.file for chunk in tensor.chunks}
+        return (f"a torch.distributed.checkpoint tensor saved in pieces ({len(tensor.chunks)} "
+                f"in {len(files)} file(s)), which convert does not assemble yet: consolidate the "
+                "folder with torch's dcp_to_torch_save first")
     if tensor.storage is None or tensor.offset is None:
         what = tensor.extra.get("type", tensor.kind)
         return f"a {what} tensor whose data is not a storage in the file"
