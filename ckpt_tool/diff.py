@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from ckpt_tool.readers.tensor_bytes import TensorFiles
 
 COMMON_PREFIXES = ("state_dict.", "model.", "module.", "model_state_dict.", "model_state.",
-                   "state_dict.module.", "model.module.", "net.", "network.", "ema.")
+                   "state_dict.module.", "model.module.", "net.", "network.", "ema.",
+                   "model.state_dict.")
+"""``model.state_dict.``: a torch.export archive's weights (its one model is named ``model``)."""
 _CHUNK = 1 << 22
 
 

@@ -334,3 +334,19 @@ def test_metadata_records_decode_as_plain_data() -> None:
     assert [c.get("offsets") for c in item.get("chunks")] == [(0, 0), (3, 0)]
     assert ("pathlib", "PosixPath") in referenced  # storage_meta.checkpoint_id, inert
     assert all(classify(name) is Safety.SAFE for name in DATA_RECORDS)
+
+
+def test_a_dcp_metadata_url_reads_its_data_files_beside_it() -> None:
+    from tests.http_server import serve
+
+    with serve(CONTAINERS) as server:
+        result = CliRunner().invoke(app, ["inspect", "--json",
+                                          f"{server.url}/dcp_2ranks/.metadata"])
+    assert result.exit_code == 0, result.output
+    remote = json.loads(result.output)["files"][0]
+    local = json.loads(CliRunner().invoke(
+        app, ["inspect", "--json", str(CONTAINERS / "dcp_2ranks")]).output)["files"][0]
+    assert [(t["name"], t["shape"], [c["offsets"] for c in t["chunks"]])
+            for t in remote["tensors"]] == [
+        (t["name"], t["shape"], [c["offsets"] for c in t["chunks"]]) for t in local["tensors"]]
+    assert remote["tensors"][0]["chunks"][1]["file"] == f"{server.url}/dcp_2ranks/__1_0.distcp"

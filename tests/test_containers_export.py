@@ -153,3 +153,50 @@ def test_a_pt2_is_never_copied_under_a_torch_save_name(tmp_path: Path) -> None:
                                       "-o", str(out)])
     assert result.exit_code != 0 and "not a torch.save file" in result.output
     assert not out.exists()
+
+
+def test_opaque_and_torchscript_constants_are_listed_as_pickles(tmp_path: Path) -> None:
+    """The constants torch unpickles whole (opaque objects with pickle.loads, TorchScript objects
+    with torch._C._pickle_load_obj), added to a real archive the way _package_constants writes
+    them: listed as pickles, their globals named, nothing unpickled."""
+    import json
+    import pickle
+    import zipfile
+
+    path = tmp_path / "objects.pt2"
+    config_name = "export/data/constants/model_constants_config.json"
+    with zipfile.ZipFile(CONTAINERS / "export.pt2") as source, \
+            zipfile.ZipFile(path, "w") as target:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == config_name:
+                config = json.loads(data)
+                config["config"]["opaque"] = {"path_name": "opaque_obj_0", "is_param": False,
+                                              "use_pickle": True, "tensor_meta": None}
+                config["config"]["scripted"] = {"path_name": "custom_obj_0", "is_param": False,
+                                                "use_pickle": True, "tensor_meta": None}
+                data = json.dumps(config).encode()
+            target.writestr(info, data)
+        target.writestr("export/data/constants/opaque_obj_0",
+                        pickle.dumps(Path("x"), protocol=2))
+        target.writestr("export/data/constants/custom_obj_0", pickle.dumps([1, 2], protocol=2))
+    checkpoint = open_checkpoint(str(path))
+    loaders = {record.member: record.loader for record in checkpoint.pickles}
+    assert loaders["export/data/constants/opaque_obj_0"] is Loader.PICKLE
+    assert loaders["export/data/constants/custom_obj_0"] is Loader.TORCHSCRIPT
+    constants = checkpoint.root["model"]["constants"]
+    assert "pickle.loads" in constants["opaque"]
+    assert "pathlib.PosixPath" in {g.full_name for g in checkpoint.globals}
+
+
+def test_diff_of_the_archive_and_its_conversion_is_equal(tmp_path: Path) -> None:
+    from ckpt_tool.diff import diff_reports
+    from ckpt_tool.inspect.report import inspect_file
+
+    out = tmp_path / "model.safetensors"
+    assert CliRunner().invoke(app, ["convert", str(CONTAINERS / "export.pt2"), "--to",
+                                    "safetensors", "-o", str(out)]).exit_code == 0
+    result = diff_reports(inspect_file(str(CONTAINERS / "export.pt2")), inspect_file(str(out)),
+                          values=True)
+    assert result.equal and len(result.tensors) == 6
+    assert all(t.identical for t in result.tensors)

@@ -122,7 +122,8 @@ def _data_files(metadata_path: str, limits: Limits) -> set[str]:
             metadata, _, _ = _load_metadata(source, limits)
     except (OSError, FormatError):
         return set()
-    return {info.get("relative_path") for info in _storage_infos(metadata)} - {None}
+    names = (info.get("relative_path") for info in _storage_infos(metadata))
+    return {name for name in names if isinstance(name, str)}
 
 
 def _sharded_safetensors(folder: str, names: list[str], limits: Limits) -> list[str]:
@@ -279,7 +280,11 @@ class _Reader:
         if not _is_shape(size):
             raise FormatError(f"{fqn}: malformed size {size!r}")
         chunks = []
-        for record in item.get("chunks") or ():
+        records = item.get("chunks")
+        if not isinstance(records, list) or not all(
+                isinstance(record, DataRecord) for record in records):
+            raise FormatError(f"{fqn}: malformed chunk list in the metadata")
+        for record in records:
             offsets, sizes = record.get("offsets"), record.get("sizes")
             if not _fits(offsets, sizes, size):
                 raise FormatError(f"{fqn}: chunk {offsets!r}+{sizes!r} lies outside {size!r}")
@@ -361,6 +366,8 @@ def _index_storage(metadata: DataRecord) -> dict[tuple[str, Any], DataRecord]:
     for key, info in storage_data.items():
         if isinstance(key, DataRecord) and isinstance(info, DataRecord):
             offset = key.get("offset")
+            if offset is not None and not _is_shape(offset):
+                raise FormatError(f"malformed storage_data key {key!r:.80}")
             index[(str(key.get("fqn")), tuple(offset) if offset is not None else None)] = info
     return index
 

@@ -265,7 +265,8 @@ def tensor_meta(fqn: str, meta: Any) -> TensorMeta:
     """schema.TensorMeta as JSON: a ScalarType code, SymInt sizes/strides/offset, a Device."""
     if not isinstance(meta, dict):
         raise FormatError(f"{fqn}: no tensor_meta")
-    dtype = SCALAR_TYPES.get(meta.get("dtype"))  # type: ignore[arg-type]
+    code = meta.get("dtype")
+    dtype = SCALAR_TYPES.get(code) if type(code) is int else None
     if dtype is None:
         raise FormatError(f"{fqn}: unknown ScalarType {meta.get('dtype')!r}")
     shape = tuple(_sym_int(fqn, n) for n in _list(fqn, meta.get("sizes")))
