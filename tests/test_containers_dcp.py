@@ -350,3 +350,14 @@ def test_a_dcp_metadata_url_reads_its_data_files_beside_it() -> None:
             for t in remote["tensors"]] == [
         (t["name"], t["shape"], [c["offsets"] for c in t["chunks"]]) for t in local["tensors"]]
     assert remote["tensors"][0]["chunks"][1]["file"] == f"{server.url}/dcp_2ranks/__1_0.distcp"
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 5])
+def test_metadata_pickled_at_any_protocol_is_found_and_read(protocol: int,
+                                                            tmp_path: Path) -> None:
+    folder = _rewrite_metadata(tmp_path, lambda metadata: None)
+    metadata = pickle.loads((folder / ".metadata").read_bytes())
+    (folder / ".metadata").write_bytes(pickle.dumps(metadata, protocol=protocol))
+    checkpoint = open_checkpoint(str(folder))
+    assert checkpoint.pickle_protocol == protocol
+    assert len([leaf for leaf in walk(checkpoint.root) if leaf.is_tensor]) == 21

@@ -292,7 +292,7 @@ def _ordered_dict(items: Any = ()) -> OrderedDict:
 def _reconstructor(cls: Any, base: Any = None, state: Any = None) -> Any:
     if is_placeholder_type(cls):
         return cls(*(() if state is None else (state,)))
-    if cls in (OrderedDict, DefaultDict, Namespace):
+    if cls in (OrderedDict, DefaultDict, Namespace) or _is_data_record(cls):
         return cls()
     raise TypeError("reconstructor")
 

@@ -49,6 +49,9 @@ from ckpt_tool.readers.safetensors import read_safetensors
 METADATA_NAME = ".metadata"
 RANK_METADATA = re.compile(r"__(\d+)\.metadata")
 _METADATA_CLASS = ("torch.distributed.checkpoint.metadata", "Metadata")
+_PICKLE_HELPERS = {("copyreg", "_reconstructor"), ("copy_reg", "_reconstructor"),
+                   ("copyreg", "__newobj__")}
+"""Named before the class by protocols 0 and 1."""
 SHARDING_INFO_KEY = "DCP_SHARDING_INFO"
 """safetensors ``__metadata__`` key of the safetensors-backed flavour (_hf_utils.py)."""
 _HEAD = 512
@@ -61,8 +64,9 @@ def is_dcp_metadata(source: Source) -> bool:
     """The file is a pickle whose first global is DCP's ``Metadata`` class (told from its bytes:
     ``pickle.dump(metadata)`` starts by naming the class)."""
     head = source.read_at(0, min(source.size, _HEAD))
-    scan = scan_pickle(head)
-    return bool(scan.globals) and (scan.globals[0].module, scan.globals[0].name) == _METADATA_CLASS
+    names = [(use.module, use.name) for use in scan_pickle(head).globals
+             if (use.module, use.name) not in _PICKLE_HELPERS]
+    return bool(names) and names[0] == _METADATA_CLASS
 
 
 def has_sharding_info(metadata: dict[str, str] | None) -> bool:
@@ -81,9 +85,12 @@ class FolderCheckpoint:
     """Its metadata file; None for the safetensors-backed flavour."""
 
 
-def find_in_folder(folder: str, names: list[str], limits: Limits) -> list[FolderCheckpoint]:
-    """The DCP checkpoints among a folder's files, each with the files it owns.
+def find_in_folder(folder: str, names: list[str], limits: Limits, with_files: bool = True
+                   ) -> list[FolderCheckpoint]:
+    """The DCP checkpoints among a folder's files, each with the files it owns (read from its
+    metadata unless ``with_files`` is false).
 
+    Metadata files are found by the names torch opens, then told from their bytes:
     ``.metadata`` makes the folder one checkpoint; without it, each ``__R.metadata`` is one rank's
     own; without either, safetensors files with DCP sharding information make one.
     """
@@ -94,7 +101,7 @@ def find_in_folder(folder: str, names: list[str], limits: Limits) -> list[Folder
     found = []
     for name in sorted(metadata, key=_rank_order):
         path = os.path.join(folder, name)
-        owned = frozenset({name, *_data_files(path, limits)})
+        owned = frozenset({name, *(_data_files(path, limits) if with_files else ())})
         found.append(FolderCheckpoint(folder if name == METADATA_NAME else path, owned, path))
     if not found:
         shards = _sharded_safetensors(folder, names, limits)
@@ -152,7 +159,7 @@ def folder_checkpoint(folder: str, limits: Limits) -> FolderCheckpoint | None:
         names = sorted(os.listdir(folder))
     except OSError:
         return None
-    found = find_in_folder(folder, names, limits)
+    found = find_in_folder(folder, names, limits, with_files=False)
     return found[0] if found else None
 
 
@@ -177,21 +184,20 @@ def dcp_folder_owning(path: str) -> str | None:
 def read_dcp(source: Source, limits: Limits) -> Checkpoint:
     """A DCP checkpoint from its metadata file; data files are opened beside it."""
     metadata, scan, referenced = _load_metadata(source, limits)
-    reader = _Reader(source, metadata, limits)
-    reader.referenced += referenced
     version = metadata.get("version")
     own = os.path.basename(source.name)
     checkpoint = Checkpoint(
         path=_folder_of(source.name),
         format=Format.DCP,
         size=0,
-        format_version=(str(version) if version else "pre-2.4")
+        format_version=(str(version) if version else "unversioned")
         + ("" if own == METADATA_NAME else f" ({own}: one rank's own checkpoint)"),
         pickle_protocol=scan.protocol,
     )
     checkpoint.pickles.append(PickleRecord(own, scan, 0, source.name, Loader.PICKLE))
     with ExitStack() as stack:
-        reader.stack = stack
+        reader = _Reader(source, metadata, limits, stack)
+        reader.referenced += referenced
         checkpoint.root = reader.build_root(checkpoint)
         checkpoint.files = {source.name: source.size} | {
             data.name: data.size for data in reader.sources.values()}
@@ -236,8 +242,9 @@ def _beside(metadata_path: str, relative: str) -> str:
 class _Reader:
     """One pass over ``state_dict_metadata``, opening each data file once."""
 
-    def __init__(self, source: Source, metadata: DataRecord, limits: Limits) -> None:
-        self.metadata_path, self.limits = source.name, limits
+    def __init__(self, source: Source, metadata: DataRecord, limits: Limits,
+                 stack: ExitStack) -> None:
+        self.metadata_path, self.limits, self.stack = source.name, limits, stack
         self.items: dict[str, Any] = metadata.get("state_dict_metadata")
         planner = metadata.get("planner_data")
         self.paths: dict[str, Any] = planner if isinstance(planner, dict) else {}
@@ -245,7 +252,6 @@ class _Reader:
         self.sources: dict[str, Source] = {}
         self.referenced: list[tuple[str, str]] = []
         self.byteorders: set[str] = set()
-        self.stack: ExitStack | None = None
 
     def build_root(self, checkpoint: Checkpoint) -> dict[str, Any]:
         root: dict[str, Any] = {}
@@ -349,7 +355,6 @@ class _Reader:
             except OSError as exc:
                 raise FormatError(f"the data file {relative} named by the metadata: "
                                   f"{exc.strerror or exc}") from None
-            assert self.stack is not None
             self.stack.callback(source.close)
             self.sources[relative] = source
         return source
