@@ -24,9 +24,8 @@ def convert_file(source: str, dest: str, options: ConvertOptions,
                  report: Report | None = None) -> ConvertResult:
     """Convert ``source`` to ``dest``; failures come back as a result with ``error`` set."""
     meter = Meter(report)
-    if not os.path.isfile(source):  # never a URL: open_checkpoint would fetch it
-        reason = "is a folder" if os.path.isdir(source) else "no such file"
-        return ConvertResult(source, error=f"{reason}; convert reads local files")
+    if not os.path.isfile(source) and not os.path.isdir(source):  # never a URL
+        return ConvertResult(source, error="no such file; convert reads local files")
     try:
         checkpoint = open_checkpoint(source, options.limits)
         result = _convert(checkpoint, dest, options, meter)

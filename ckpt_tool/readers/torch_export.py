@@ -159,7 +159,7 @@ class _Reader:
             self.scan_embedded(record, Loader.TORCH_LOAD_FULL)
             return TensorRef(meta.dtype, meta.shape, meta.stride, meta.storage_offset, None,
                              meta.requires_grad, kind="subclass", device_override=meta.device,
-                             extra={"type": f"pickled by torch.save in {record}"})
+                             extra={"pickled_in": record})
         return self.raw_tensor(fqn, record, meta, is_param)
 
     def raw_tensor(self, fqn: str, record: str, meta: TensorMeta, is_param: bool) -> TensorRef:
