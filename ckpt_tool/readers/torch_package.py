@@ -41,7 +41,7 @@ def read_torch_package(archive: TorchArchive, limits: Limits) -> Checkpoint:
         checkpoint.format_version = f"{checkpoint.format_version} (Python {python})"
     loader = _PackageLoader(archive, checkpoint, limits)
     root: dict[str, Any] = {}
-    for record in pickle_resources(archive, limits):
+    for record in pickle_resources(archive):
         if loader.parses(record):
             root[record] = loader.load(record, Loader.PACKAGE_IMPORTER)
     for record in archive.names():
@@ -53,21 +53,22 @@ def read_torch_package(archive: TorchArchive, limits: Limits) -> Checkpoint:
     return checkpoint
 
 
-def pickle_resources(archive: TorchArchive, limits: Limits) -> list[str]:
-    """Resources whose bytes are a pickle (``save_pickle``), told from their first bytes: any
-    resource can be handed to ``load_pickle``, so the name says nothing."""
+def pickle_resources(archive: TorchArchive) -> list[str]:
+    """Resources whose bytes start like a pickle (``save_pickle`` writes protocol 2 or more),
+    told from their bytes: any resource can be handed to ``load_pickle``, whatever its name."""
     records = [(record, archive.records[record]) for record in archive.names()
-               if not record.startswith(DATA_DIR) and archive.records[record].size > _PICKLE_HEAD
-               and record not in ("byteorder", "version")]
+               if not record.startswith(DATA_DIR) and archive.records[record].size > _PICKLE_HEAD]
+    stored = [(record, member) for record, member in records if member.method == zipdir.STORED]
     heads = archive.source.read_many([
         (offset, _PICKLE_HEAD) for offset in zipdir.data_offsets(
-            archive.source, [member for _, member in records])])
+            archive.source, [member for _, member in stored])])
+    starts = {record: head for (record, _), head in zip(stored, heads, strict=True)}
     found = []
-    for (record, member), head in zip(records, heads, strict=True):
-        if member.method == zipdir.STORED and head[0] == 0x80 and head[1] <= 5:
+    for record, _ in records:
+        # A member another tool compressed is inflated (within the limit) to see its start.
+        head = starts[record] if record in starts else archive.read(record)[:_PICKLE_HEAD]
+        if head[0] == 0x80 and head[1] <= 5:
             found.append(record)
-        elif member.method != zipdir.STORED and record.endswith(".pkl"):
-            found.append(record)  # compressed by another tool: read it to tell
     return found
 
 
