@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
-import mmap
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ckpt_tool.inspect.report import FileReport
 from ckpt_tool.model.checkpoint import TensorRef
 from ckpt_tool.model.values import to_json
 
+if TYPE_CHECKING:
+    from ckpt_tool.readers.tensor_bytes import TensorFiles
+
 COMMON_PREFIXES = ("state_dict.", "model.", "module.", "model_state_dict.", "model_state.",
-                   "state_dict.module.", "model.module.", "net.", "network.", "ema.")
+                   "state_dict.module.", "model.module.", "net.", "network.", "ema.",
+                   "model.state_dict.")
+"""``model.state_dict.``: a torch.export archive's weights (its one model is named ``model``)."""
 _CHUNK = 1 << 22
 
 
@@ -149,30 +153,28 @@ def _bookkeeping(key: str) -> bool:
 
 def _compare_values(a: FileReport, b: FileReport, diffs: list[TensorDiff], rtol: float,
                     atol: float) -> None:
-    from ckpt_tool.readers.tensor_bytes import open_map
+    from ckpt_tool.readers.tensor_bytes import TensorFiles
 
     assert a.checkpoint is not None and b.checkpoint is not None
     with ExitStack() as stack:
-        map_a = stack.enter_context(open_map(a.path))
-        map_b = stack.enter_context(open_map(b.path))
+        files_a = stack.enter_context(TensorFiles(a.checkpoint.path))
+        files_b = stack.enter_context(TensorFiles(b.checkpoint.path))
         for diff in diffs:
             if diff.layout_changed and diff.a.shape != diff.b.shape:
                 diff.note = "shapes differ"
                 continue
-            compare_tensor(diff, map_a, a.checkpoint.byteorder, map_b, b.checkpoint.byteorder,
-                           rtol, atol)
+            compare_tensor(diff, files_a, a.checkpoint.byteorder, files_b,
+                           b.checkpoint.byteorder, rtol, atol)
 
 
-def compare_tensor(diff: TensorDiff, map_a: mmap.mmap, order_a: str, map_b: mmap.mmap,
+def compare_tensor(diff: TensorDiff, files_a: TensorFiles, order_a: str, files_b: TensorFiles,
                    order_b: str, rtol: float, atol: float) -> None:
     """Stream both tensors in chunks: byte identity first, then the numeric differences."""
     import numpy as np
 
-    from ckpt_tool.readers.tensor_bytes import flat_view
-
     try:
-        view_a = flat_view(map_a, diff.a, order_a)
-        view_b = flat_view(map_b, diff.b, order_b)
+        view_a = files_a.values(diff.a, order_a)
+        view_b = files_b.values(diff.b, order_b)
     except ValueError as exc:
         diff.note = str(exc)
         return

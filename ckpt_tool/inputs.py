@@ -1,6 +1,6 @@
 """Turn command-line paths into the files to read: files as given, directories walked (without
 following symlinked folders, so a link loop cannot trap the walk), HF ``*.index.json`` expanded
-into their shards."""
+into their shards, a DCP folder kept whole."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from ckpt_tool.containers.detect import Kind, sniff
 from ckpt_tool.containers.source import FileSource
 from ckpt_tool.errors import CkptError
+from ckpt_tool.limits import DEFAULT_LIMITS
+from ckpt_tool.readers.dcp import find_in_folder
 
 CHECKPOINT_KINDS = (Kind.ZIP, Kind.LEGACY, Kind.SAFETENSORS, Kind.PICKLE, Kind.TAR)
 
@@ -46,11 +48,20 @@ def holds_checkpoint(path: str) -> bool:
 
 
 def _walk_directory(root: str) -> list[InputFile]:
+    """Every checkpoint below ``root``: a file, or a folder of files that is one checkpoint (a
+    DCP folder is one input, its data files are not read on their own)."""
     found: list[InputFile] = []
     seen: set[str] = set()
     for folder, dirs, names in os.walk(root, followlinks=False):
         dirs.sort()
-        for name in sorted(names):
+        names = sorted(names)
+        owned: set[str] = set()
+        for group in find_in_folder(folder, names, DEFAULT_LIMITS):
+            owned |= group.files
+            found.append(InputFile(group.path, group=root))
+        for name in names:
+            if name in owned:
+                continue
             path = os.path.join(folder, name)
             real = os.path.realpath(path)
             if real in seen or not os.path.isfile(real) or not holds_checkpoint(path):

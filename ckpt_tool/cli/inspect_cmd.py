@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import mmap
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -73,6 +72,7 @@ def inspect_command(
 def _add_stats(report: FileReport, rows: list) -> None:
     from ckpt_tool.containers.remote import is_url
     from ckpt_tool.inspect.stats import tensor_stats
+    from ckpt_tool.readers.tensor_bytes import TensorFiles
 
     assert report.checkpoint is not None
     if report.checkpoint.size == 0:
@@ -81,8 +81,8 @@ def _add_stats(report: FileReport, rows: list) -> None:
         report.error = "--stats reads tensor bytes: download the file first"
         return
     try:
-        with open(report.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            report.stats = {row.name: tensor_stats(mm, row.tensor, report.checkpoint.byteorder)
+        with TensorFiles(report.checkpoint.path) as files:
+            report.stats = {row.name: tensor_stats(files, row.tensor, report.checkpoint.byteorder)
                             for row in rows}
     except (OSError, ValueError) as exc:
         report.error = f"reading tensor bytes failed: {exc}"

@@ -98,3 +98,35 @@ class FileSource:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+class SliceSource:
+    """A byte range of another source, read as a file of its own: a torch.save archive embedded
+    in a DCP data file or stored as one member of a zip. Offsets are relative to the range."""
+
+    def __init__(self, parent: Source, start: int, length: int, name: str) -> None:
+        if start < 0 or length < 0 or start + length > parent.size:
+            raise FormatError(f"{name}: bytes {start}..{start + length} lie past the end of "
+                              f"{parent.name}, which holds {parent.size} (truncated?)")
+        self.parent, self.start = parent, start
+        self.name, self.size = name, length
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise FormatError(f"{self.name}: needs bytes {offset}..{offset + length} of a range "
+                              f"of {self.size}")
+        return self.parent.read_at(self.start + offset, length)
+
+    def read_many(self, ranges: list[tuple[int, int]]) -> list[bytes]:
+        for offset, length in ranges:
+            if offset < 0 or length < 0 or offset + length > self.size:
+                raise FormatError(f"{self.name}: needs bytes {offset}..{offset + length} of a "
+                                  f"range of {self.size}")
+        return self.parent.read_many([(self.start + offset, length) for offset, length in ranges])
+
+    @property
+    def bytes_read(self) -> int:
+        return self.parent.bytes_read
+
+    def close(self) -> None:
+        """The parent stays open: its owner closes it."""

@@ -24,9 +24,8 @@ def convert_file(source: str, dest: str, options: ConvertOptions,
                  report: Report | None = None) -> ConvertResult:
     """Convert ``source`` to ``dest``; failures come back as a result with ``error`` set."""
     meter = Meter(report)
-    if not os.path.isfile(source):  # never a URL: open_checkpoint would fetch it
-        reason = "is a folder" if os.path.isdir(source) else "no such file"
-        return ConvertResult(source, error=f"{reason}; convert reads local files")
+    if not os.path.isfile(source) and not os.path.isdir(source):  # never a URL
+        return ConvertResult(source, error="no such file; convert reads local files")
     try:
         checkpoint = open_checkpoint(source, options.limits)
         result = _convert(checkpoint, dest, options, meter)
@@ -53,6 +52,10 @@ def _convert(checkpoint: Checkpoint, dest: str, options: ConvertOptions,
         return _to_safetensors(checkpoint, dest, options, meter)
     if checkpoint.format is Format.SAFETENSORS:
         return _to_torch_save(checkpoint, dest, options, meter)
+    if not checkpoint.format.opened_by_torch_load:
+        raise ConversionError(f"a {checkpoint.format.value} checkpoint is not a torch.save file: "
+                              "torch.load cannot open it under any name; --to safetensors "
+                              "converts its tensors")
     if options.move:
         move_file(checkpoint.path, dest, options.force, options.verify, meter)
         return ConvertResult(checkpoint.path, (dest,), Action.MOVE, bytes_written=checkpoint.size)

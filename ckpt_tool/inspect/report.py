@@ -64,6 +64,15 @@ class FileReport:
             counts[row.tensor.dtype.name] += row.tensor.nbytes
         return dict(counts.most_common())
 
+    def bytes_by_file(self) -> dict[str, int]:
+        """Tensor bytes in each file, for a checkpoint whose tensors lie in several (DCP)."""
+        counts: Counter[str] = Counter()
+        for row in self.tensors:
+            for piece in [chunk.tensor for chunk in row.tensor.chunks] or [row.tensor]:
+                if piece.storage is not None and piece.storage.file:
+                    counts[piece.storage.file] += piece.nbytes
+        return dict(counts)
+
     def devices(self) -> list[str]:
         return sorted({row.tensor.device for row in self.tensors})
 

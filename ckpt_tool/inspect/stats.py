@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
-import mmap
 from dataclasses import dataclass
 
 from ckpt_tool.model.checkpoint import TensorRef
-from ckpt_tool.readers.tensor_bytes import flat_view
+from ckpt_tool.readers.tensor_bytes import TensorFiles
 
 _CHUNK_ELEMENTS = 1 << 22
 
@@ -27,20 +26,21 @@ def _skip(note: str) -> TensorStats:
     return TensorStats(None, None, None, None, 0, 0, note)
 
 
-def tensor_stats(mapped: mmap.mmap, tensor: TensorRef, byteorder: str = "little") -> TensorStats:
+def tensor_stats(files: TensorFiles, tensor: TensorRef, byteorder: str = "little"
+                 ) -> TensorStats:
     if tensor.kind in ("nested", "sparse"):
         return _skip(f"not computed for {tensor.kind}")
-    if tensor.offset is None:
+    if tensor.offset is None and not tensor.chunks:
         return _skip("no data in the file")
     if tensor.kind == "quantized" or tensor.dtype.is_complex or tensor.dtype.numpy is None:
         what = tensor.kind if tensor.kind == "quantized" else tensor.dtype.name
         return _skip(f"not computed for {what}")
     if tensor.numel == 0:
         return _skip("empty")
-    flat = flat_view(mapped, tensor, byteorder)
     acc = _Accumulator()
-    for start in range(0, flat.size, _CHUNK_ELEMENTS):
-        acc.add(flat[start : start + _CHUNK_ELEMENTS])
+    for flat in files.pieces(tensor, byteorder):  # order does not matter: chunks as they lie
+        for start in range(0, flat.size, _CHUNK_ELEMENTS):
+            acc.add(flat[start : start + _CHUNK_ELEMENTS])
     return acc.result()
 
 

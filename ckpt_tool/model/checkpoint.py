@@ -40,10 +40,22 @@ class Format(str, Enum):
     TORCH_LEGACY = "torch-legacy"
     TORCHSCRIPT = "torchscript"
     SAFETENSORS = "safetensors"
+    DCP = "dcp"
+    """A torch.distributed.checkpoint folder: ``.metadata`` (or ``__R.metadata``) and its data
+    files, or safetensors files carrying DCP sharding information."""
+    TORCH_EXPORT = "torch-export"
+    """A torch.export ``.pt2`` archive."""
+    TORCH_PACKAGE = "torch-package"
+    """A torch.package archive (``PackageExporter``)."""
 
     @property
     def is_torch(self) -> bool:
         return self is not Format.SAFETENSORS
+
+    @property
+    def opened_by_torch_load(self) -> bool:
+        """A file ``torch.load`` opens (it hands TorchScript archives to ``torch.jit.load``)."""
+        return self in (Format.TORCH_ZIP, Format.TORCH_LEGACY, Format.TORCHSCRIPT)
 
 
 class Storage(NamedTuple):
@@ -58,6 +70,9 @@ class Storage(NamedTuple):
     """Absolute file offset of the storage's first byte; None when the bytes are not in the file."""
     record: str | None = None
     """Archive member holding the bytes (zip formats)."""
+    file: str | None = None
+    """The file holding the bytes when it is not the checkpoint's own (a DCP folder's
+    ``__0_0.distcp``): a path or URL as it is opened, beside the checkpoint's metadata."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +113,9 @@ class TensorRef:
     """Quantizer parameters, subclass type and state, ``components`` (the parts of a sparse or
     nested tensor, by name), ``nested_shape`` (None where ragged), ``sharding`` (a DTensor's
     :class:`Sharding`; ``shape`` is then its local part's)..."""
+    chunks: tuple[Chunk, ...] = ()
+    """For a tensor saved in pieces (DCP): every piece, each placed in the whole. The tensor
+    itself then has no storage; its shape is the global shape and its stride C order."""
     numel: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -117,6 +135,8 @@ class TensorRef:
     def device(self) -> str:
         if self.device_override is not None:
             return self.device_override
+        if self.storage is None and self.chunks:
+            return self.chunks[0].tensor.device
         return self.storage.location if self.storage else "unknown"
 
     @property
@@ -152,6 +172,27 @@ class TensorRef:
         steps = zip(self.shape, self.stride, strict=True)
         last = self.storage_offset + sum((n - 1) * s for n, s in steps)
         return self.storage_offset, last + 1
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One saved piece of a logical tensor (a DCP shard): where it sits in the whole tensor, and
+    the tensor that holds its bytes. Its storage says which file and where; it is contiguous in
+    C order unless the producer kept another layout (its stride says)."""
+
+    offsets: tuple[int, ...]
+    """Index of the piece's first element along each dimension of the whole tensor."""
+    tensor: TensorRef
+    """The piece itself: shape = the chunk's sizes, dtype = the whole tensor's."""
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return self.tensor.shape
+
+    @property
+    def file(self) -> str | None:
+        storage = self.tensor.storage
+        return storage.file if storage is not None else None
 
 
 @dataclass(frozen=True)
@@ -204,6 +245,21 @@ class WeightsOnlyVerdict:
     blocking_globals: tuple[str, ...] = ()
 
 
+class Loader(str, Enum):
+    """What the producing library unpickles a pickle with, where that is not the format's own
+    ``torch.load`` (readers of DCP, torch.export and torch.package archives say which)."""
+
+    TORCH_LOAD = "torch.load"
+    """``torch.load`` with its default ``weights_only``."""
+    TORCH_LOAD_WEIGHTS_ONLY = "torch.load(weights_only=True)"
+    TORCH_LOAD_FULL = "torch.load(weights_only=False)"
+    PICKLE = "pickle.load"
+    """The standard library's unpickler: any global is imported and called."""
+    PACKAGE_IMPORTER = "torch.package.PackageImporter"
+    """``load_pickle``: globals come from the archive's own code or the environment."""
+    TORCHSCRIPT = "torch.jit.load"
+
+
 @dataclass
 class PickleRecord:
     """One pickle in the file: where it lives and what its opcodes name."""
@@ -212,6 +268,10 @@ class PickleRecord:
     scan: PickleScan
     data_offset: int = 0
     """Absolute file offset of the pickle's first byte (scan offsets are relative to it)."""
+    file: str | None = None
+    """The file holding the pickle when it is not the checkpoint's own (DCP data files)."""
+    loader: Loader | None = None
+    """What unpickles it; None: ``torch.load``, as for every torch.save file."""
 
 
 @dataclass
@@ -235,3 +295,6 @@ class Checkpoint:
     weights_only: WeightsOnlyVerdict = field(default_factory=lambda: WeightsOnlyVerdict(None))
     bytes_read: int = 0
     """Bytes read to build this model (headers and pickles only, never tensor data)."""
+    files: dict[str, int] = field(default_factory=dict)
+    """For a checkpoint made of several files (a DCP folder): each file, as opened, and its
+    size; ``size`` is their sum."""

@@ -91,6 +91,60 @@ def is_placeholder_type(value: Any) -> bool:
     return isinstance(value, type) and issubclass(value, Opaque)
 
 
+class DataRecord:
+    """An instance of a library dataclass that holds only data (DCP's metadata records): its
+    fields, never the class. One subclass per class name, made by :func:`data_record`."""
+
+    __slots__ = ("fields",)
+    module: ClassVar[str] = ""
+    qualname: ClassVar[str] = ""
+    tuple_fields: ClassVar[tuple[str, ...]] = ()
+    """Field names of a state given as a tuple (a class with its own ``__getstate__``)."""
+
+    def __new__(cls, *_: Any, **__: Any) -> DataRecord:
+        obj = object.__new__(cls)
+        obj.fields = {}
+        return obj
+
+    def __init__(self, *_: Any, **__: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple) and len(state) == 2 and isinstance(state[0], dict | None):
+            state = {**(state[0] or {}), **(state[1] if isinstance(state[1], dict) else {})}
+        if isinstance(state, dict):
+            self.fields.update((str(key), value) for key, value in state.items())
+        elif isinstance(state, tuple) and len(state) == len(self.tuple_fields):
+            self.fields.update(zip(self.tuple_fields, state, strict=True))
+        else:
+            self.fields["state"] = state
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.fields.get(name, default)
+
+    @classmethod
+    def type_name(cls) -> str:
+        return cls.qualname
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{key}={value!r}" for key, value in self.fields.items())
+        return f"{self.qualname}({inner})"
+
+
+_DATA_RECORDS: dict[tuple[str, str], type[DataRecord]] = {}
+
+
+def data_record(module: str, name: str, tuple_fields: tuple[str, ...] = ()) -> type[DataRecord]:
+    key = (module, name)
+    cls = _DATA_RECORDS.get(key)
+    if cls is None:
+        attrs = {"__slots__": (), "module": module, "qualname": name,
+                 "tuple_fields": tuple_fields}
+        cls = type(name, (DataRecord,), attrs)
+        _DATA_RECORDS[key] = cls
+    return cls
+
+
 class StorageType:
     """What ``torch.FloatStorage`` (or ``UntypedStorage``) stands for: a storage of one dtype."""
 

@@ -18,7 +18,14 @@ from typing import Any, NamedTuple
 from ckpt_tool.errors import LimitExceeded
 from ckpt_tool.limits import DEFAULT_LIMITS, Limits
 from ckpt_tool.model.checkpoint import TensorRef
-from ckpt_tool.model.objects import ConfigNode, Namespace, Opaque, ScriptArchive, ScriptObject
+from ckpt_tool.model.objects import (
+    ConfigNode,
+    DataRecord,
+    Namespace,
+    Opaque,
+    ScriptArchive,
+    ScriptObject,
+)
 
 _MODULE_KEYS = ("_parameters", "_buffers", "_modules")
 _HIDDEN_MODULE_ATTRIBUTES = frozenset({"training", "_is_full_backward_hook"})
@@ -41,7 +48,7 @@ class Leaf:
 
 def _is_scalar_sequence(value: list | tuple) -> bool:
     return not any(isinstance(item, dict | list | tuple | TensorRef | Opaque | Namespace
-                              | ScriptObject | ConfigNode) for item in value)
+                              | ScriptObject | ConfigNode | DataRecord) for item in value)
 
 
 def children(value: Any) -> list[tuple[str, Any]] | None:
@@ -52,7 +59,7 @@ def children(value: Any) -> list[tuple[str, Any]] | None:
         if not value or _is_scalar_sequence(value):
             return None
         return [(str(index), item) for index, item in enumerate(value)]
-    if isinstance(value, Namespace):
+    if isinstance(value, Namespace | DataRecord):
         return list(value.fields.items())
     if isinstance(value, ConfigNode):
         return children(value.plain())
@@ -156,7 +163,8 @@ class SameAs:
         return f"<same object as {'.'.join(self.path) or '(root)'}>"
 
 
-_CONTAINERS = (dict, list, tuple, Namespace, Opaque, ScriptObject, ConfigNode, ScriptArchive)
+_CONTAINERS = (dict, list, tuple, Namespace, Opaque, ScriptObject, ConfigNode, ScriptArchive,
+               DataRecord)
 _UNSEEN = object()
 
 

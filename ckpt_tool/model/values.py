@@ -10,6 +10,7 @@ from ckpt_tool.model.checkpoint import TensorRef
 from ckpt_tool.model.dtypes import DType
 from ckpt_tool.model.objects import (
     ConfigNode,
+    DataRecord,
     Namespace,
     NumpyArray,
     NumpyDType,
@@ -39,7 +40,7 @@ def to_json(value: Any, depth: int = 0) -> Any:
     if isinstance(value, list | tuple | set | frozenset):
         items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
         return [to_json(v, depth + 1) for v in items]
-    if isinstance(value, Namespace):
+    if isinstance(value, Namespace | DataRecord):
         return {k: to_json(v, depth + 1) for k, v in value.fields.items()}
     if isinstance(value, ConfigNode):
         return to_json(value.plain(), depth + 1)

@@ -24,6 +24,7 @@ from ckpt_tool.model.checkpoint import TensorRef
 from ckpt_tool.model.dtypes import DType
 from ckpt_tool.model.objects import (
     ConfigNode,
+    DataRecord,
     DefaultDict,
     Namespace,
     NumpyArray,
@@ -31,6 +32,7 @@ from ckpt_tool.model.objects import (
     ScriptObject,
     StorageType,
     StorageView,
+    data_record,
     is_placeholder_type,
     placeholder,
 )
@@ -310,7 +312,8 @@ def _ordered_dict(items: Any = ()) -> OrderedDict:
 def _reconstructor(cls: Any, base: Any = None, state: Any = None) -> Any:
     if is_placeholder_type(cls):
         return cls(*(() if state is None else (state,)))
-    if cls in (OrderedDict, DefaultDict, Namespace, ConfigNode, ScriptObject):
+    if cls in (OrderedDict, DefaultDict, Namespace, ConfigNode, ScriptObject) or (
+            _is_data_record(cls)):
         return cls()
     raise TypeError("reconstructor")
 
@@ -318,7 +321,8 @@ def _reconstructor(cls: Any, base: Any = None, state: Any = None) -> Any:
 def _newobj(cls: Any, *args: Any) -> Any:
     if is_placeholder_type(cls):
         return cls.__new__(cls, *args)
-    if cls in (OrderedDict, DefaultDict, Namespace, NumpyArray, ConfigNode, ScriptObject):
+    if cls in (OrderedDict, DefaultDict, Namespace, NumpyArray, ConfigNode, ScriptObject) or (
+            _is_data_record(cls)):
         return cls()
     raise TypeError("newobj")
 
@@ -341,6 +345,37 @@ OMEGACONF_NODES = (
         "BytesNode", "PathNode", "ValueNode", "UnionNode", "InterpolationResultNode")),
 )
 """OmegaConf's containers and nodes (omegaconf 2.x), read as the values they hold."""
+
+
+def _is_data_record(value: Any) -> bool:
+    return isinstance(value, type) and issubclass(value, DataRecord)
+
+
+# torch.distributed.checkpoint's metadata: dataclasses of plain values (metadata.py,
+# filesystem.py). TensorProperties pickles its fields as a tuple (its own __getstate__).
+_PROPERTIES = ("dtype", "layout", "requires_grad", "memory_format", "pin_memory")
+_DCP = "torch.distributed.checkpoint"
+DATA_RECORDS: dict[str, tuple[str, ...]] = {
+    f"{_DCP}.metadata.Metadata": (),
+    f"{_DCP}.metadata.TensorStorageMetadata": (),
+    f"{_DCP}.metadata.ChunkStorageMetadata": (),
+    f"{_DCP}.metadata.BytesStorageMetadata": (),
+    f"{_DCP}.metadata.TensorProperties": _PROPERTIES,
+    f"{_DCP}.metadata.StorageMeta": (),
+    f"{_DCP}.metadata.MetadataIndex": (),
+    f"{_DCP}.filesystem._StorageInfo": (),
+    f"{_DCP}._hf_utils._HFStorageInfo": (),
+    # torch 2.0 and 2.1 kept TensorProperties with the sharded tensor's metadata.
+    "torch.distributed._shard.sharded_tensor.metadata.TensorProperties": _PROPERTIES,
+}
+_MEMORY_FORMATS = ("contiguous_format", "channels_last", "preserve_format")
+
+
+def _memory_format(code: Any) -> str:
+    """``_MEM_FORMAT_ENCODING(n)``, the enum TensorProperties pickles instead of a format."""
+    if type(code) is not int or not 0 <= code < len(_MEMORY_FORMATS):
+        raise ValueError("memory format")
+    return _MEMORY_FORMATS[code]
 
 
 def _known_globals() -> dict[str, Any]:
@@ -383,6 +418,13 @@ def _known_globals() -> dict[str, Any]:
     table["torch.jit._pickle.restore_type_tag"] = _restore_type_tag
     for name in OMEGACONF_NODES:
         table[name] = ConfigNode
+
+
+    for full_name, tuple_fields in DATA_RECORDS.items():
+        module, _, name = full_name.rpartition(".")
+        table[full_name] = data_record(module, name, tuple_fields)
+    table[f"{_DCP}.metadata._MEM_FORMAT_ENCODING"] = _memory_format
+    table["torch.distributed._shard.sharded_tensor.metadata.MEM_FORMAT_ENCODING"] = _memory_format
     for core in ("numpy.core.multiarray", "numpy._core.multiarray"):
         table[f"{core}._reconstruct"] = lambda cls, shape=(), typecode=b"", *_: NumpyArray()
         table[f"{core}.scalar"] = _numpy_scalar

@@ -9,10 +9,17 @@ from __future__ import annotations
 from ckpt_tool.model.checkpoint import Checkpoint, Format, Safety, WeightsOnlyVerdict
 from ckpt_tool.pickles.safety import TORCH_WEIGHTS_ONLY_OPCODES
 
+_OTHER_LOADERS = {
+    Format.SAFETENSORS: "safetensors files are not read by torch.load",
+    Format.DCP: "a DCP checkpoint is read by torch.distributed.checkpoint, not torch.load",
+    Format.TORCH_EXPORT: "a .pt2 archive is read by torch.export.load, not torch.load",
+    Format.TORCH_PACKAGE: "a torch.package archive is read by PackageImporter, not torch.load",
+}
+
 
 def judge_weights_only(checkpoint: Checkpoint) -> WeightsOnlyVerdict:
-    if checkpoint.format is Format.SAFETENSORS:
-        return WeightsOnlyVerdict(None, ("safetensors files are not read by torch.load",))
+    if checkpoint.format in _OTHER_LOADERS:
+        return WeightsOnlyVerdict(None, (_OTHER_LOADERS[checkpoint.format],))
     if checkpoint.format is Format.TORCHSCRIPT:
         return WeightsOnlyVerdict(False, ("a TorchScript archive: torch.load refuses weights_only"
                                           " and hands it to torch.jit.load",))

@@ -9,21 +9,68 @@ from ckpt_tool.containers.remote import is_url, open_url
 from ckpt_tool.containers.source import FileSource, Source
 from ckpt_tool.errors import FormatError, NotACheckpoint, UnsupportedFormat
 from ckpt_tool.limits import DEFAULT_LIMITS, Limits
-from ckpt_tool.model.checkpoint import Checkpoint
+from ckpt_tool.model.checkpoint import Checkpoint, Format
 from ckpt_tool.pickles.weights_only import judge_weights_only
+from ckpt_tool.readers.dcp import (
+    dcp_folder_owning,
+    folder_checkpoint,
+    is_dcp_metadata,
+    read_dcp,
+    read_dcp_safetensors,
+)
 from ckpt_tool.readers.legacy import read_legacy
 from ckpt_tool.readers.safetensors import read_safetensors
-from ckpt_tool.readers.torch_zip import read_torch_zip
+from ckpt_tool.readers.torch_export import read_torch_export
+from ckpt_tool.readers.torch_package import read_torch_package
+from ckpt_tool.readers.torch_zip import TorchArchive, read_torch_zip
+
+PT2_FORMAT_RECORD, PT2_FORMAT_VALUE = "archive_format", "pt2"
+PACKAGE_RECORD = ".data/extern_modules"
+
+
+def archive_format(archive: TorchArchive) -> Format | None:
+    """What a torch-written zip is, from its records: a ``.pt2`` says so in ``archive_format``
+    (torch.export's ``is_pt2_package``); a torch.package has the extern-module list that
+    ``PackageImporter`` reads first; TorchScript has ``constants.pkl``; torch.save ``data.pkl``."""
+    if archive.read_text(PT2_FORMAT_RECORD) == PT2_FORMAT_VALUE:
+        return Format.TORCH_EXPORT
+    if archive.has(PACKAGE_RECORD):
+        return Format.TORCH_PACKAGE
+    if archive.has("constants.pkl"):
+        return Format.TORCHSCRIPT
+    if archive.has("data.pkl"):
+        return Format.TORCH_ZIP
+    return None
+
+
+def read_zip(source: Source, limits: Limits) -> Checkpoint:
+    archive = TorchArchive(source, limits)
+    kind = archive_format(archive)
+    if kind is Format.TORCH_EXPORT:
+        return read_torch_export(archive, limits)
+    if kind is Format.TORCH_PACKAGE:
+        return read_torch_package(archive, limits)
+    return read_torch_zip(source, limits, archive)
 
 
 def read_checkpoint(source: Source, limits: Limits = DEFAULT_LIMITS) -> Checkpoint:
     kind, description = sniff(source)
     if kind is Kind.ZIP:
-        checkpoint = read_torch_zip(source, limits)
+        try:
+            checkpoint = read_zip(source, limits)
+        except FormatError as exc:
+            owner = dcp_folder_owning(source.name)
+            if owner is None:
+                raise
+            raise FormatError(f"a data file of the DCP checkpoint {owner} (torch.distributed."
+                              "checkpoint), not a checkpoint of its own: inspect the folder "
+                              f"({exc})") from None
     elif kind is Kind.LEGACY:
         checkpoint = read_legacy(source, limits)
     elif kind is Kind.SAFETENSORS:
         checkpoint = read_safetensors(source, limits)
+    elif kind is Kind.PICKLE and is_dcp_metadata(source):
+        checkpoint = read_dcp(source, limits)
     elif kind is Kind.TAR:
         raise UnsupportedFormat(
             "a tar archive (torch's pre-0.4 tar format?): not supported; load it with an old "
@@ -32,7 +79,7 @@ def read_checkpoint(source: Source, limits: Limits = DEFAULT_LIMITS) -> Checkpoi
     else:
         raise NotACheckpoint(f"not a checkpoint: {description}")
     checkpoint.weights_only = judge_weights_only(checkpoint)
-    checkpoint.bytes_read = source.bytes_read
+    checkpoint.bytes_read += source.bytes_read
     return checkpoint
 
 
@@ -51,9 +98,23 @@ def open_source(path: str | os.PathLike[str]) -> Source:
 
 
 def open_checkpoint(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Checkpoint:
-    """Read a checkpoint's structure (never its tensor bytes)."""
+    """Read a checkpoint's structure (never its tensor bytes): a file, a URL, or a folder that
+    is one checkpoint (DCP)."""
+    if not (isinstance(path, str) and is_url(path)) and os.path.isdir(path):
+        return _open_folder(os.fspath(path), limits)
     source = open_source(path)
     try:
         return read_checkpoint(source, limits)
     finally:
         source.close()
+
+
+def _open_folder(folder: str, limits: Limits) -> Checkpoint:
+    found = folder_checkpoint(folder, limits)
+    if found is None:
+        raise FormatError("is a directory (not a DCP checkpoint folder)")
+    if found.metadata is not None:
+        return open_checkpoint(found.metadata, limits)
+    checkpoint = read_dcp_safetensors(folder, sorted(found.files), limits)
+    checkpoint.weights_only = judge_weights_only(checkpoint)
+    return checkpoint

@@ -30,6 +30,8 @@ def flat_view(mapped: mmap.mmap, tensor: TensorRef, byteorder: str = "little"): 
     """The tensor's elements in order, one-dimensional: a view when contiguous, else a copy."""
     import numpy as np
 
+    if tensor.chunks:
+        raise ValueError("it is saved in chunks: read it through TensorFiles")
     if tensor.offset is None:
         raise ValueError("its bytes are not in the file")
     if tensor.kind in ("quantized", "sparse") or tensor.dtype.numpy is None:
@@ -38,3 +40,57 @@ def flat_view(mapped: mmap.mmap, tensor: TensorRef, byteorder: str = "little"): 
     array = np.ndarray(tensor.shape, dtype=numpy_dtype(tensor.dtype, byteorder), buffer=mapped,
                        offset=tensor.offset, strides=tuple(s * itemsize for s in tensor.stride))
     return array.reshape(-1) if tensor.is_contiguous else array.ravel()
+
+
+class TensorFiles:
+    """Memory maps of every file a checkpoint's tensors live in, each opened once when first
+    needed: the checkpoint's own file, or the file a storage names (a DCP folder's data files)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._maps: dict[str, mmap.mmap] = {}
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> TensorFiles:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._maps.clear()
+        self._stack.close()
+
+    def map_for(self, tensor: TensorRef) -> mmap.mmap:
+        storage = tensor.storage
+        path = storage.file if storage is not None and storage.file else self.path
+        mapped = self._maps.get(path)
+        if mapped is None:
+            mapped = self._maps[path] = self._stack.enter_context(open_map(path))
+        return mapped
+
+    def pieces(self, tensor: TensorRef, byteorder: str = "little") -> Iterator:
+        """The tensor's elements in flat pieces whose order does not matter (statistics): each
+        chunk of a chunked tensor as it lies in its file, or the whole tensor."""
+        if tensor.chunks:
+            for chunk in tensor.chunks:
+                yield flat_view(self.map_for(chunk.tensor), chunk.tensor, byteorder)
+        else:
+            yield flat_view(self.map_for(tensor), tensor, byteorder)
+
+    def values(self, tensor: TensorRef, byteorder: str = "little"):  # -> np.ndarray
+        """The tensor's elements in C order, one-dimensional. A chunked tensor is assembled in
+        memory (one tensor's size); any other is a view of its file when contiguous."""
+        if not tensor.chunks:
+            return flat_view(self.map_for(tensor), tensor, byteorder)
+        import numpy as np
+
+        if tensor.dtype.numpy is None:
+            raise ValueError(f"values of a {tensor.dtype.name} tensor are not compared")
+        whole = np.empty(tensor.shape, dtype=numpy_dtype(tensor.dtype, byteorder))
+        for chunk in tensor.chunks:
+            piece = flat_view(self.map_for(chunk.tensor), chunk.tensor, byteorder)
+            place = tuple(slice(start, start + size)
+                          for start, size in zip(chunk.offsets, chunk.sizes, strict=True))
+            whole[place] = piece.reshape(chunk.sizes)
+        return whole.reshape(-1)

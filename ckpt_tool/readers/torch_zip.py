@@ -74,6 +74,12 @@ class TorchArchive:
                     f"{' or '.join(spellings)}{how}: torch and other zip readers may load "
                     "different ones", spellings[0]))
 
+    def names(self) -> list[str]:
+        """Record names in the archive's order (the first of equal names, as ckpt reads)."""
+        folded, size = _without_case(self.prefix), len(self.prefix)
+        return list(dict.fromkeys(m.name[size:] for m in self.members
+                                  if _without_case(m.name).startswith(folded)))
+
     def member(self, record: str) -> Member | None:
         """The member torch finds for ``record``: miniz looks names up without ASCII case."""
         return self._folded.get(_without_case(record))
@@ -94,8 +100,9 @@ class TorchArchive:
         return self.read(record).decode("utf-8", "replace").strip()
 
 
-def read_torch_zip(source: Source, limits: Limits) -> Checkpoint:
-    archive = TorchArchive(source, limits)
+def read_torch_zip(source: Source, limits: Limits, archive: TorchArchive | None = None
+                   ) -> Checkpoint:
+    archive = archive or TorchArchive(source, limits)
     is_torchscript = archive.has("constants.pkl")
     if not archive.has("data.pkl"):
         if any(m.name.endswith(".npy") for m in archive.members):
@@ -109,7 +116,7 @@ def read_torch_zip(source: Source, limits: Limits) -> Checkpoint:
         anomalies=archive.anomalies,
         archive_name=archive.name,
     )
-    _read_records_metadata(archive, checkpoint)
+    read_records_metadata(archive, checkpoint)
     root, referenced = _load_archive_pickle(archive, checkpoint, "data")
     checkpoint.pickle_protocol = checkpoint.pickles[0].scan.protocol
     if is_torchscript:
@@ -149,7 +156,7 @@ def _read_torchscript_parts(archive: TorchArchive, checkpoint: Checkpoint,
     return ScriptArchive(module, constants), referenced
 
 
-def _read_records_metadata(archive: TorchArchive, checkpoint: Checkpoint) -> None:
+def read_records_metadata(archive: TorchArchive, checkpoint: Checkpoint) -> None:
     version = archive.read_text(".data/version") or archive.read_text("version")
     format_version = archive.read_text(".format_version")
     checkpoint.format_version = (

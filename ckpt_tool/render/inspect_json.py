@@ -8,7 +8,7 @@ from typing import Any
 
 from ckpt_tool import __version__
 from ckpt_tool.inspect.report import FileReport, TensorRow
-from ckpt_tool.model.checkpoint import TensorRef
+from ckpt_tool.model.checkpoint import Chunk, TensorRef
 from ckpt_tool.model.values import to_json
 
 SCHEMA = 1
@@ -34,6 +34,8 @@ def tensor_json(row: TensorRow, stats: Any = None) -> dict[str, Any]:
     details = tensor_details(t)
     if details:
         entry["details"] = details
+    if t.chunks:
+        entry["chunks"] = [chunk_json(chunk) for chunk in t.chunks]
     if stats is not None:
         entry["stats"] = asdict(stats)
     return entry
@@ -59,6 +61,19 @@ def tensor_details(tensor: TensorRef) -> dict[str, Any]:
     if "quantizer" in extra:
         details["quantizer"] = to_json(extra["quantizer"])
     return details
+
+
+def chunk_json(chunk: Chunk) -> dict[str, Any]:
+    """One saved piece: its place in the whole, and where its bytes lie (byte range)."""
+    piece = chunk.tensor
+    return {
+        "offsets": list(chunk.offsets),
+        "sizes": list(chunk.sizes),
+        "file": chunk.file,
+        "offset": piece.offset,
+        "nbytes": piece.nbytes,
+        "stride": list(piece.stride),
+    }
 
 
 def file_json(report: FileReport, rows: list[TensorRow]) -> dict[str, Any]:
@@ -91,6 +106,10 @@ def file_json(report: FileReport, rows: list[TensorRow]) -> dict[str, Any]:
         globals=[{"module": g.module, "name": g.name, "safe": g.safe, "safety": g.safety.value}
                  for g in checkpoint.globals],
     )
+    if checkpoint.files:
+        tensor_bytes = report.bytes_by_file()
+        entry["files"] = [{"path": path, "size": size, "tensor_bytes": tensor_bytes.get(path, 0)}
+                          for path, size in checkpoint.files.items()]
     return entry
 
 

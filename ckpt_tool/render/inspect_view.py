@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from rich.console import Group, RenderableType
 from rich.rule import Rule
 from rich.table import Table
@@ -73,6 +75,8 @@ def summary(report: FileReport) -> RenderableType:
     grid.add_row("byteorder", checkpoint.byteorder)
     grid.add_row("file size", f"{human_bytes(checkpoint.size)} ({checkpoint.size:,} bytes), "
                  f"{human_bytes(checkpoint.bytes_read)} read")
+    if checkpoint.files:
+        grid.add_row("files", _files_text(report))
     grid.add_row("tensors", f"{len(report.tensors):,}")
     count = report.parameter_count
     grid.add_row("parameters", f"{human_count(count)} ({count:,})" if count >= 1000 else str(count))
@@ -96,6 +100,27 @@ def summary(report: FileReport) -> RenderableType:
     else:
         grid.add_row("weights_only", Text("refused: " + "; ".join(verdict.reasons), "yellow"))
     return grid
+
+
+def _files_text(report: FileReport, limit: int = 10) -> str:
+    """Each file of a multi-file checkpoint: its size and the tensor bytes it holds."""
+    assert report.checkpoint is not None
+    tensor_bytes = report.bytes_by_file()
+    lines = [f"{os.path.basename(path)}  {human_bytes(size)}"
+             + (f", tensors {human_bytes(tensor_bytes[path])}" if path in tensor_bytes else "")
+             for path, size in report.checkpoint.files.items()]
+    more = len(lines) - limit
+    return "\n".join(lines[:limit] + ([f"... {more} more"] if more > 0 else []))
+
+
+def chunks_text(tensor: TensorRef) -> str:
+    """How a tensor was saved in pieces: their count and the dimensions they split."""
+    if not tensor.chunks:
+        return ""
+    split = [d for d in range(len(tensor.shape))
+             if len({chunk.offsets[d] for chunk in tensor.chunks}) > 1]
+    dims = f" (dim {', '.join(map(str, split))})" if split else ""
+    return f"{len(tensor.chunks)}{dims}"
 
 
 def structure_tree(report: FileReport, expand: bool) -> RenderableType:
@@ -152,7 +177,10 @@ def metadata_table(report: FileReport, expand: bool) -> RenderableType | None:
 def tensor_table(report: FileReport, rows: list[TensorRow], expand: bool,
                  stats: dict[str, TensorStats] | None) -> RenderableType:
     table = Table(title="tensors", title_justify="left", show_edge=False)
-    for column in ("name", "dtype", "shape", "numel", "bytes", "device"):
+    chunked = any(row.tensor.chunks for row in rows)
+    columns = ("name", "dtype", "shape", "numel", "bytes", "device") + (
+        ("chunks",) if chunked else ())
+    for column in columns:
         justify = "right" if column in ("numel", "bytes") else "left"
         table.add_column(column, justify=justify, overflow="fold",
                          style="cyan" if column == "name" else None)
@@ -168,13 +196,15 @@ def tensor_table(report: FileReport, rows: list[TensorRow], expand: bool,
         cells = [group.name + count, first.dtype.name, shape_text(first),
                  f"{sum(m.tensor.numel for m in members):,}",
                  human_bytes(sum(m.tensor.nbytes for m in members)), first.device]
+        if chunked:
+            cells.append(chunks_text(first))
         if stats is not None:
             cells += _stats_cells(stats.get(members[0].name))
         table.add_row(*cells)
     total_bytes = sum(row.tensor.nbytes for row in rows)
     table.add_section()
     total = [f"total: {len(rows):,} tensors", "", "", f"{sum(r.tensor.numel for r in rows):,}",
-             human_bytes(total_bytes), ""]
+             human_bytes(total_bytes), ""] + ([""] if chunked else [])
     table.add_row(*(total + ([""] * 6 if stats is not None else [])), style="bold")
     return table
 
