@@ -49,9 +49,19 @@ SAFETENSORS_DTYPES = {
 _TYPING_ANY = ("CKPT002 on `typing.Any`, which OmegaConf pickles in every DictConfig node's "
                "metadata (ref_type, key_type): a special form, it builds no object")
 
+_OMEGACONF_INTERNALS = ("a DictConfig is shown as OmegaConf's node internals "
+                        "(hyper_parameters._content.model._content.hidden._val = 8) instead of "
+                        "its data (hyper_parameters.model.hidden = 8)")
+
 KNOWN_GAPS: dict[str, dict[str, str]] = {
     "inspect": {},
     "bytes": {},
+    "values": {
+        "lightning/lightning.pytorch/dictconfig_hparams.ckpt": _OMEGACONF_INTERNALS,
+        "lightning/lightning.pytorch/model_checkpoint_last.ckpt": _OMEGACONF_INTERNALS,
+        "lightning/pytorch_lightning/dictconfig_hparams.ckpt": _OMEGACONF_INTERNALS,
+        "lightning/pytorch_lightning/model_checkpoint_last.ckpt": _OMEGACONF_INTERNALS,
+    },
     "weights_only": {},
     "lint": {
         "lightning/lightning.pytorch/dictconfig_hparams.ckpt": _TYPING_ANY,
@@ -128,6 +138,15 @@ def test_bytes_at_reported_offsets_are_the_tensors(name: str) -> None:
         assert got["offset"] is not None, f"{expected['name']}: no offset"
         digest = sha256(elements_at(PRODUCERS / name, got))
         assert digest == expected["sha256"], expected["name"]
+
+
+@pytest.mark.parametrize("name", cases("values", [n for n in FILES if MANIFEST[n]["values"]]))
+def test_inspect_shows_every_plain_value(name: str) -> None:
+    """Numbers, strings and None (hyperparameters, epochs, optimizer settings, module
+    attributes), under the names and with the values torch.load gives them."""
+    metadata = inspect_json(name)["metadata"]
+    expected = MANIFEST[name]["values"]
+    assert {key: metadata.get(key, "<missing>") for key in expected} == expected
 
 
 @pytest.mark.parametrize("name", cases("weights_only", FILES))
