@@ -18,6 +18,7 @@ import functools
 import hashlib
 import importlib.util
 import json
+import re
 import struct
 from pathlib import Path
 from typing import Any
@@ -71,8 +72,10 @@ KNOWN_GAPS: dict[str, dict[str, str]] = {
     "values": {
         "lightning/lightning.pytorch/dictconfig_hparams.ckpt": _OMEGACONF_INTERNALS,
         "lightning/lightning.pytorch/model_checkpoint_last.ckpt": _OMEGACONF_INTERNALS,
+        "lightning/lightning.pytorch/model_checkpoint_weights_only.ckpt": _OMEGACONF_INTERNALS,
         "lightning/pytorch_lightning/dictconfig_hparams.ckpt": _OMEGACONF_INTERNALS,
         "lightning/pytorch_lightning/model_checkpoint_last.ckpt": _OMEGACONF_INTERNALS,
+        "lightning/pytorch_lightning/model_checkpoint_weights_only.ckpt": _OMEGACONF_INTERNALS,
     },
     "weights_only": {
         "torch/state_dict_no_crc32.pt": "no verdict (None): " + _NO_CRC32,
@@ -80,8 +83,10 @@ KNOWN_GAPS: dict[str, dict[str, str]] = {
     "lint": {
         "lightning/lightning.pytorch/dictconfig_hparams.ckpt": _TYPING_ANY,
         "lightning/lightning.pytorch/model_checkpoint_last.ckpt": _TYPING_ANY,
+        "lightning/lightning.pytorch/model_checkpoint_weights_only.ckpt": _TYPING_ANY,
         "lightning/pytorch_lightning/dictconfig_hparams.ckpt": _TYPING_ANY,
         "lightning/pytorch_lightning/model_checkpoint_last.ckpt": _TYPING_ANY,
+        "lightning/pytorch_lightning/model_checkpoint_weights_only.ckpt": _TYPING_ANY,
     },
     "convert": {
         "torch/state_dict_no_crc32.pt": _NO_CRC32,
@@ -181,6 +186,17 @@ def test_lint_does_not_call_stock_output_code_execution(name: str) -> None:
     findings = json.loads(result.stdout)["findings"]
     assert [f["message"] for f in findings if f["code"] == "CKPT002"] == []
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("folder", sorted({name.split("/")[0] for name in FILES}))
+def test_lint_of_a_folder_checks_every_checkpoint_in_it(folder: str) -> None:
+    """``ckpt lint DIR`` finds every file torch would load (.bin, .pkl, .ckpt, .pth.tar...)
+    and no other: the folders also hold JSON, scripts and DeepSpeed's ``latest``."""
+    result = runner.invoke(app, ["lint", str(PRODUCERS / folder), "--select", "CKPT002"])
+    checked = re.search(r"of (\d+) files?|(\d+) files? checked", result.output)
+    assert checked, result.output
+    count = int(checked.group(1) or checked.group(2))
+    assert count == sum(name.startswith(f"{folder}/") for name in FILES)
 
 
 def convertible(name: str) -> bool:
