@@ -34,6 +34,8 @@ PRODUCERS = FIXTURES / "producers"
 MANIFEST: dict[str, dict[str, Any]] = json.loads((PRODUCERS / "MANIFEST.json").read_text())[
     "files"]
 FILES = sorted(MANIFEST)
+ZERO_RUNS = sorted(p.parent.relative_to(PRODUCERS).as_posix()
+                   for p in PRODUCERS.glob("deepspeed/*/consolidated"))
 INDEXES = sorted(p.relative_to(PRODUCERS).as_posix() for p in PRODUCERS.rglob("*.index.json"))
 runner = CliRunner()
 
@@ -56,6 +58,9 @@ _PACKED_PARAMS = ("the qint8 weights and float biases a quantize_dynamic Linear 
                   "N._packed_params._packed_params.0/.1")
 _NO_CRC32 = ("read as corrupt ('member .../version fails its CRC-32 check'): the file was "
              "written with compute_crc32=False, every record's CRC is 0, and torch loads it")
+_ZERO_FOLDER = ("convert reads a DeepSpeed ZeRO folder as separate files (-o becomes a folder, "
+                "the optim states have 'no tensors'): it does not rebuild the fp32 weights from "
+                "the flat partitions as zero_to_fp32.py does (issue 16)")
 _OMEGACONF_INTERNALS = ("a DictConfig is shown as OmegaConf's node internals "
                         "(hyper_parameters._content.model._content.hidden._val = 8) instead of "
                         "its data (hyper_parameters.model.hidden = 8)")
@@ -98,6 +103,7 @@ KNOWN_GAPS: dict[str, dict[str, str]] = {
     },
     "subclass": {},
     "index": {},
+    "zero": dict.fromkeys(ZERO_RUNS, _ZERO_FOLDER),
 }
 
 
@@ -293,6 +299,19 @@ def test_sharded_index_reads_as_one_model(index: str) -> None:
     assert [f["error"] for f in files if f["error"]] == []
     ours = sorted((t["name"], t["dtype"], t["shape"]) for f in files for t in f["tensors"])
     assert ours == expected
+
+
+@pytest.mark.parametrize("run", cases("zero", ZERO_RUNS))
+def test_deepspeed_zero_folder_converts_to_what_its_zero_to_fp32_writes(
+    run: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "model.safetensors"
+    result = runner.invoke(app, ["convert", str(PRODUCERS / run / "checkpoint"), "--to",
+                                 "safetensors", "-o", str(out), "--copy-shared", "--quiet"])
+    assert result.exit_code == 0, result.output
+    expected = {t["name"]: (t["dtype"], t["shape"], t["sha256"])
+                for t in expected_tensors(f"{run}/consolidated/pytorch_model.bin")}
+    assert out.is_file() and read_safetensors(out) == expected
 
 
 # ---- the manifest against torch.load in this environment ----------------------------------
