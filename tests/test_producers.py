@@ -4,9 +4,11 @@ fixtures/producers/ holds tiny files saved through each library's own save path
 (transformers, Lightning, timm, torchvision, diffusers, peft, torchao, accelerate, DeepSpeed,
 torch itself), written by fixtures/gen_producers.py in that library's environment.
 fixtures/producers/MANIFEST.json records what torch read from each file there: every tensor's
-name, dtype, shape and the sha256 of its elements, and torch's weights_only verdict. This test
-holds ckpt to that record (and, where this environment can load a file, holds the record to
-torch.load here).
+name, dtype, shape and the sha256 of its elements, every plain value, and torch's weights_only
+verdict. This test holds ckpt to that record: inspect lists the same tensors and values, the
+bytes at its offsets are the tensors, its weights_only verdict is torch's, lint finds no code
+execution in stock output, convert to safetensors is bit-exact (and says what it cannot hold).
+Where this environment can load a file, the record is held to torch.load here too.
 
 A check that ckpt fails today is listed in KNOWN_GAPS with what is wrong; it runs as a strict
 xfail, so the fix that closes the gap turns it into a failure until its line is removed.
