@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from ckpt_tool.inspect.report import inspect_file
-from ckpt_tool.model.tree import SameAs
 from ckpt_tool.limits import Limits
+from ckpt_tool.model.tree import SameAs
 from tests.archives import tensor_pickle, torch_archive
 from tests.conftest import FIXTURES
 

@@ -126,30 +126,15 @@ def test_torch_load_runs_the_payload_in_these_containers(container: str, canary_
     assert (canary_dir / CANARY).read_text() == "pwned"
 
 
-KNOWN_FALSE_ALARMS = {
-    "formats/dtensor_1rank.pt": "torch allow-lists DTensor, DeviceMesh, placements once "
-                                "torch.distributed.tensor is imported",
-    "formats/dtensor_2ranks/rank0.pt": "as dtensor_1rank.pt",
-    "formats/dtensor_2ranks/rank1.pt": "as dtensor_1rank.pt",
-    "formats/nested_tensors.pt": "torch allow-lists the jagged layout's globals once "
-                                 "torch.nested and torch._dynamo are imported",
-    "formats/omegaconf.pt": "typing.Any and typing.List are called code execution",
-}
-"""Lint-policy false alarms on stock torch/OmegaConf output (issue 12's fixtures), left to the
-policy work: strict, so the test fails once one is fixed and its entry must go."""
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(reason=KNOWN_FALSE_ALARMS[name], strict=True))
-    if name in KNOWN_FALSE_ALARMS else name for name in BENIGN_FIXTURES])
+@pytest.mark.parametrize("name", BENIGN_FIXTURES)
 def test_benign_fixtures_have_no_code_execution(name: str) -> None:
     findings = lint_file(str(FIXTURES / name), ALL_RULES)
     # These name code: a custom class (the omegaconf fixture's structured config enum too), a
     # torch.package (it imports the code it packages), a tensor subclass that torch.export
     # pickles whole (loaded with weights_only=False).
-    custom = name.startswith(("custom_model", "containers/package", "containers/export_subclass")
-                             ) or name == "formats/omegaconf.pt"
-    assert not [f for f in findings if f.code == "CKPT002" or
+    runs_code = name.startswith(("containers/package", "containers/export_subclass"))
+    custom = runs_code or name.startswith("custom_model") or name == "formats/omegaconf.pt"
+    assert not [f for f in findings if (f.code == "CKPT002" and not runs_code) or
                 (f.code == "CKPT003" and not custom)], findings
 
 

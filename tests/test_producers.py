@@ -51,60 +51,13 @@ SAFETENSORS_DTYPES = {
 # ---- what ckpt gets wrong today: {check: {file: reason}} ------------------------------------
 # Each entry is a strict xfail; remove it with the fix that makes the check pass.
 
-_TYPING_ANY = ("CKPT002 on `typing.Any`, which OmegaConf pickles in every DictConfig node's "
-               "metadata (ref_type, key_type): a special form, it builds no object")
-
-_PACKED_PARAMS = ("the qint8 weights and float biases a quantize_dynamic Linear keeps in its "
-                  "packed params (a ScriptObject's state, under the private _packed_params "
-                  "module) are not listed; state_dict() names them "
-                  "N._packed_params._packed_params.0/.1")
-_NO_CRC32 = ("read as corrupt ('member .../version fails its CRC-32 check'): the file was "
-             "written with compute_crc32=False, every record's CRC is 0, and torch loads it")
 _ZERO_FOLDER = ("convert reads a DeepSpeed ZeRO folder as separate files (-o becomes a folder, "
                 "the optim states have 'no tensors'): it does not rebuild the fp32 weights from "
                 "the flat partitions as zero_to_fp32.py does (issue 16)")
-_OMEGACONF_INTERNALS = ("a DictConfig is shown as OmegaConf's node internals "
-                        "(hyper_parameters._content.model._content.hidden._val = 8) instead of "
-                        "its data (hyper_parameters.model.hidden = 8)")
 
 KNOWN_GAPS: dict[str, dict[str, str]] = {
-    "inspect": {
-        "torch/quantize_dynamic_whole.pt": _PACKED_PARAMS,
-        "torch/state_dict_no_crc32.pt": _NO_CRC32,
-    },
-    "bytes": {
-        "torch/quantize_dynamic_whole.pt": _PACKED_PARAMS,
-        "torch/state_dict_no_crc32.pt": _NO_CRC32,
-    },
-    "values": {
-        "lightning/lightning.pytorch/dictconfig_hparams.ckpt": _OMEGACONF_INTERNALS,
-        "lightning/lightning.pytorch/model_checkpoint_last.ckpt": _OMEGACONF_INTERNALS,
-        "lightning/lightning.pytorch/model_checkpoint_weights_only.ckpt": _OMEGACONF_INTERNALS,
-        "lightning/pytorch_lightning/dictconfig_hparams.ckpt": _OMEGACONF_INTERNALS,
-        "lightning/pytorch_lightning/model_checkpoint_last.ckpt": _OMEGACONF_INTERNALS,
-        "lightning/pytorch_lightning/model_checkpoint_weights_only.ckpt": _OMEGACONF_INTERNALS,
-    },
-    "weights_only": {
-        "torch/state_dict_no_crc32.pt": "no verdict (None): " + _NO_CRC32,
-    },
-    "lint": {
-        "lightning/lightning.pytorch/dictconfig_hparams.ckpt": _TYPING_ANY,
-        "lightning/lightning.pytorch/model_checkpoint_last.ckpt": _TYPING_ANY,
-        "lightning/lightning.pytorch/model_checkpoint_weights_only.ckpt": _TYPING_ANY,
-        "lightning/pytorch_lightning/dictconfig_hparams.ckpt": _TYPING_ANY,
-        "lightning/pytorch_lightning/model_checkpoint_last.ckpt": _TYPING_ANY,
-        "lightning/pytorch_lightning/model_checkpoint_weights_only.ckpt": _TYPING_ANY,
-    },
-    "convert": {
-        "torch/state_dict_no_crc32.pt": _NO_CRC32,
-    },
-    "convert_skip": {
-        "torch/quantize_dynamic_whole.pt": "convert exits 0 with the 5 BatchNorm tensors and "
-                                           "says nothing of the 4 packed Linear tensors it "
-                                           "leaves out (" + _PACKED_PARAMS + ")",
-    },
-    "subclass": {},
-    "index": {},
+    "inspect": {}, "bytes": {}, "values": {}, "weights_only": {}, "lint": {}, "convert": {},
+    "convert_skip": {}, "subclass": {}, "index": {},
     "zero": dict.fromkeys(ZERO_RUNS, _ZERO_FOLDER),
 }
 

@@ -32,6 +32,8 @@ from ckpt_tool.lint.policy import NO_EXTRA_GLOBALS, judge
 from ckpt_tool.lint.tar import scan_torch_tar
 from ckpt_tool.lint.torchscript_code import CodeCall, risky_calls
 from ckpt_tool.model.checkpoint import Anomaly, Checkpoint, Member
+from ckpt_tool.model.objects import ScriptObject
+from ckpt_tool.model.tree import instances_of
 from ckpt_tool.pickles.scan import read_pickle_at
 from ckpt_tool.readers import read_checkpoint
 from ckpt_tool.readers.torch_zip import TorchArchive
@@ -63,6 +65,9 @@ class FileFacts:
     anomalies: list[Anomaly] = field(default_factory=list)
     torchscript: bool = False
     torch_tar: bool = False
+    torchbind_classes: frozenset[str] | None = None
+    """The TorchScript custom classes the model's ``torch.ScriptObject`` values name (None when
+    the model could not be read)."""
     code_calls: list[CodeCall] = field(default_factory=list)
     """Risky calls in a TorchScript archive's own code."""
 
@@ -256,4 +261,6 @@ def _read_model(source: Source, facts: FileFacts, limits: Limits) -> None:
         facts.not_a_checkpoint = isinstance(exc, NotACheckpoint)
         return
     facts.anomalies += [a for a in facts.checkpoint.anomalies if a not in facts.anomalies]
+    facts.torchbind_classes = frozenset(
+        str(found.class_name) for found in instances_of(facts.checkpoint.root, ScriptObject))
     facts.torchscript = facts.checkpoint.format.value == "torchscript"

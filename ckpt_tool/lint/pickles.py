@@ -29,7 +29,6 @@ from ckpt_tool.pickles.scan import (
     Embedded,
     GlobalUse,
     PickleScan,
-    looks_embedded,
     read_pickle_at,
     scan_pickle,
 )
@@ -189,8 +188,8 @@ class PickleCollector:
     def scan_zip(self, source: Source, members: list[Member], main: Member | None,
                  prefix: str = "", raw_records: str | None = None) -> None:
         """Every pickle member of an archive; ``main`` is the one torch.load unpickles. Members
-        are found by name (``*.pkl``) and by content (a pickle's or a zip archive's first
-        bytes: torch.export and torch.package name theirs freely), except the records under
+        are found by name (``*.pkl``) and by content (a pickle's PROTO header or a zip archive's
+        signature: torch.export and torch.package name theirs freely), except the records under
         ``raw_records``, which torch reads as raw tensor bytes."""
         for member in members:
             name = prefix + member.name
@@ -202,8 +201,8 @@ class PickleCollector:
                 if head.startswith(_ZIP_MAGIC):
                     self._nested_archive(source, member, name)
                     continue
-                if not looks_embedded(head):
-                    continue
+                if not (head[:1] == b"\x80" and len(head) > 2 and head[1] <= 5):
+                    continue  # loaders that unpickle a member by its role write PROTO first
             budget = self.limits.max_pickle_bytes - self.inflated[0]
             if member.size > budget:
                 self.problem(f"stopped before {member.name}: the file's pickles exceed "

@@ -29,7 +29,9 @@ class Verdict(str, Enum):
     ALLOWED = "allowed"
     """Listed in the project's ``allowed-globals``: nothing to report."""
     TORCHSCRIPT_CLASS = "torchscript-class"
-    """A ``__torch__`` class compiled from a TorchScript archive's own code."""
+    """A ``__torch__`` class compiled from a TorchScript archive's own code, or a
+    ``torch.ScriptObject`` whose state names only reviewed TorchScript custom classes: CKPT004,
+    never with ``add_safe_globals`` (allowing it would admit every such class)."""
     CUSTOM = "custom"
     CODE_EXECUTION = "code-execution"
     """Known to run code or touch the system, or a dotted attribute path (CKPT002)."""
@@ -97,6 +99,18 @@ def judge(module: str, name: str, allowed: AllowedGlobals, torchscript: bool = F
     if torchscript and (module == "__torch__" or module.startswith("__torch__.")):
         return Verdict.TORCHSCRIPT_CLASS
     return _BY_SAFETY[classify(module, name)]
+
+
+SCRIPT_OBJECT = "torch.ScriptObject"
+REVIEWED_TORCHBIND = frozenset(
+    f"__torch__.torch.classes.quantized.{name}" for name in (
+        "LinearPackedParamsBase", "Conv2dPackedParamsBase", "Conv3dPackedParamsBase",
+        "EmbeddingPackedParamsBase"))
+"""The TorchScript custom classes a ``torch.ScriptObject`` may be rebuilt as, reviewed: the
+packed weights of quantized Linear, Conv and Embedding modules (``torch.save`` of a
+``quantize_dynamic`` model writes them). Unpickling one calls ``ScriptObject.__setstate__``,
+which runs the ``__setstate__`` of the class the pickle names; these repack tensors
+(aten/native/quantized/cpu/fbgemm_utils.cpp) and do nothing else."""
 
 
 def reason(module: str, name: str) -> str:

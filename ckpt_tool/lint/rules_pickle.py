@@ -9,7 +9,14 @@ from ckpt_tool.containers.detect import Kind
 from ckpt_tool.lint.facts import FileFacts
 from ckpt_tool.lint.findings import Finding, make_finding
 from ckpt_tool.lint.pickles import PickleSite, Role
-from ckpt_tool.lint.policy import AllowedGlobals, Verdict, judge, reason
+from ckpt_tool.lint.policy import (
+    REVIEWED_TORCHBIND,
+    SCRIPT_OBJECT,
+    AllowedGlobals,
+    Verdict,
+    judge,
+    reason,
+)
 from ckpt_tool.pickles.safety import TORCH_WEIGHTS_ONLY_OPCODES
 from ckpt_tool.pickles.scan import GlobalUse
 
@@ -23,7 +30,12 @@ def _judged(facts: FileFacts, allowed: AllowedGlobals,
             sites: list[PickleSite] | None = None) -> Iterator[Judged]:
     for site in facts.sites if sites is None else sites:
         for use in site.scan.globals:
-            yield site, use, judge(use.module, use.name, allowed, facts.torchscript)
+            verdict = judge(use.module, use.name, allowed, facts.torchscript)
+            if (use.full_name == SCRIPT_OBJECT and verdict is Verdict.NOT_REVIEWED
+                    and site.role is Role.MAIN and facts.torchbind_classes is not None
+                    and facts.torchbind_classes <= REVIEWED_TORCHBIND):
+                verdict = Verdict.TORCHSCRIPT_CLASS  # judged by the classes its state names
+            yield site, use, verdict
 
 
 def _global_text(use: GlobalUse) -> str:
@@ -171,8 +183,8 @@ def _weights_only_message(refused: dict[str, Verdict], opcodes: list[str]) -> st
                      "allow-listing cannot help with these).")
     trusted = [name for name, verdict in refused.items() if verdict.may_be_allow_listed]
     unsafe = [name for name, verdict in refused.items() if verdict.may_run_code]
-    custom = [name for name, verdict in refused.items()
-              if not verdict.may_be_allow_listed and not verdict.may_run_code]
+    custom = [name for name, verdict in refused.items() if verdict is Verdict.CUSTOM
+              or (verdict is Verdict.TORCHSCRIPT_CLASS and name != SCRIPT_OBJECT)]
     if trusted:
         parts.append("ckpt reviewed these as harmless to construct; if you trust the file, allow "
                      "them before loading: "
@@ -181,6 +193,10 @@ def _weights_only_message(refused: dict[str, Verdict], opcodes: list[str]) -> st
         parts.append(f"{_listing(custom)}: code from outside torch, numpy and the standard "
                      "library that ckpt cannot vouch for (see CKPT003); allow-list it only if you "
                      "wrote it.")
+    if SCRIPT_OBJECT in refused and refused[SCRIPT_OBJECT] is Verdict.TORCHSCRIPT_CLASS:
+        parts.append(f"{SCRIPT_OBJECT} holds quantized packed weights here (classes ckpt "
+                     "reviewed), but never allow-list it: it would admit every TorchScript custom "
+                     "class, whatever its __setstate__ does.")
     if unsafe:
         parts.append(f"Never allow-list {_listing(unsafe)} (see CKPT002): with it allowed, even "
                      "weights_only=True would run what the file asks.")

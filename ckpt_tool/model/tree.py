@@ -180,6 +180,7 @@ def walk(root: Any, limits: Limits = DEFAULT_LIMITS) -> Iterator[Leaf]:
     at every path that reaches them, as ``state_dict()`` names tied weights."""
     stack: list[Any] = [((), root)]
     first_paths: dict[int, tuple[str, ...] | None] = {}
+    keep: list[Any] = []  # what first_paths names stays alive, so that no id is reused
     on_path: set[int] = set()
     visited = 0
     while stack:
@@ -205,6 +206,7 @@ def walk(root: Any, limits: Limits = DEFAULT_LIMITS) -> Iterator[Leaf]:
             continue
         named = children(value)
         first_paths[key] = None if named is None else path
+        keep.append(value)
         if named is None:
             yield Leaf(path, value)
             continue
@@ -216,6 +218,22 @@ def walk(root: Any, limits: Limits = DEFAULT_LIMITS) -> Iterator[Leaf]:
         on_path.add(key)
         stack.append(_Leave(key))
         stack.extend((((*path, name), child) for name, child in reversed(named)))
+
+
+def instances_of(root: Any, kind: type, limit: int = 1_000_000) -> list[Any]:
+    """Every object of type ``kind`` under ``root``, each once (looking at ``limit`` objects at
+    most): where a tree walk would name paths, this only finds."""
+    found, stack, seen = [], [root], set()
+    while stack and len(seen) < limit:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, kind):
+            found.append(item)
+        if isinstance(item, _CONTAINERS):
+            stack += [child for _, child in children(item) or ()]
+    return found
 
 
 def named_tensors(root: Any, limits: Limits = DEFAULT_LIMITS) -> list[tuple[str, TensorRef]]:
