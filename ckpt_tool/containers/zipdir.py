@@ -36,6 +36,21 @@ def read_central_directory(
     end = find_end_record(source)
     if anomalies is not None:
         anomalies.extend(end.disagreements)
+    return _read_entries(source, limits, end)
+
+
+def classic_directory(source: Source, limits: Limits) -> list[Member] | None:
+    """The members the classic end record lists, when a zip64 end record (which torch reads)
+    says otherwise: what zip readers that ignore zip64 records see. None when they agree."""
+    end = find_end_record(source)
+    if end.classic is None:
+        return None
+    count, cd_size, cd_offset = end.classic
+    return _read_entries(source, limits, end._replace(count=count, cd_size=cd_size,
+                                                      cd_offset=cd_offset))
+
+
+def _read_entries(source: Source, limits: Limits, end: EndRecord) -> list[Member]:
     if end.count > limits.max_members:
         raise LimitExceeded(
             f"the archive has {end.count} members (limit max_members={limits.max_members})")
@@ -83,6 +98,8 @@ class EndRecord(NamedTuple):
     disk: int
     zip64: bool
     disagreements: list[Anomaly]
+    classic: tuple[int, int, int] | None = None
+    """The classic record's (count, size, offset) where it disagrees with the zip64 one."""
 
 
 def find_end_record(source: Source) -> EndRecord:
@@ -115,7 +132,7 @@ def find_end_record(source: Source) -> EndRecord:
     if (disk | cd_disk) != 0 and (disk != 1 or cd_disk != 1):
         raise FormatError("a multi-disk zip archive (torch reads single-file archives)")
     return EndRecord(eocd_offset, count, cd_size, cd_offset, disk, zip64 is not None,
-                     disagreements)
+                     disagreements, classic if disagreements else None)
 
 
 _SEARCH_BLOCK = 4096

@@ -298,3 +298,6 @@ class Checkpoint:
     files: dict[str, int] = field(default_factory=dict)
     """For a checkpoint made of several files (a DCP folder): each file, as opened, and its
     size; ``size`` is their sum."""
+    source_records: list[str] = field(default_factory=list)
+    """Classes whose source code a legacy stream carries (its ``('module', class, file,
+    source)`` persistent ids): torch compares that source with the installed class's."""
