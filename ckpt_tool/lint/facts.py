@@ -289,6 +289,7 @@ def _read_model(source: Source, facts: FileFacts, limits: Limits) -> None:
         facts.not_a_checkpoint = isinstance(exc, NotACheckpoint)
         return
     facts.anomalies += [a for a in facts.checkpoint.anomalies if a not in facts.anomalies]
-    facts.torchbind_classes = frozenset(
-        str(found.class_name) for found in instances_of(facts.checkpoint.root, ScriptObject))
+    if any(g.full_name == "torch.ScriptObject" for g in facts.checkpoint.globals):
+        facts.torchbind_classes = frozenset(
+            str(found.class_name) for found in instances_of(facts.checkpoint.root, ScriptObject))
     facts.torchscript = facts.checkpoint.format.value == "torchscript"
