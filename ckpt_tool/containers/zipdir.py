@@ -221,6 +221,31 @@ def _zip64_sizes(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int
     return values[0], values[1], values[2]
 
 
+TORCH_ALIGNMENT = 64
+"""torch.save's default ``storage_alignment``: each record's data starts at a multiple of it."""
+
+
+def predicted_data_offset(member: Member, alignment: int = TORCH_ALIGNMENT) -> int:
+    """Where torch's writer puts a member's data, computed from the central directory alone (as
+    caffe2's ``getPadding``): after the local header, the name, a zip64 extra field where the
+    size or offset needs one, and the ``FB`` padding field up to the next multiple of
+    ``alignment``. Over the network this saves a request per tensor; whoever reads the bytes
+    checks it against the local header (``check_data_offset``)."""
+    start = member.header_offset + _LOCAL.size + len(member.name.encode("utf-8",
+                                                                          "surrogateescape")) + 4
+    if member.size >= _U32_MAX or member.header_offset >= _U32_MAX:
+        start += 4 + (16 if member.size >= _U32_MAX else 0) + (
+            8 if member.header_offset >= _U32_MAX else 0)
+    return -(-start // alignment) * alignment
+
+
+def check_data_offset(source: Source, member: Member, offset: int) -> None:
+    """Raise unless the member's local header puts its data at ``offset``."""
+    if data_offset(source, member) != offset:
+        raise FormatError(f"member {member.name}: its data does not start where torch's writer "
+                          "puts it (a zip written by another tool?): read the file locally")
+
+
 def data_offset(source: Source, member: Member) -> int:
     """Absolute offset of a member's first data byte, from its local header."""
     return data_offsets(source, [member])[0]

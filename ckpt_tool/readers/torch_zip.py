@@ -182,9 +182,11 @@ class _StorageResolver:
         folded = _without_case(folder)
         members = [m for name, m in archive.records.items()
                    if _without_case(name).startswith(folded)]
-        # Every storage record's local header, read up front in one batch (one request for a
-        # remote source) instead of one read per tensor while unpickling.
-        offsets = zipdir.data_offsets(archive.source, members)
+        if getattr(archive.source, "remote", False):  # no request per tensor
+            alignment = checkpoint.storage_alignment or zipdir.TORCH_ALIGNMENT
+            offsets = [zipdir.predicted_data_offset(m, alignment) for m in members]
+        else:  # every local header, from the file's map
+            offsets = zipdir.data_offsets(archive.source, members)
         self.offsets = {id(m): offset for m, offset in zip(members, offsets, strict=True)}
 
     def __call__(self, pid: Any) -> StorageView:
