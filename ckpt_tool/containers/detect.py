@@ -13,7 +13,6 @@ SNIFF_BYTES = 1024
 _LEGACY_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
 _LEGACY_MAGIC_TEXT = b"L%dL\n" % 0x1950A86A20F9469CFC6C
 _TAR_BLOCK = 512
-_TAR_CHECKSUM_FIRST = frozenset(b"01234567 \x80\xff")
 
 
 class Kind(str, Enum):
@@ -61,7 +60,7 @@ def _is_tar(head: bytes) -> bool:
     checksum and fields decide, not the ``ustar`` magic, which pre-POSIX (v7) tars lack."""
     block = head[:_TAR_BLOCK]
     # The checksum field is octal digits (after spaces), or base-256 after 0x80 or 0xff.
-    if len(block) < _TAR_BLOCK or block[148] not in _TAR_CHECKSUM_FIRST:
+    if len(block) < _TAR_BLOCK:
         return False
     import tarfile
 
@@ -80,8 +79,9 @@ def is_headless_pickle(source: Source) -> bool:
     from ckpt_tool.pickles.scan import read_pickle_at
 
     scan, _ = read_pickle_at(source, 0, source.size, DEFAULT_LIMITS, find_embedded=False)
-    return scan.error is None and scan.end > 2 and (
-        scan.opcode_count >= 4 or bool(scan.globals or scan.unresolved))
+    if scan.error is not None:  # stopped by one of ckpt's limits: a pickle it cannot judge
+        return "(limit " in scan.error and scan.opcode_count >= 4
+    return scan.end > 2 and (scan.opcode_count >= 4 or bool(scan.globals or scan.unresolved))
 
 
 def _looks_like_safetensors(source: Source, head: bytes) -> bool:

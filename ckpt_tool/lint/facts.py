@@ -25,10 +25,10 @@ from ckpt_tool.lint.pickles import (
     PickleSite,
     Problem,
     Role,
-    importable,
     is_pickle_member,
+    names_code,
+    stopped_by_a_limit,
 )
-from ckpt_tool.lint.policy import NO_EXTRA_GLOBALS, judge
 from ckpt_tool.lint.tar import scan_torch_tar
 from ckpt_tool.lint.torchscript_code import CodeCall, risky_calls
 from ckpt_tool.model.checkpoint import Anomaly, Checkpoint, Member
@@ -39,6 +39,7 @@ from ckpt_tool.readers import read_checkpoint
 from ckpt_tool.readers.dcp import dcp_folder_owning, slices_of
 from ckpt_tool.readers.torch_zip import TorchArchive
 
+_DCP_DATA_SUFFIX = ".distcp"
 LEGACY_PARTS: list[str | None] = [
     "magic number", "protocol version", "sys_info", "object pickle", "storage keys"]
 """The five pickles at the start of a legacy stream, named as the legacy reader names them."""
@@ -68,6 +69,9 @@ class FileFacts:
     torch_tar: bool = False
     native_code: list[str] = field(default_factory=list)
     """Archive members holding shared libraries or executables."""
+    package_modules: frozenset[str] = frozenset()
+    """Python modules a torch.package archive ships (its ``.py`` members): PackageImporter
+    imports them from the archive, whatever installed module they are named after."""
     torchbind_classes: frozenset[str] | None = None
     """The TorchScript custom classes the model's ``torch.ScriptObject`` values name (None when
     the model could not be read)."""
@@ -129,7 +133,8 @@ def _gather(source: Source, facts: FileFacts, limits: Limits) -> None:
     owner = dcp_folder_owning(source.name)
     if owner is not None:
         _gather_dcp_data(source, facts, limits, owner)
-        return
+        if source.name.endswith(_DCP_DATA_SUFFIX):
+            return  # no loader but DCP opens a .distcp file; any other, torch.load may: below
     kind, facts.description = sniff(source)
     tar_members = _tar_members(source) if kind is Kind.TAR else None
     if kind is Kind.TAR and tar_members is None:
@@ -147,13 +152,18 @@ def _gather(source: Source, facts: FileFacts, limits: Limits) -> None:
                 "ambiguous", "a polyglot: a valid safetensors file that is also a pickle from its "
                 "first byte, which torch.load (for any name but *.safetensors) and pickle.load "
                 "unpickle"))
+        elif kind is Kind.TAR:
+            polyglot = True
+            facts.anomalies.append(Anomaly(
+                "ambiguous", "a polyglot: a tar archive that is also a pickle from its first "
+                "byte, which torch.load unpickles when a tar member cannot be extracted"))
         else:
             kind, facts.description, facts.read_error = Kind.PICKLE, _PLAIN_PICKLE, None
     facts.kind = kind
     collector = PickleCollector(limits, facts.sites, facts.problems)
     if kind is Kind.PICKLE or polyglot:
         _gather_plain(source, collector)
-    elif kind is Kind.ZIP:
+    if kind is Kind.ZIP:
         _gather_zip(source, facts, collector)
     elif kind is Kind.LEGACY:
         collector.scan_stream(source, 0, source.size, LEGACY_PARTS)
@@ -195,8 +205,9 @@ def _tar_members(source: Source) -> list[tarfile.TarInfo] | None:
 def _unpickled_from_the_start(kind: Kind) -> bool:
     """torch.load unpickles any file that is neither a zip nor a tar from its first byte (its
     legacy loader), and fails on a wrong magic number only after that: content that is no
-    checkpoint, and a safetensors file whatever its header says, may still be a pickle it runs."""
-    return kind in (Kind.OTHER, Kind.SAFETENSORS)
+    checkpoint, and a safetensors file whatever its header says, may still be a pickle it runs.
+    So may a tar: torch falls back to unpickling it when a member cannot be extracted."""
+    return kind in (Kind.OTHER, Kind.SAFETENSORS, Kind.TAR)
 
 
 def _looks_like_text(head: bytes) -> bool:
@@ -218,8 +229,7 @@ def _is_unmarked_pickle(source: Source, limits: Limits) -> bool:
     scan, _ = read_pickle_at(source, 0, source.size, limits)
     if scan.error is None:
         return bool(scan.globals or scan.unresolved)
-    return any(importable(use) and judge(use.module, use.name, NO_EXTRA_GLOBALS).may_run_code
-               for use in scan.globals)
+    return names_code(scan) or stopped_by_a_limit(scan)
 
 
 def is_unmarked_pickle(path: str, limits: Limits = DEFAULT_LIMITS) -> bool:
@@ -251,6 +261,7 @@ def _gather_zip(source: Source, facts: FileFacts, collector: PickleCollector) ->
         if main is not None:
             raw_records = archive.prefix + "data/"
     collector.scan_zip(source, members, main, raw_records=raw_records)
+    facts.package_modules = _package_modules(members)
     classic = zipdir.classic_directory(source, collector.limits)
     if classic is not None:  # what readers that ignore the zip64 record load instead
         collector.scan_zip(source, classic, None, prefix="(classic directory) ")
@@ -263,13 +274,27 @@ def _gather_zip(source: Source, facts: FileFacts, collector: PickleCollector) ->
     facts.anomalies += zipdir.local_header_disagreements(source, checked)
 
 
+def _package_modules(members: list[Member]) -> frozenset[str]:
+    """The modules of a torch.package archive (one with ``.data/extern_modules``): each ``.py``
+    member under the archive's folder, by module name."""
+    if not any(m.name.split("/", 1)[-1] == ".data/extern_modules" for m in members):
+        return frozenset()
+    modules = set()
+    for member in members:
+        _, _, path = member.name.partition("/")
+        if path.endswith(".py") and not path.startswith(".data/"):
+            parts = path[:-3].split("/")
+            modules.add(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return frozenset(modules)
+
+
 def _read_torchscript_code(source: Source, facts: FileFacts, collector: PickleCollector,
                            members: list[Member]) -> None:
     """The ``code/`` files torch.jit.load compiles and runs (any folder: a second archive folder
     is read by other loaders). Their bytes count against the same budget as the pickles."""
     for member in members:
-        parts = member.name.split("/")
-        if len(parts) < 3 or parts[1] != "code" or not member.name.endswith(".py"):
+        parts = member.name.lower().split("/")  # torch finds them without ASCII case (miniz)
+        if len(parts) < 3 or parts[1] != "code" or not parts[-1].endswith(".py"):
             continue
         budget = collector.limits.max_pickle_bytes - collector.inflated[0]
         try:

@@ -16,6 +16,7 @@ reported: torch never unpickles it.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -102,6 +103,26 @@ def importable(use: GlobalUse) -> bool:
     return all(part.isidentifier() for part in (*use.module.split("."), *use.name.split(".")))
 
 
+_EVERYWHERE = frozenset({*sys.stdlib_module_names, "torch", "numpy", "__builtin__", "copy_reg"})
+"""Top-level modules a victim's Python surely has: what a payload hidden in text would name."""
+
+
+def names_code(scan: PickleScan) -> bool:
+    """The walk names code from a module every loader has before it breaks: the unpickler
+    imports and calls as it goes, so the error after it comes too late. Text whose lines read
+    as a global (``class M(Module):``, ``collections`` then ``torch._utils``) names nothing of
+    the kind."""
+    return any(importable(use) and use.module.split(".")[0] in _EVERYWHERE
+               and classify(use.module, use.name) in (Safety.CODE, Safety.NOT_REVIEWED)
+               for use in scan.globals)
+
+
+def stopped_by_a_limit(scan: PickleScan) -> bool:
+    """ckpt's own limit stopped the walk: CPython's unpickler has none, so it is a pickle that
+    could not be judged (CKPT006), not data."""
+    return scan.error is not None and "(limit " in scan.error
+
+
 def could_unpickle_its_strings(scan: PickleScan) -> bool:
     """The pickle names a global that may run code (every loader is one) or picks a global at
     load time: one of its string or bytes values may be unpickled in turn."""
@@ -165,7 +186,7 @@ class PickleCollector:
         while pos < len(data) and index < MAX_PICKLES_PER_STREAM:
             scan = scan_pickle(data, pos, self.limits, find_embedded=True)
             if scan.error is not None and (role is Role.NESTED or (
-                    quiet_errors and not any(map(importable, scan.globals)))):
+                    quiet_errors and not names_code(scan) and not stopped_by_a_limit(scan))):
                 return  # data that merely starts like a pickle
             later = index > 0 and role is not Role.NESTED
             note = "a pickle after the first one's STOP" if later else ""
@@ -212,15 +233,8 @@ class PickleCollector:
             if not by_name:
                 if raw_records is not None and member.name.lower().startswith(raw_records.lower()):
                     continue
-                head = zipdir.read_member_head(source, member, _SNIFF)
-                if is_native_code(member.name, head):
-                    self.native_code.append(name)
-                    continue
-                if head.startswith(_ZIP_MAGIC):
-                    self._nested_archive(source, member, name)
-                    continue
-                if not (head[:1] == b"\x80" and len(head) > 2 and head[1] <= 5):
-                    continue  # loaders that unpickle a member by its role write PROTO first
+                self._scan_member_as_loaded(source, member, name)
+                continue
             budget = self.limits.max_pickle_bytes - self.inflated[0]
             if member.size > budget:
                 self.problem(f"stopped before {member.name}: the file's pickles exceed "
@@ -239,15 +253,56 @@ class PickleCollector:
             self.scan_buffer(data, name, role, quiet_errors=not by_name)
 
     def scan_archive_at(self, source: Source, start: int, length: int, name: str) -> None:
-        """A torch.save archive embedded in a byte range of the file (a DCP data file's slice):
-        its pickles are what ``torch.load`` of that range unpickles."""
+        """A byte range that a loader hands to ``torch.load`` (a DCP data file's slice): a zip
+        is read as an archive, anything else is unpickled from its first byte."""
         try:
             inner = SliceSource(source, start, length, name)
+            head = inner.read_at(0, min(length, 4))
+        except CkptError as exc:
+            self.problem(f"could not read {name}: {exc}", name)
+            return
+        if head != _ZIP_MAGIC:
+            self.scan_stream(inner, 0, length, [name, *[None] * (MAX_PICKLES_PER_STREAM - 1)])
+            return
+        try:
             members = zipdir.read_central_directory(inner, self.limits)
         except CkptError as exc:
             self.problem(f"could not read the archive {name}: {exc}", name)
             return
         self.scan_zip(inner, members, None, prefix=name + " > ")
+
+    def _scan_member_as_loaded(self, source: Source, member: Member, name: str) -> None:
+        """A member no name marks as a pickle: torch.export, torch.package and numpy name theirs
+        freely, and may hand any member to ``torch.load`` (a zip: an archive; anything else: a
+        pickle from its first byte) or ``pickle.loads``. Native code is noted. Data that merely
+        starts like a pickle (tensor bytes, text) names no global and is passed over."""
+        head = zipdir.read_member_head(source, member, _SNIFF)
+        if not head:
+            return
+        if is_native_code(member.name, head):
+            self.native_code.append(name)
+        elif head.startswith(_ZIP_MAGIC):
+            self._nested_archive(source, member, name)
+        elif member.method == zipdir.STORED and not member.encrypted:
+            try:
+                start = zipdir.data_offset(source, member)
+                inner = SliceSource(source, start, member.compressed_size, name)
+            except CkptError:
+                return
+            scan, _ = read_pickle_at(inner, 0, inner.size, self.limits)
+            if names_code(scan) or stopped_by_a_limit(scan) or (
+                    scan.error is None and scan.end > 2):
+                self.scan_stream(inner, 0, inner.size, [name])
+        else:
+            budget = min(self.limits.max_pickle_bytes - self.inflated[0],
+                         MAX_NESTED_MEMBER_BYTES)
+            try:
+                data = zipdir.read_member(source, member, budget)
+            except CkptError:
+                return
+            self.inflated[0] += len(data)
+            self.scan_buffer(data, name, Role.NESTED if self.quiet else Role.EXTRA,
+                             quiet_errors=True)
 
     def _nested_archive(self, source: Source, member: Member, name: str) -> None:
         """A zip archive stored as a member (torch.export keeps torch.save files so): its

@@ -102,15 +102,18 @@ def judge(module: str, name: str, allowed: AllowedGlobals, torchscript: bool = F
 
 
 SCRIPT_OBJECT = "torch.ScriptObject"
-REVIEWED_TORCHBIND = frozenset(
-    f"__torch__.torch.classes.quantized.{name}" for name in (
+REVIEWED_TORCHBIND = frozenset({
+    *(f"__torch__.torch.classes.quantized.{name}" for name in (
         "LinearPackedParamsBase", "Conv2dPackedParamsBase", "Conv3dPackedParamsBase",
-        "EmbeddingPackedParamsBase"))
+        "EmbeddingPackedParamsBase")),
+    "__torch__.torch.classes.rnn.CellParamsBase",
+})
 """The TorchScript custom classes a ``torch.ScriptObject`` may be rebuilt as, reviewed: the
-packed weights of quantized Linear, Conv and Embedding modules (``torch.save`` of a
-``quantize_dynamic`` model writes them). Unpickling one calls ``ScriptObject.__setstate__``,
-which runs the ``__setstate__`` of the class the pickle names; these repack tensors
-(aten/native/quantized/cpu/fbgemm_utils.cpp) and do nothing else."""
+packed weights of quantized Linear, Conv and Embedding modules and a quantized LSTM's cell
+parameters (``torch.save`` of a ``quantize_dynamic`` model writes them). Unpickling one calls
+``ScriptObject.__setstate__``, which runs the ``__setstate__`` of the class the pickle names;
+these repack tensors
+(aten/native/quantized/cpu/fbgemm_utils.cpp, aten/native/RNN.cpp) and do nothing else."""
 
 
 def reason(module: str, name: str) -> str:

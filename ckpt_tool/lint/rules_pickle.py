@@ -31,11 +31,18 @@ def _judged(facts: FileFacts, allowed: AllowedGlobals,
     for site in facts.sites if sites is None else sites:
         for use in site.scan.globals:
             verdict = judge(use.module, use.name, allowed, facts.torchscript)
+            if _from_package(use.module, facts.package_modules):
+                verdict = Verdict.CODE_EXECUTION  # imported from the archive's own source
             if (use.full_name == SCRIPT_OBJECT and verdict is Verdict.NOT_REVIEWED
                     and site.role is Role.MAIN and facts.torchbind_classes is not None
                     and facts.torchbind_classes <= REVIEWED_TORCHBIND):
                 verdict = Verdict.TORCHSCRIPT_CLASS  # judged by the classes its state names
             yield site, use, verdict
+
+
+def _from_package(module: str, modules: frozenset[str]) -> bool:
+    parts = module.split(".")
+    return bool(modules) and any(".".join(parts[:n]) in modules for n in range(1, len(parts) + 1))
 
 
 def _global_text(use: GlobalUse) -> str:
@@ -68,7 +75,7 @@ def check_code_execution(facts: FileFacts, allowed: AllowedGlobals) -> list[Find
         findings.append(make_finding(
             "CKPT002", facts.path,
             f"{_global_text(use)} named by {use.opcode} at {site.where(use.offset)}: "
-            f"{_why_code(use, verdict)} Do not load this file.",
+            f"{_why_code(use, verdict, facts)} Do not load this file.",
             site.member, site.base + use.offset))
     for member in facts.native_code:
         findings.append(make_finding(
@@ -94,7 +101,11 @@ def check_code_execution(facts: FileFacts, allowed: AllowedGlobals) -> list[Find
     return findings
 
 
-def _why_code(use: GlobalUse, verdict: Verdict) -> str:
+def _why_code(use: GlobalUse, verdict: Verdict, facts: FileFacts | None = None) -> str:
+    if facts is not None and _from_package(use.module, facts.package_modules):
+        return ("its module is Python source the torch.package archive ships: PackageImporter "
+                "imports it from the archive, whatever installed module it is named after, "
+                "and runs it.")
     why = reason(use.module, use.name)
     if "." in use.name:
         return (f"{why}; unpickling imports it and may call it (torch.load with "

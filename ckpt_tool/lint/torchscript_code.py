@@ -11,6 +11,7 @@ from the installed torch.
 
 from __future__ import annotations
 
+import ast
 import re
 from typing import NamedTuple
 
@@ -28,8 +29,8 @@ REVIEWED_NAMESPACES = frozenset({"aten", "prim", "quantized", "_quantized", "pro
 """Namespaces whose ops (the file ops above aside) compute on tensors and nothing else; a
 ``__setstate__`` calling into any other namespace runs code ckpt has not reviewed."""
 
-_CALL = re.compile(r"\b(?:torch|ops\.(\w+))\.(\w+)\s*\(")
-_DEF = re.compile(r"^(\s*)def\s+(\w+)\s*\(")
+_CALL = re.compile(r"\b(?:torch|ops\s*\.\s*(\w+))\s*\.\s*(\w+)\s*\(")
+"""The fallback for code ``ast`` cannot parse (which torch.jit.load could not compile either)."""
 
 
 class CodeCall(NamedTuple):
@@ -45,25 +46,61 @@ class CodeCall(NamedTuple):
 
 def risky_calls(member: str, source: str) -> list[CodeCall]:
     """The calls of file or network ops anywhere in one code file, and of ops outside the
-    reviewed namespaces inside ``__setstate__``."""
+    reviewed namespaces inside ``__setstate__``. The code is parsed as Python (TorchScript's
+    serialized code is Python syntax), so spacing and line breaks inside a call change nothing."""
+    lines = source.splitlines()
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return _risky_calls_in_text(member, lines)
     found: list[CodeCall] = []
-    functions: list[tuple[int, str]] = []  # (indentation, name) of the enclosing defs
-    for number, line in enumerate(source.splitlines(), start=1):
-        stripped = line.lstrip()
-        if not stripped:
-            continue
-        indent = len(line) - len(stripped)
-        while functions and indent <= functions[-1][0]:
-            functions.pop()
-        definition = _DEF.match(line)
-        if definition:
-            functions.append((len(definition.group(1)), definition.group(2)))
-            continue
-        at_load = any(name == "__setstate__" for _, name in functions)
-        for match in _CALL.finditer(line):
-            reason = _judge(match.group(1) or "aten", match.group(2), at_load)
+    _visit(tree, member, lines, False, found)
+    return found
+
+
+def _visit(node: ast.AST, member: str, lines: list[str], at_load: bool,
+           found: list[CodeCall]) -> None:
+    stack = [(node, at_load)]
+    while stack:
+        current, inside = stack.pop()
+        if isinstance(current, ast.FunctionDef | ast.AsyncFunctionDef):
+            inside = inside or current.name == "__setstate__"
+        elif isinstance(current, ast.Call):
+            op = _op_of(current.func)
+            reason = op and _judge(op[0], op[1], inside)
             if reason:
-                found.append(CodeCall(member, number, stripped.strip(), at_load, reason))
+                line = lines[current.lineno - 1].strip() if current.lineno <= len(lines) else ""
+                found.append(CodeCall(member, current.lineno, line, inside, reason))
+        stack.extend((child, inside) for child in ast.iter_child_nodes(current))
+    found.sort(key=lambda call: call.line)
+
+
+def _op_of(func: ast.expr) -> tuple[str, str] | None:
+    """(namespace, op) of ``torch.X``, ``ops.NS.X`` or ``torch.ops.NS.X``."""
+    parts: list[str] = []
+    while isinstance(func, ast.Attribute):
+        parts.append(func.attr)
+        func = func.value
+    if not isinstance(func, ast.Name):
+        return None
+    dotted = [func.id, *reversed(parts)]
+    if dotted[:2] == ["torch", "ops"]:
+        dotted = dotted[1:]
+    if dotted[0] == "ops" and len(dotted) == 3:
+        return dotted[1], dotted[2]
+    if dotted[0] == "torch" and len(dotted) == 2:
+        return "aten", dotted[1]
+    return None
+
+
+def _risky_calls_in_text(member: str, lines: list[str]) -> list[CodeCall]:
+    text = "\n".join(lines)
+    found = []
+    for match in _CALL.finditer(text):
+        reason = _judge(match.group(1) or "aten", match.group(2), True)
+        if reason:
+            number = text.count("\n", 0, match.start()) + 1
+            found.append(CodeCall(member, number, lines[number - 1].strip(), True, reason))
     return found
 
 

@@ -522,6 +522,7 @@ class _SymbolicWalk:
         attr = stack.pop() if stack else None
         module = stack.pop() if stack else None
         if isinstance(module, str) and isinstance(attr, str):
+            module, attr = map_python2_name(module, attr, self.result.protocol)
             self.result.globals.append(GlobalUse(module, attr, offset, "STACK_GLOBAL"))
         else:
             reason = "module or name is not a constant string"

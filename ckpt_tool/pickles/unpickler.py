@@ -389,6 +389,8 @@ def _known_globals() -> dict[str, Any]:
         "builtins.complex": complex,
         "builtins.bytearray": _bytearray,
         "builtins.object": object,
+        "builtins.Ellipsis": Ellipsis,
+        "builtins.NotImplemented": NotImplemented,
         "_codecs.encode": _codecs_encode,
         "copyreg._reconstructor": _reconstructor,
         "copyreg.__newobj__": _newobj,

@@ -164,7 +164,8 @@ def folder_checkpoint(folder: str, limits: Limits) -> FolderCheckpoint | None:
 
 
 def dcp_folder_owning(path: str) -> str | None:
-    """The folder whose DCP metadata names this file as one of its data files, if any."""
+    """The folder whose DCP metadata names this file as one of its data files, if any (never for
+    the metadata file itself, which DCP unpickles)."""
     if is_url(path) or not os.path.isfile(path):
         return None
     folder, name = os.path.split(path)
@@ -173,7 +174,8 @@ def dcp_folder_owning(path: str) -> str | None:
     except OSError:
         return None
     for found in find_in_folder(folder or ".", names, DEFAULT_LIMITS):
-        if name in found.files and found.metadata is not None:
+        is_metadata = found.metadata is not None and os.path.basename(found.metadata) == name
+        if name in found.files and found.metadata is not None and not is_metadata:
             return found.path
     return None
 
