@@ -29,4 +29,4 @@ def test_inspect_every_fixture_with_torch_blocked() -> None:
     )
     result = run_python(code)
     assert "ModuleNotFoundError" not in result.stderr and "Traceback" not in result.stderr
-    assert '"schema": 1' in result.stdout
+    assert '"schema": 2' in result.stdout
