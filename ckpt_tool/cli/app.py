@@ -6,6 +6,7 @@ import sys
 from typing import NoReturn
 
 import typer
+from typer.core import TyperCommand
 
 from ckpt_tool import __version__, exitcodes
 from ckpt_tool.limits import DEFAULT_LIMITS, Limits
@@ -18,6 +19,15 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     help="Inspect, lint, convert and compare PyTorch checkpoints without running them.",
 )
+
+
+class Command(TyperCommand):
+    """Usage lines as man pages write them: ``ckpt lint [OPTIONS] PATH...`` (Typer would write
+    required arguments in braces)."""
+
+    def collect_usage_pieces(self, ctx):  # -> list[str]
+        return [piece.replace("{", "").replace("}", "")
+                for piece in super().collect_usage_pieces(ctx)]
 
 
 def _version(value: bool) -> None:

@@ -6,7 +6,7 @@ from enum import Enum
 
 import typer
 
-from ckpt_tool.cli.app import app, epilog
+from ckpt_tool.cli.app import Command, app, epilog
 
 
 class Shell(str, Enum):
@@ -23,11 +23,11 @@ _EPILOG = epilog(
     {0: "the script was printed", 2: "unknown shell"})
 
 
-@app.command("completion", epilog=_EPILOG)
+@app.command("completion", cls=Command, epilog=_EPILOG)
 def completion_command(
     shell: Shell = typer.Argument(..., metavar="SHELL", help="bash, zsh, fish or powershell."),
 ) -> None:
-    """Print the completion script for SHELL (commands, options, rule codes, paths)."""
+    """Print the completion script for SHELL (commands, options, their choices, paths)."""
     from typer._completion_shared import get_completion_script
 
     from ckpt_tool.cli import COMPLETE_VAR

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING
 import typer
 
 from ckpt_tool import exitcodes
-from ckpt_tool.cli.app import INTERRUPTED_CODE, LIMIT_HELP, app, epilog, parse_limits, usage_error
+from ckpt_tool.cli.app import (
+    INTERRUPTED_CODE,
+    LIMIT_HELP,
+    Command,
+    app,
+    epilog,
+    parse_limits,
+    usage_error,
+)
 from ckpt_tool.convert.options import CastTo, ConvertOptions, ConvertResult, Target
 
 if TYPE_CHECKING:
@@ -34,7 +42,7 @@ _KEY_HELP = ("Convert the tensors under this dotted path (default: the usual wei
              "as state_dict).")
 
 
-@app.command("convert", epilog=_EPILOG)
+@app.command("convert", cls=Command, epilog=_EPILOG)
 def convert_command(
     paths: list[str] = typer.Argument(..., metavar="SRC...",
                                       help="Checkpoint files, folders (walked) or *.index.json."),

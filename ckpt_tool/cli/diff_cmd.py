@@ -7,19 +7,26 @@ import os
 import typer
 
 from ckpt_tool import exitcodes
-from ckpt_tool.cli.app import INTERRUPTED_CODE, LIMIT_HELP, app, epilog, parse_limits, usage_error
+from ckpt_tool.cli.app import (
+    INTERRUPTED_CODE,
+    LIMIT_HELP,
+    Command,
+    app,
+    epilog,
+    parse_limits,
+    usage_error,
+)
 
 _EPILOG = epilog(
     ["ckpt diff a.pt b.pt                          # names, dtypes, shapes, metadata",
      "ckpt diff --values m.pth.tar m.safetensors   # and every value (a lossless check)",
      "ckpt diff --values run1/ckpt/ run2/ckpt/     # folders, shards, *.index.json",
      "ckpt diff --json a.pt b.pt | jq .verdict"],
-    {0: "equal under the comparison made: with --values every tensor identical or allclose; "
-        "without, the same names, dtypes, shapes and metadata (values not compared)",
+    {0: "equal (--values) or the same layout (names, dtypes, shapes, metadata)",
      1: "different", 2: "an input could not be read, or bad usage", **INTERRUPTED_CODE})
 
 
-@app.command("diff", epilog=_EPILOG)
+@app.command("diff", cls=Command, epilog=_EPILOG)
 def diff_command(
     path_a: str = typer.Argument(..., metavar="A",
                                  help="A checkpoint file, folder, *.index.json or URL."),

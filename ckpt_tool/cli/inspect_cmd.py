@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING
 import typer
 
 from ckpt_tool import exitcodes
-from ckpt_tool.cli.app import INTERRUPTED_CODE, LIMIT_HELP, app, epilog, parse_limits, usage_error
+from ckpt_tool.cli.app import (
+    INTERRUPTED_CODE,
+    LIMIT_HELP,
+    Command,
+    app,
+    epilog,
+    parse_limits,
+    usage_error,
+)
 
 if TYPE_CHECKING:
     from ckpt_tool.cli.output import Bar
@@ -32,7 +40,7 @@ _EPILOG = epilog(
      "bad usage", **INTERRUPTED_CODE})
 
 
-@app.command("inspect", epilog=_EPILOG)
+@app.command("inspect", cls=Command, epilog=_EPILOG)
 def inspect_command(
     paths: list[str] = typer.Argument(
         ..., metavar="PATH...", help="Checkpoint files, folders (walked), *.index.json or URLs."),
@@ -98,6 +106,9 @@ def inspect_command(
                 error_line(report.path, report.error)
             results.append((report, rows))
     models = [item.model for item in items]
+    groups = {item.group for item in items}
+    root = groups.pop() if len(groups) == 1 and len(paths) == 1 and os.path.isdir(paths[0]) \
+        else None
     if as_json:
         from ckpt_tool.cli.output import write
         from ckpt_tool.render.inspect_json import render_json
@@ -105,7 +116,7 @@ def inspect_command(
         write(render_json(results, models) + "\n")
     else:
         full = verbose or len(results) == 1 or stats or pattern is not None or limit is not None
-        _show(results, models, full, expand, not no_tree)
+        _show(results, models, full, expand, not no_tree, root)
     reports = [report for report, _ in results]
     if not quiet and not as_json:
         summary_line("inspect", _summary(reports, str(timer)))
@@ -151,7 +162,7 @@ def _require_numpy() -> None:
 
 
 def _show(results: list, models: list[str | None], full: bool, expand: bool,
-          tree: bool) -> None:
+          tree: bool, root: str | None) -> None:
     from ckpt_tool.cli.output import emit, stdout_width
     from ckpt_tool.render.inspect_view import file_view, files_table, totals_view
 
@@ -164,7 +175,8 @@ def _show(results: list, models: list[str | None], full: bool, expand: bool,
     else:
         from ckpt_tool.inspect.models import model_rows
 
-        emit(files_table(model_rows(reports, models), width))
+        title = f"files in {root}" if root else ""
+        emit(files_table(model_rows(reports, models, root), width, title))
     if len(results) > 1:
         emit(totals_view(reports))
 

@@ -14,7 +14,15 @@ import sys
 import typer
 
 from ckpt_tool import exitcodes
-from ckpt_tool.cli.app import INTERRUPTED_CODE, LIMIT_HELP, app, epilog, parse_limits, usage_error
+from ckpt_tool.cli.app import (
+    INTERRUPTED_CODE,
+    LIMIT_HELP,
+    Command,
+    app,
+    epilog,
+    parse_limits,
+    usage_error,
+)
 from ckpt_tool.lint.findings import Finding
 from ckpt_tool.lint.formats import OutputFormat
 
@@ -32,7 +40,7 @@ _EPILOG = epilog(
      **INTERRUPTED_CODE})
 
 
-@app.command("lint", epilog=_EPILOG)
+@app.command("lint", cls=Command, epilog=_EPILOG)
 def lint_command(
     paths: list[str] = typer.Argument(..., metavar="PATH...",
                                       help="Checkpoint files or folders (walked)."),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from ckpt_tool import exitcodes
-from ckpt_tool.cli.app import app, epilog, usage_error
+from ckpt_tool.cli.app import Command, app, epilog, usage_error
 
 _EPILOG = epilog(
     ["ckpt rule CKPT002", "ckpt rule pth-extension",
@@ -14,7 +14,7 @@ _EPILOG = epilog(
     {0: "the rule was found", 2: "no such rule"})
 
 
-@app.command("rule", epilog=_EPILOG)
+@app.command("rule", cls=Command, epilog=_EPILOG)
 def rule_command(
     rule: str | None = typer.Argument(None, metavar="[CODE|SLUG]",
                                       help="A rule's code (CKPT002) or slug (code-execution)."),
@@ -40,8 +40,16 @@ def rule_command(
     elif rule is not None or show_all:
         write("\n".join(rule_docs()[r.code] for r in rules))
     else:
-        lines = [f"{r.code}  {r.slug:<22} {r.severity.value:<8} "
-                 f"{'on ' if r.default else 'off'}  {r.summary}" for r in rules]
+        from ckpt_tool.cli.output import stdout_width
+
+        width = stdout_width()
+        lines = []
+        for r in rules:
+            line = f"{r.code}  {r.slug:<20}  {r.severity.value:<7}  {'on ' if r.default else 'off'}"
+            summary = r.summary
+            if width is not None and len(line) + 2 + len(summary) > width:
+                summary = summary[: max(10, width - len(line) - 3)] + "…"
+            lines.append(f"{line}  {summary}")
         write("\n".join(lines) + "\n")
     raise typer.Exit(exitcodes.OK)
 

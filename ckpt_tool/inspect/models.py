@@ -3,6 +3,7 @@ an HF ``*.index.json`` or by ``-00001-of-00003``) merged into one row."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from ckpt_tool.inspect.report import FileReport
@@ -22,17 +23,22 @@ class ModelRow:
     files: int = 1
 
 
-def model_rows(reports: list[FileReport], models: list[str | None]) -> list[ModelRow]:
-    """One row per model, in the order of each model's first file."""
+def model_rows(reports: list[FileReport], models: list[str | None],
+               root: str | None = None) -> list[ModelRow]:
+    """One row per model, in the order of each model's first file; paths relative to ``root``
+    (the one folder walked) when given."""
     groups: dict[str, list[FileReport]] = {}
     for report, model in zip(reports, models, strict=True):
         groups.setdefault(model or f"\0{report.path}", []).append(report)
-    return [_row(key, members) for key, members in groups.items()]
+    return [_row(key, members, root) for key, members in groups.items()]
 
 
-def _row(key: str, members: list[FileReport]) -> ModelRow:
+def _row(key: str, members: list[FileReport], root: str | None) -> ModelRow:
     ok = [r for r in members if r.ok and r.checkpoint is not None]
-    label = members[0].path if key.startswith("\x00") else f"{key} ({len(members)} shards)"
+    path = members[0].path if key.startswith("\x00") else key
+    label = os.path.relpath(path, root) if root else path
+    if not key.startswith("\x00"):
+        label += f" ({len(members)} shards)"
     if not ok:
         return ModelRow(label, "unreadable", 0, 0, 0, "-", "-", len(members))
     formats = sorted({r.checkpoint.format.value for r in ok if r.checkpoint})

@@ -22,7 +22,7 @@ from ckpt_tool.inspect.report import FileReport, TensorRow
 from ckpt_tool.inspect.stats import TensorStats
 from ckpt_tool.model.checkpoint import TensorRef
 from ckpt_tool.model.values import short_text
-from ckpt_tool.render.names import MIN_NAME_WIDTH, fit_names, middle_ellipsis
+from ckpt_tool.render.names import MIN_NAME_WIDTH, compact, fit_names, shorten
 from ckpt_tool.render.safe import printable
 from ckpt_tool.render.units import human_bytes, human_count
 
@@ -237,8 +237,10 @@ def _table(title: str, columns: tuple[str, ...], cells: list[list[str]], total: 
         return table
     longest = max((len(name) for name in names), default=0)
     natural = measure(table)
+    shortest = max((len(compact(name)) for name in names), default=0)
+    comfortable = min(longest, max(COMFORTABLE_NAME_WIDTH, shortest))
     for column in optional:
-        if longest - (natural - width) >= MIN_NAME_WIDTH:
+        if longest - (natural - width) >= comfortable:
             break
         keep = [i for i, name in enumerate(columns) if name != column]
         columns = tuple(columns[i] for i in keep)
@@ -249,8 +251,7 @@ def _table(title: str, columns: tuple[str, ...], cells: list[list[str]], total: 
     if natural <= width or not longest:
         return table
     room = max(MIN_NAME_WIDTH, longest - (natural - width))
-    return _build_table(title, columns, [middle_ellipsis(name, room) for name in names], cells,
-                        total)
+    return _build_table(title, columns, [shorten(name, room) for name in names], cells, total)
 
 
 def _build_table(title: str, columns: tuple[str, ...], names: list[str], cells: list[list[str]],
@@ -269,6 +270,8 @@ def _build_table(title: str, columns: tuple[str, ...], names: list[str], cells: 
     return table
 
 
+COMFORTABLE_NAME_WIDTH = 32
+"""Optional columns are left out while names would be cut shorter than this."""
 _NUMERIC = frozenset({"numel", "bytes", "tensors", "params", "size", "min", "max", "mean", "std",
                       "nan", "inf"})
 
@@ -315,12 +318,13 @@ def file_view(report: FileReport, rows: list[TensorRow], expand: bool,
     return Group(header, *parts, Text(""))
 
 
-def files_table(models: list[ModelRow], width: int | None = None) -> RenderableType:
+def files_table(models: list[ModelRow], width: int | None = None,
+                title: str = "") -> RenderableType:
     """Several files, one row each; the shards of one model as one row."""
     columns = ("file", "format", "tensors", "params", "size", "dtypes", "weights_only")
     cells = [[m.label, m.format, f"{m.tensors:,}", human_count(m.parameters),
               human_bytes(m.size), m.dtypes, m.weights_only] for m in models]
-    return _table("", columns, cells, None, width, optional=("dtypes", "format"))
+    return _table(title, columns, cells, None, width, optional=("dtypes", "format"))
 
 
 def totals_view(reports: list[FileReport]) -> RenderableType:
