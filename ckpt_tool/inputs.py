@@ -10,13 +10,16 @@ import json
 import os
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ckpt_tool.containers.detect import Kind, sniff
 from ckpt_tool.containers.source import FileSource
-from ckpt_tool.discovery.walk import DEFAULT_RULES, Passed, WalkRules, walk_folders
 from ckpt_tool.errors import CkptError
 from ckpt_tool.limits import DEFAULT_LIMITS
 from ckpt_tool.readers.dcp import find_in_folder
+
+if TYPE_CHECKING:
+    from ckpt_tool.discovery.walk import Passed, WalkRules
 
 CHECKPOINT_KINDS = (Kind.ZIP, Kind.LEGACY, Kind.SAFETENSORS, Kind.PICKLE, Kind.TAR)
 INDEX_SUFFIX = ".index.json"
@@ -35,8 +38,10 @@ class InputFile:
     number), shared by every shard of that model."""
 
 
-def expand_inputs(paths: list[str], rules: WalkRules = DEFAULT_RULES,
+def expand_inputs(paths: list[str], rules: WalkRules | None = None,
                   passed: list[Passed] | None = None) -> list[InputFile]:
+    """The files to read; ``passed`` collects what folder walks passed over (``rules``: the
+    default walk when None)."""
     passed = passed if passed is not None else []
     files: list[InputFile] = []
     for path in paths:
@@ -58,12 +63,15 @@ def holds_checkpoint(path: str) -> bool:
         return False
 
 
-def _walk_directory(root: str, rules: WalkRules, passed: list[Passed]) -> list[InputFile]:
+def _walk_directory(root: str, rules: WalkRules | None,
+                    passed: list[Passed]) -> list[InputFile]:
     """Every checkpoint below ``root``: a file, or a folder of files that is one checkpoint (a
     DCP folder is one input, its data files are not read on their own)."""
+    from ckpt_tool.discovery.walk import DEFAULT_RULES, walk_folders
+
     found: list[InputFile] = []
     seen: set[str] = set()
-    for folder, names in walk_folders(root, rules, passed):
+    for folder, names in walk_folders(root, rules or DEFAULT_RULES, passed):
         owned: set[str] = set()
         for group in find_in_folder(folder, names, DEFAULT_LIMITS):
             owned |= group.files

@@ -105,3 +105,15 @@ def test_pre_commit_hook_refuses_pth_and_accepts_pt(tmp_path: Path, request) -> 
     output = accepted.stdout + accepted.stderr
     assert accepted.returncode == 0, output
     assert "ckpt lint (PyTorch checkpoints)" in output and "Passed" in output
+    assert_hook_environment_is_small(cache / "home")
+
+
+def assert_hook_environment_is_small(home: Path) -> None:
+    """The hook installs the plain package: typer and rich, none of what computes on tensors
+    (numpy alone is 73 MB). README's "The pre-commit hook" reports the size this measures."""
+    [site_packages] = home.glob("repo*/py_env-*/lib/python*/site-packages")
+    installed = {path.name.lower() for path in site_packages.iterdir()}
+    assert {"typer", "rich", "ckpt_tool"} <= installed
+    assert not {"numpy", "ml_dtypes", "safetensors", "torch"} & installed
+    size = sum(path.stat().st_size for path in site_packages.rglob("*") if path.is_file())
+    print(f"pre-commit hook environment: {size / 1e6:.1f} MB of site-packages")

@@ -60,7 +60,9 @@ INTERRUPTED_CODE = {exitcodes.INTERRUPTED: "interrupted (Ctrl-C)",
 
 
 def usage_error(message: str) -> NoReturn:
-    print(f"ckpt: {message}", file=sys.stderr)
+    from ckpt_tool.render.safe import printable
+
+    print(f"ckpt: {printable(message)}", file=sys.stderr)
     raise typer.Exit(exitcodes.ERROR)
 
 

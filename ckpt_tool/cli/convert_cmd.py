@@ -108,7 +108,7 @@ def convert_command(
         shard_size=_parse_shard_size(shard_size), verify=not no_verify, force=force, move=move,
         rewrite=rewrite, limits=parse_limits(set_limit))
     _check_combinations(options)
-    failures, job_list = _plan_jobs(paths, to, output, _walk_rules(exclude, extend_exclude))
+    failures, job_list = _plan_jobs(paths, to, output, _walk_rules(paths, exclude, extend_exclude))
     results = _run(job_list, options, jobs, quiet)
     for result in failures + results:
         if not result.ok:
@@ -168,7 +168,12 @@ def _check_combinations(options: ConvertOptions) -> None:
         usage_error("--key and --all both choose what to convert: pick one")
 
 
-def _walk_rules(exclude: list[str] | None, extend: list[str] | None):
+def _walk_rules(paths: list[str], exclude: list[str] | None, extend: list[str] | None):
+    """How folders are walked; the configuration is read only when there is a folder to walk."""
+    from ckpt_tool.discovery.walk import DEFAULT_RULES
+
+    if not any(os.path.isdir(path) for path in paths):
+        return DEFAULT_RULES
     from ckpt_tool.discovery.project import WalkFlags, find_project, walk_rules
     from ckpt_tool.errors import ConfigError
     from ckpt_tool.lint.config import split_commas
@@ -191,7 +196,7 @@ def _plan_jobs(paths: list[str], to: Target, output: str | None,
     failures = [ConvertResult(item.path, error=item.error) for item in items if item.error]
     usable = [item for item in items if not item.error]
     sources = [item.path for item in usable]
-    bases = [_base(item.group) for item in usable]
+    bases = [None if item.group == item.path else _base(item.group) for item in usable]
     try:
         dests = destinations(sources, to, output, bases)
     except ConversionError as exc:

@@ -56,7 +56,7 @@ def diff_command(
     timer = Timer()
     limits = parse_limits(set_limit)
     try:
-        rules = _walk_rules()
+        rules = _walk_rules([path_a, path_b])
     except ConfigError as exc:
         usage_error(str(exc))
     sides = [_load(path, limits, rules) for path in (path_a, path_b)]
@@ -109,7 +109,12 @@ def diff_command(
     raise typer.Exit(exitcodes.OK if result.equal else exitcodes.FINDINGS)
 
 
-def _walk_rules():
+def _walk_rules(paths: list[str]):
+    """How folders are walked; the configuration is read only when there is a folder to walk."""
+    from ckpt_tool.discovery.walk import DEFAULT_RULES
+
+    if not any(os.path.isdir(path) for path in paths):
+        return DEFAULT_RULES
     from ckpt_tool.discovery.project import find_project, walk_rules
 
     return walk_rules(find_project(os.getcwd()))

@@ -84,7 +84,7 @@ def inspect_command(
 
     timer = Timer()
     limits = parse_limits(set_limit)
-    rules = _walk_rules(exclude, extend_exclude, respect_gitignore)
+    rules = _walk_rules(paths, exclude, extend_exclude, respect_gitignore)
     passed: list[Passed] = []
     items = expand_inputs(paths, rules, passed)
     if show_files:
@@ -124,8 +124,13 @@ def inspect_command(
         raise typer.Exit(exitcodes.ERROR)
 
 
-def _walk_rules(exclude: list[str] | None, extend: list[str] | None,
+def _walk_rules(paths: list[str], exclude: list[str] | None, extend: list[str] | None,
                 respect_gitignore: bool | None):
+    """How folders are walked; the configuration is read only when there is a folder to walk."""
+    from ckpt_tool.discovery.walk import DEFAULT_RULES
+
+    if not any(os.path.isdir(path) for path in paths):
+        return DEFAULT_RULES
     from ckpt_tool.discovery.project import WalkFlags, find_project, walk_rules
     from ckpt_tool.errors import ConfigError
     from ckpt_tool.lint.config import split_commas
