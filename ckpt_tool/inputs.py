@@ -67,8 +67,9 @@ def _walk_directory(root: str, rules: WalkRules | None,
                     passed: list[Passed]) -> list[InputFile]:
     """Every checkpoint below ``root``: a file, or a folder of files that is one checkpoint (a
     DCP folder is one input, its data files are not read on their own)."""
-    from ckpt_tool.discovery.walk import DEFAULT_RULES, walk_folders
+    from ckpt_tool.discovery.walk import DEFAULT_RULES, gitignore_hint, walk_folders
 
+    already = len(passed)
     found: list[InputFile] = []
     seen: set[str] = set()
     for folder, names in walk_folders(root, rules or DEFAULT_RULES, passed):
@@ -87,7 +88,8 @@ def _walk_directory(root: str, rules: WalkRules | None,
             seen.add(real)
             found.append(InputFile(path, group=root, model=models.get(name)))
     if not found:
-        return [InputFile(root, error="no checkpoint files in this directory")]
+        hint = gitignore_hint(passed[already:])
+        return [InputFile(root, error=f"no checkpoint files in this directory{hint}")]
     return found
 
 

@@ -151,3 +151,19 @@ def test_lint_json_lists_checked_skipped_and_excluded(project: Path) -> None:
     assert {".git", ".venv", "node_modules", "myenv"} <= excluded
     assert document["summary"] | {} == document["summary"]
     assert (document["summary"]["files_checked"], document["summary"]["files_skipped"]) == (1, 1)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_what_gitignore_hides_is_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checkpoints are often in .gitignore: a walk that finds nothing else says so."""
+    monkeypatch.chdir(tmp_path)
+    git(tmp_path, "init", "-q")
+    (tmp_path / ".gitignore").write_text("*.pt\n")
+    (tmp_path / "checkpoints").mkdir()
+    shutil.copyfile(FIXTURES / "state_dict.pt", tmp_path / "checkpoints" / "a.pt")
+    hint = "(1 path ignored by .gitignore: --no-respect-gitignore reads them)"
+    inspected = runner.invoke(app, ["inspect", "checkpoints"])
+    assert inspected.exit_code == 2 and hint in inspected.stderr
+    linted = lint("checkpoints")
+    assert linted.exit_code == 0 and hint in linted.stderr
+    assert runner.invoke(app, ["inspect", "--no-respect-gitignore", "checkpoints"]).exit_code == 0

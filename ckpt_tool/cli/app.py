@@ -55,7 +55,7 @@ def epilog(examples: list[str], exit_codes: dict[int, str]) -> str:
     return "\n".join(lines)
 
 
-INTERRUPTED_CODE = {exitcodes.INTERRUPTED: "interrupted (Ctrl-C)",
+COMMON_EXIT_CODES = {exitcodes.INTERRUPTED: "interrupted (Ctrl-C)",
                     exitcodes.PIPE_CLOSED: "stdout was closed by its reader (| head)"}
 
 

@@ -11,7 +11,7 @@ import typer
 
 from ckpt_tool import exitcodes
 from ckpt_tool.cli.app import (
-    INTERRUPTED_CODE,
+    COMMON_EXIT_CODES,
     LIMIT_HELP,
     Command,
     app,
@@ -37,7 +37,7 @@ _EPILOG = epilog(
      "ckpt convert ddp.pt --strip-prefix module. --dtype bf16 --shard-size 5GB",
      "ckpt convert runs/ -o converted/ --jobs 4       # keeps runs/'s tree below converted/"],
     {0: "every file was converted", 2: "a file failed (the others were still converted), or "
-     "bad usage", **INTERRUPTED_CODE})
+     "bad usage", **COMMON_EXIT_CODES})
 _KEY_HELP = ("Convert the tensors under this dotted path (default: the usual weights root, such "
              "as state_dict).")
 

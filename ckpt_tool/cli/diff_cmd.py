@@ -8,7 +8,7 @@ import typer
 
 from ckpt_tool import exitcodes
 from ckpt_tool.cli.app import (
-    INTERRUPTED_CODE,
+    COMMON_EXIT_CODES,
     LIMIT_HELP,
     Command,
     app,
@@ -23,7 +23,7 @@ _EPILOG = epilog(
      "ckpt diff --values run1/ckpt/ run2/ckpt/     # folders, shards, *.index.json",
      "ckpt diff --json a.pt b.pt | jq .verdict"],
     {0: "equal (--values) or the same layout (names, dtypes, shapes, metadata)",
-     1: "different", 2: "an input could not be read, or bad usage", **INTERRUPTED_CODE})
+     1: "different", 2: "an input could not be read, or bad usage", **COMMON_EXIT_CODES})
 
 
 @app.command("diff", cls=Command, epilog=_EPILOG)

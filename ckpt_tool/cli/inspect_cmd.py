@@ -10,7 +10,7 @@ import typer
 
 from ckpt_tool import exitcodes
 from ckpt_tool.cli.app import (
-    INTERRUPTED_CODE,
+    COMMON_EXIT_CODES,
     LIMIT_HELP,
     Command,
     app,
@@ -37,7 +37,7 @@ _EPILOG = epilog(
      "ckpt inspect --stats --filter '*.weight' m.pt",
      "ckpt inspect --json m.pt | jq '.files[0].parameter_count'"],
     {0: "every file was read", 2: "a file could not be read (the others are still shown), or "
-     "bad usage", **INTERRUPTED_CODE})
+     "bad usage", **COMMON_EXIT_CODES})
 
 
 @app.command("inspect", cls=Command, epilog=_EPILOG)
@@ -119,7 +119,9 @@ def inspect_command(
         _show(results, models, full, expand, not no_tree, root)
     reports = [report for report, _ in results]
     if not quiet and not as_json:
-        summary_line("inspect", _summary(reports, str(timer)))
+        from ckpt_tool.discovery.walk import gitignore_hint
+
+        summary_line("inspect", _summary(reports, str(timer), gitignore_hint(passed)))
     if any(not report.ok for report in reports):
         raise typer.Exit(exitcodes.ERROR)
 
@@ -186,7 +188,7 @@ def _show(results: list, models: list[str | None], full: bool, expand: bool,
         emit(totals_view(reports))
 
 
-def _summary(reports: list[FileReport], elapsed: str) -> str:
+def _summary(reports: list[FileReport], elapsed: str, hint: str = "") -> str:
     from ckpt_tool.render.units import human_bytes
 
     size = sum(r.checkpoint.size for r in reports if r.checkpoint is not None)
@@ -194,7 +196,8 @@ def _summary(reports: list[FileReport], elapsed: str) -> str:
     failed = sum(1 for r in reports if not r.ok)
     files = f"{len(reports)} {'file' if len(reports) == 1 else 'files'}"
     unreadable = f" ({failed} unreadable)" if failed else ""
-    return f"{files}{unreadable}, {human_bytes(size)}, {human_bytes(read)} read ({elapsed})"
+    return (f"{files}{unreadable}, {human_bytes(size)}, {human_bytes(read)} read{hint} "
+            f"({elapsed})")
 
 
 def _add_stats(report: FileReport, rows: list, bar: Bar) -> None:

@@ -15,7 +15,7 @@ import typer
 
 from ckpt_tool import exitcodes
 from ckpt_tool.cli.app import (
-    INTERRUPTED_CODE,
+    COMMON_EXIT_CODES,
     LIMIT_HELP,
     Command,
     app,
@@ -37,7 +37,7 @@ _EPILOG = epilog(
     {0: "nothing reported (also: --exit-zero, or no checkpoint file found: a warning)",
      1: "findings (an unreadable file is one), or --fix changed a file",
      2: "bad usage (unknown rule, bad configuration) or an internal error",
-     **INTERRUPTED_CODE})
+     **COMMON_EXIT_CODES})
 
 
 @app.command("lint", cls=Command, epilog=_EPILOG)
@@ -148,16 +148,19 @@ def _show_files(selection, quiet: bool) -> None:
 
 
 def _warn_nothing_checked(paths: list[str], selection) -> None:
+    from ckpt_tool.discovery.walk import gitignore_hint
     from ckpt_tool.render.safe import printable
 
     where = ", ".join(printable(path) for path in paths[:3]) + (" ..." if len(paths) > 3 else "")
     passed = []
     if selection.skipped:
         passed.append(f"{_files(len(selection.skipped))} that are not checkpoints")
-    if selection.excluded:
-        passed.append(f"{len(selection.excluded)} excluded paths")
+    excluded = [item for item in selection.excluded if not item.gitignored]
+    if excluded:
+        passed.append(f"{len(excluded)} excluded {'path' if len(excluded) == 1 else 'paths'}")
     detail = f" (passed over {' and '.join(passed)}; --show-files lists them)" if passed else ""
-    print(f"ckpt lint: warning: no checkpoint files to check in {where}{detail}", file=sys.stderr)
+    print(f"ckpt lint: warning: no checkpoint files to check in {where}{detail}"
+          f"{gitignore_hint(selection.excluded)}", file=sys.stderr)
 
 
 def _files(count: int) -> str:

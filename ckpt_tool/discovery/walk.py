@@ -26,6 +26,9 @@ class WalkRules:
 DEFAULT_RULES = WalkRules()
 
 
+GITIGNORED = "ignored by .gitignore"
+
+
 @dataclass
 class Passed:
     """A file or folder a walk did not look into, and why."""
@@ -33,6 +36,19 @@ class Passed:
     path: str
     reason: str
     is_folder: bool
+
+    @property
+    def gitignored(self) -> bool:
+        return self.reason.startswith(GITIGNORED)
+
+
+def gitignore_hint(passed: list[Passed]) -> str:
+    """`` (N paths ignored by .gitignore: --no-respect-gitignore reads them)``, or nothing."""
+    count = sum(1 for item in passed if item.gitignored)
+    if not count:
+        return ""
+    return (f" ({count} {'path' if count == 1 else 'paths'} ignored by .gitignore: "
+            "--no-respect-gitignore reads them)")
 
 
 def walk_folders(root: str, rules: WalkRules,
@@ -80,7 +96,7 @@ def _exclusion(path: str, is_folder: bool, rules: WalkRules,
     if ignores is not None:
         ignored = ignores.match(path, is_folder)
         if ignored is not None:
-            return f"ignored by .gitignore ({ignored.text!r})"
+            return f"{GITIGNORED} ({ignored.text!r})"
     return None
 
 
