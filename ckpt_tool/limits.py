@@ -23,7 +23,7 @@ class Limits:
     """safetensors JSON header size."""
     max_tensors: int = 10_000_000
     """Tensors in one checkpoint."""
-    max_objects: int = 2_000_000
+    max_objects: int = 1_000_000
     """Values visited when walking the object tree into named leaves."""
 
     def __post_init__(self) -> None:

@@ -105,6 +105,20 @@ def test_pre_commit_hook_refuses_pth_and_accepts_pt(tmp_path: Path, request) -> 
     output = accepted.stdout + accepted.stderr
     assert accepted.returncode == 0, output
     assert "ckpt lint (PyTorch checkpoints)" in output and "Passed" in output
+
+    # Pickles under any name, text ones included: the hook passes every file, lint picks.
+    from tests.attack_files import headless_pickle
+    from tests.lint_corpus import ROUTES
+
+    (repo / "notes.dat").write_bytes(headless_pickle(10))
+    protocol_0 = next(route for route in ROUTES if route.id == "protocol-0")
+    (repo / "settings.txt").write_bytes(protocol_0.pickle)
+    git("add", "notes.dat", "settings.txt", cwd=repo, env=env)
+    hostile = subprocess.run(["git", "commit", "-m", "add data"], cwd=repo, env=env,
+                             capture_output=True, text=True, timeout=600)
+    output = hostile.stdout + hostile.stderr
+    assert hostile.returncode != 0, output
+    assert "notes.dat: CKPT002" in output and "settings.txt: CKPT002" in output, output
     assert_hook_environment_is_small(cache / "home")
 
 

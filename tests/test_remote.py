@@ -99,3 +99,57 @@ def test_diff_of_a_url_and_a_local_file() -> None:
         result = runner.invoke(app, ["diff", f"{server.url}/state_dict.pt",
                                      str(FIXTURES / "legacy.pt")])
     assert result.exit_code == 0, result.output
+
+
+@pytest.fixture(scope="module")
+def many_tensors(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """169 tensors of 16 KB: their local headers lie too far apart to share a request."""
+    from safetensors.torch import save_file
+
+    folder = tmp_path_factory.mktemp("many")
+    torch.manual_seed(0)
+    state = {f"h.{i}.w": torch.randn(64, 64) for i in range(169)}
+    torch.save(state, folder / "pytorch_model.bin")
+    save_file(state, str(folder / "model.safetensors"))
+    return folder
+
+
+@pytest.mark.parametrize(("name", "most"), [("pytorch_model.bin", 3), ("model.safetensors", 1)])
+@pytest.mark.parametrize("command", ["inspect", "lint"])
+def test_a_remote_checkpoint_costs_a_few_requests(many_tensors: Path, name: str, most: int,
+                                                   command: str) -> None:
+    with serve(many_tensors) as server:
+        result = runner.invoke(app, [command, f"{server.url}/{name}"])
+        requests, sent = server.requests, server.bytes_sent
+    assert result.exit_code == 0, result.output
+    assert requests <= most
+    assert sent < (many_tensors / name).stat().st_size / 10
+
+
+def test_remote_offsets_computed_from_the_directory_equal_the_local_headers(
+        many_tensors: Path) -> None:
+    _, local, _ = inspect_json(str(many_tensors / "pytorch_model.bin"))
+    with serve(many_tensors) as server:
+        _, remote, _ = inspect_json(f"{server.url}/pytorch_model.bin")
+    assert remote["files"][0]["requests"] <= 3 and local["files"][0]["requests"] == 0
+    assert [t["offset"] for t in remote["files"][0]["tensors"]] == [
+        t["offset"] for t in local["files"][0]["tensors"]]
+
+
+def test_a_predicted_offset_is_checked_against_the_local_header(tmp_path: Path) -> None:
+    """A zip not written by torch puts its data elsewhere: reading bytes must notice."""
+    from ckpt_tool.containers import zipdir
+    from ckpt_tool.containers.source import FileSource
+    from ckpt_tool.errors import FormatError
+    from ckpt_tool.limits import DEFAULT_LIMITS
+    from tests.archives import tensor_pickle, torch_archive
+
+    path = tmp_path / "other-writer.pt"
+    path.write_bytes(torch_archive(tensor_pickle(4), {"data/0": b"\0" * 16}))
+    with FileSource(path) as source:
+        members = zipdir.read_central_directory(source, DEFAULT_LIMITS)
+        record = next(m for m in members if m.name.endswith("data/0"))
+        actual = zipdir.data_offset(source, record)
+        zipdir.check_data_offset(source, record, actual)
+        with pytest.raises(FormatError, match="does not start where"):
+            zipdir.check_data_offset(source, record, zipdir.predicted_data_offset(record))

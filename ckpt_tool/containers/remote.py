@@ -11,6 +11,13 @@ from ckpt_tool.extras import require_fsspec
 
 _MIN_FETCH = 16 << 10
 """Read ahead at least this much: zip headers and pickles are read in small adjacent pieces."""
+_HEAD = 64 << 10
+"""The first request asks for this much of the file's start: the format's magic, a safetensors
+header, or a torch.save archive's first member (``data.pkl``) and the small records after it;
+its answer also gives the file's size."""
+_TAIL = 64 << 10
+"""A read in this much of the end fetches all of it: a zip's end record, its central directory
+and torch's last records (``version``, ``serialization_id``) come in one request."""
 _GAP = 4 << 10
 """read_many merges ranges closer than this into one request."""
 _PARALLEL = 8
@@ -24,6 +31,9 @@ def is_url(path: str) -> bool:
 
 class _CachedSource:
     """Keeps fetched segments so overlapping small reads cost one request."""
+
+    remote = True
+    """Each read is a request: readers compute what they can instead of reading it."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -56,10 +66,12 @@ class _CachedSource:
         cached = self._cached(offset, length)
         if cached is not None:
             return cached
-        end = min(self.size, offset + max(length, _MIN_FETCH))
-        data = self._fetch(offset, end)
-        self._remember(offset, data)
-        return data[:length]
+        start, end = offset, min(self.size, offset + max(length, _MIN_FETCH))
+        if offset >= self.size - _TAIL:
+            start, end = max(0, self.size - _TAIL), max(end, self.size)
+        data = self._fetch(start, end)
+        self._remember(start, data)
+        return data[offset - start : offset - start + length]
 
     def read_many(self, ranges: list[tuple[int, int]]) -> list[bytes]:
         for offset, length in ranges:
@@ -86,7 +98,7 @@ class HttpSource(_CachedSource):
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
-        data, total = self._request(0, 1)
+        data, total = self._request(0, _HEAD)
         self.size = total
         self._remember(0, data)
 
@@ -105,14 +117,15 @@ class HttpSource(_CachedSource):
                 if not match or match.group(3) == "*":
                     raise FormatError("the server's answer has no usable Content-Range header")
                 data = response.read(end - start + 1)
+                total = int(match.group(3))
         except urllib.error.HTTPError as exc:
             raise FormatError(f"HTTP {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise FormatError(f"cannot fetch: {reason}") from None
-        if len(data) != end - start:
+        if len(data) != min(end, total) - start:
             raise FormatError(f"the server sent {len(data)} bytes for a {end - start}-byte range")
-        return data, int(match.group(3))
+        return data, total
 
     def _fetch(self, start: int, end: int) -> bytes:
         return self._request(start, end)[0]
@@ -127,6 +140,7 @@ class FsspecSource(_CachedSource):
         try:
             self._fs, self._path = fsspec.core.url_to_fs(url)
             self.size = int(self._fs.size(self._path))
+            self._remember(0, self._fetch(0, min(self.size, _HEAD)))
         except ImportError as exc:
             raise MissingExtra(f"fsspec has no backend installed for this URL: {exc}") from None
         except (OSError, ValueError) as exc:

@@ -111,6 +111,14 @@ class SliceSource:
         self.parent, self.start = parent, start
         self.name, self.size = name, length
 
+    @property
+    def remote(self) -> bool:
+        return getattr(self.parent, "remote", False)
+
+    @property
+    def requests(self) -> int:
+        return getattr(self.parent, "requests", 0)
+
     def read_at(self, offset: int, length: int) -> bytes:
         if offset < 0 or length < 0 or offset + length > self.size:
             raise FormatError(f"{self.name}: needs bytes {offset}..{offset + length} of a range "

@@ -36,6 +36,21 @@ def read_central_directory(
     end = find_end_record(source)
     if anomalies is not None:
         anomalies.extend(end.disagreements)
+    return _read_entries(source, limits, end)
+
+
+def classic_directory(source: Source, limits: Limits) -> list[Member] | None:
+    """The members the classic end record lists, when a zip64 end record (which torch reads)
+    says otherwise: what zip readers that ignore zip64 records see. None when they agree."""
+    end = find_end_record(source)
+    if end.classic is None:
+        return None
+    count, cd_size, cd_offset = end.classic
+    return _read_entries(source, limits, end._replace(count=count, cd_size=cd_size,
+                                                      cd_offset=cd_offset))
+
+
+def _read_entries(source: Source, limits: Limits, end: EndRecord) -> list[Member]:
     if end.count > limits.max_members:
         raise LimitExceeded(
             f"the archive has {end.count} members (limit max_members={limits.max_members})")
@@ -83,6 +98,8 @@ class EndRecord(NamedTuple):
     disk: int
     zip64: bool
     disagreements: list[Anomaly]
+    classic: tuple[int, int, int] | None = None
+    """The classic record's (count, size, offset) where it disagrees with the zip64 one."""
 
 
 def find_end_record(source: Source) -> EndRecord:
@@ -115,7 +132,7 @@ def find_end_record(source: Source) -> EndRecord:
     if (disk | cd_disk) != 0 and (disk != 1 or cd_disk != 1):
         raise FormatError("a multi-disk zip archive (torch reads single-file archives)")
     return EndRecord(eocd_offset, count, cd_size, cd_offset, disk, zip64 is not None,
-                     disagreements)
+                     disagreements, classic if disagreements else None)
 
 
 _SEARCH_BLOCK = 4096
@@ -202,6 +219,31 @@ def _zip64_sizes(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int
             pos, remaining = pos + 8, remaining - 8
         values.append(current)
     return values[0], values[1], values[2]
+
+
+TORCH_ALIGNMENT = 64
+"""torch.save's default ``storage_alignment``: each record's data starts at a multiple of it."""
+
+
+def predicted_data_offset(member: Member, alignment: int = TORCH_ALIGNMENT) -> int:
+    """Where torch's writer puts a member's data, computed from the central directory alone (as
+    caffe2's ``getPadding``): after the local header, the name, a zip64 extra field where the
+    size or offset needs one, and the ``FB`` padding field up to the next multiple of
+    ``alignment``. Over the network this saves a request per tensor; whoever reads the bytes
+    checks it against the local header (``check_data_offset``)."""
+    start = member.header_offset + _LOCAL.size + len(member.name.encode("utf-8",
+                                                                          "surrogateescape")) + 4
+    if member.size >= _U32_MAX or member.header_offset >= _U32_MAX:
+        start += 4 + (16 if member.size >= _U32_MAX else 0) + (
+            8 if member.header_offset >= _U32_MAX else 0)
+    return -(-start // alignment) * alignment
+
+
+def check_data_offset(source: Source, member: Member, offset: int) -> None:
+    """Raise unless the member's local header puts its data at ``offset``."""
+    if data_offset(source, member) != offset:
+        raise FormatError(f"member {member.name}: its data does not start where torch's writer "
+                          "puts it (a zip written by another tool?): read the file locally")
 
 
 def data_offset(source: Source, member: Member) -> int:

@@ -36,6 +36,7 @@ from ckpt_tool.model.objects import ScriptObject
 from ckpt_tool.model.tree import instances_of
 from ckpt_tool.pickles.scan import read_pickle_at
 from ckpt_tool.readers import read_checkpoint
+from ckpt_tool.readers.dcp import dcp_folder_owning, slices_of
 from ckpt_tool.readers.torch_zip import TorchArchive
 
 LEGACY_PARTS: list[str | None] = [
@@ -65,6 +66,8 @@ class FileFacts:
     anomalies: list[Anomaly] = field(default_factory=list)
     torchscript: bool = False
     torch_tar: bool = False
+    native_code: list[str] = field(default_factory=list)
+    """Archive members holding shared libraries or executables."""
     torchbind_classes: frozenset[str] | None = None
     """The TorchScript custom classes the model's ``torch.ScriptObject`` values name (None when
     the model could not be read)."""
@@ -123,6 +126,10 @@ def _describe(exc: BaseException) -> str:
 
 def _gather(source: Source, facts: FileFacts, limits: Limits) -> None:
     facts.size = source.size
+    owner = dcp_folder_owning(source.name)
+    if owner is not None:
+        _gather_dcp_data(source, facts, limits, owner)
+        return
     kind, facts.description = sniff(source)
     tar_members = _tar_members(source) if kind is Kind.TAR else None
     if kind is Kind.TAR and tar_members is None:
@@ -154,6 +161,23 @@ def _gather(source: Source, facts: FileFacts, limits: Limits) -> None:
         facts.torch_tar = scan_torch_tar(source, tar_members, collector)
     if kind in (Kind.ZIP, Kind.LEGACY):
         _read_model(source, facts, limits)
+
+
+def _gather_dcp_data(source: Source, facts: FileFacts, limits: Limits, owner: str) -> None:
+    """A data file of a torch.distributed.checkpoint folder: no loader opens it whole; DCP reads
+    the byte ranges its metadata names, each a torch.save archive that it ``torch.load``s."""
+    facts.kind = Kind.OTHER
+    facts.description = f"a data file of the torch.distributed.checkpoint {owner}"
+    collector = PickleCollector(limits, facts.sites, facts.problems)
+    metadata = owner if os.path.isfile(owner) else os.path.join(owner, ".metadata")
+    try:
+        slices = slices_of(metadata, os.path.basename(source.name), limits)
+    except CkptError as exc:
+        collector.problem(f"its DCP metadata could not be read: {exc}")
+        return
+    for start, length, item in slices:
+        collector.scan_archive_at(source, start, length, f"{item} (bytes {start}..)")
+    facts.native_code = collector.native_code
 
 
 def _tar_members(source: Source) -> list[tarfile.TarInfo] | None:
@@ -227,6 +251,10 @@ def _gather_zip(source: Source, facts: FileFacts, collector: PickleCollector) ->
         if main is not None:
             raw_records = archive.prefix + "data/"
     collector.scan_zip(source, members, main, raw_records=raw_records)
+    classic = zipdir.classic_directory(source, collector.limits)
+    if classic is not None:  # what readers that ignore the zip64 record load instead
+        collector.scan_zip(source, classic, None, prefix="(classic directory) ")
+    facts.native_code = collector.native_code
     _read_torchscript_code(source, facts, collector, members)
     # Every local header of a local file (a mapped read each); over the network only the
     # pickles', where a disagreement could change what is unpickled.
@@ -261,6 +289,7 @@ def _read_model(source: Source, facts: FileFacts, limits: Limits) -> None:
         facts.not_a_checkpoint = isinstance(exc, NotACheckpoint)
         return
     facts.anomalies += [a for a in facts.checkpoint.anomalies if a not in facts.anomalies]
-    facts.torchbind_classes = frozenset(
-        str(found.class_name) for found in instances_of(facts.checkpoint.root, ScriptObject))
+    if any(g.full_name == "torch.ScriptObject" for g in facts.checkpoint.globals):
+        facts.torchbind_classes = frozenset(
+            str(found.class_name) for found in instances_of(facts.checkpoint.root, ScriptObject))
     facts.torchscript = facts.checkpoint.format.value == "torchscript"

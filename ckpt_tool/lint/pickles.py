@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from ckpt_tool.containers import zipdir
-from ckpt_tool.containers.source import Source
+from ckpt_tool.containers.source import SliceSource, Source
 from ckpt_tool.errors import CkptError, FormatError
 from ckpt_tool.limits import Limits
 from ckpt_tool.model.checkpoint import Member, Safety
@@ -110,6 +110,19 @@ def could_unpickle_its_strings(scan: PickleScan) -> bool:
         for use in scan.globals)
 
 
+_NATIVE_SUFFIXES = (".so", ".dll", ".dylib", ".pyd")
+_NATIVE_MAGIC = (b"\x7fELF", b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"\xca\xfe\xba\xbe")
+"""ELF, Mach-O 64 and 32 bits, Mach-O universal (a Windows PE is told by its DOS stub)."""
+
+
+def is_native_code(name: str, head: bytes) -> bool:
+    """A shared library or an executable, by its name or its first bytes."""
+    base = name.lower().rsplit("/", 1)[-1]
+    if base.endswith(_NATIVE_SUFFIXES) or ".so." in base or head.startswith(_NATIVE_MAGIC):
+        return True
+    return head.startswith(b"MZ") and b"This program cannot be run in DOS mode" in head[:256]
+
+
 def is_pickle_member(name: str) -> bool:
     return name.lower().endswith(_PICKLE_MEMBER_ENDINGS)
 
@@ -124,6 +137,8 @@ class PickleCollector:
     problems: list[Problem] = field(default_factory=list)
     depth: int = 0
     inflated: list[int] = field(default_factory=lambda: [0])
+    native_code: list[str] = field(default_factory=list)
+    """Archive members that hold native code (shared libraries, executables)."""
     """Member bytes read so far in this file, shared with nested collectors: many compressed
     members together may not cost more than one pickle may (``max_pickle_bytes``)."""
 
@@ -198,6 +213,9 @@ class PickleCollector:
                 if raw_records is not None and member.name.lower().startswith(raw_records.lower()):
                     continue
                 head = zipdir.read_member_head(source, member, _SNIFF)
+                if is_native_code(member.name, head):
+                    self.native_code.append(name)
+                    continue
                 if head.startswith(_ZIP_MAGIC):
                     self._nested_archive(source, member, name)
                     continue
@@ -220,6 +238,17 @@ class PickleCollector:
             role = Role.NESTED if self.quiet else Role.MAIN if member is main else Role.EXTRA
             self.scan_buffer(data, name, role, quiet_errors=not by_name)
 
+    def scan_archive_at(self, source: Source, start: int, length: int, name: str) -> None:
+        """A torch.save archive embedded in a byte range of the file (a DCP data file's slice):
+        its pickles are what ``torch.load`` of that range unpickles."""
+        try:
+            inner = SliceSource(source, start, length, name)
+            members = zipdir.read_central_directory(inner, self.limits)
+        except CkptError as exc:
+            self.problem(f"could not read the archive {name}: {exc}", name)
+            return
+        self.scan_zip(inner, members, None, prefix=name + " > ")
+
     def _nested_archive(self, source: Source, member: Member, name: str) -> None:
         """A zip archive stored as a member (torch.export keeps torch.save files so): its
         pickles are what ``torch.load`` of that member would unpickle."""
@@ -235,7 +264,7 @@ class PickleCollector:
             return
         self.inflated[0] += len(data)
         collector = PickleCollector(self.limits, self.sites, self.problems, self.depth + 1,
-                                    self.inflated)
+                                    self.inflated, self.native_code)
         collector.scan_zip(inner, members, None, prefix=name + " > ")
 
     def _nested(self, site: PickleSite, embedded: Embedded) -> None:
@@ -244,7 +273,7 @@ class PickleCollector:
         label = (f"{site.member or 'the file'} > {embedded.opcode} argument at offset "
                  f"{site.base + embedded.offset}")
         inner = PickleCollector(self.limits, self.sites, self.problems, self.depth + 1,
-                                self.inflated)
+                                self.inflated, self.native_code)
         if embedded.payload.startswith(b"PK\x03\x04"):
             source = BytesSource(embedded.payload, label)
             try:

@@ -95,10 +95,17 @@ def check_legacy_format(facts: FileFacts, allowed: AllowedGlobals) -> list[Findi
         fix = "ckpt cannot rewrite it: if you trust it, load it with torch and save it again."
     else:
         return []
+    sources = facts.checkpoint.source_records if facts.checkpoint else []
+    carried = ""
+    if sources:
+        carried = (f" It carries the source code of {len(sources)} classes "
+                   f"({', '.join(sources[:3])}{', ...' if len(sources) > 3 else ''}): torch.load "
+                   "compares it with the installed code and, where a class sets dump_patches, "
+                   "writes a <Class>.patch file of the difference into the working directory.")
     return [make_finding(
         "CKPT005", facts.path,
         f"{what}: torch.load(mmap=True) cannot map it, so every load reads all of it into memory, "
-        f"and newer tools may not read it at all. {fix}",
+        f"and newer tools may not read it at all.{carried} {fix}",
         concise=f"{what}: torch.load(mmap=True) cannot map it")]
 
 

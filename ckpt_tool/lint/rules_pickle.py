@@ -73,6 +73,14 @@ def check_code_execution(facts: FileFacts, allowed: AllowedGlobals) -> list[Find
             concise=f"`{use.full_name}` ({use.opcode} at {site.where(use.offset)}): "
                     f"{_short_why(use, verdict)}",
             globals=(use.full_name,)))
+    for member in facts.native_code:
+        findings.append(make_finding(
+            "CKPT002", facts.path,
+            f"{member} holds native code (a shared library or an executable): a loader that "
+            "uses it (torch._inductor's aoti_load_package for a .pt2, an importer of a "
+            "package) runs it with the loader's rights, and no scan of its bytes can tell what "
+            "it does. Do not load this file unless you trust its source.", member,
+            concise=f"{member} holds native code (a shared library or an executable)"))
     for call in facts.code_calls:
         when = ("it is in a __setstate__, which torch.jit.load (so torch.load) runs while "
                 "loading" if call.at_load else "TorchScript code runs when the model is called")

@@ -295,6 +295,11 @@ class Checkpoint:
     weights_only: WeightsOnlyVerdict = field(default_factory=lambda: WeightsOnlyVerdict(None))
     bytes_read: int = 0
     """Bytes read to build this model (headers and pickles only, never tensor data)."""
+    requests: int = 0
+    """Range requests made to read a remote file (0 for a local one)."""
     files: dict[str, int] = field(default_factory=dict)
     """For a checkpoint made of several files (a DCP folder): each file, as opened, and its
     size; ``size`` is their sum."""
+    source_records: list[str] = field(default_factory=list)
+    """Classes whose source code a legacy stream carries (its ``('module', class, file,
+    source)`` persistent ids): torch compares that source with the installed class's."""

@@ -208,7 +208,13 @@ def _scan_fast(
                 continue
             kind = kinds[op]
             seen[op] = 1
-            if op == binunicode:
+            if kind == _LEN1:  # short strings and bytes (protocol 3 and 4 pickles use many)
+                after = pos + 2 + data[pos + 1]
+                if (embedded is not None and after - pos > 4 and data[pos + 2] in embed_first
+                        and after <= size and _ARGUMENT_TYPE[op]):
+                    _note_argument(data, pos, after, _LEN1, embedded)
+                pos = after
+            elif op == binunicode:
                 pos += 5 + u32(data, pos + 1)[0]
             elif op == _BINUNICODE:  # lint: the same, looking inside the string
                 after = pos + 5 + u32(data, pos + 1)[0]
@@ -232,12 +238,6 @@ def _scan_fast(
                 pos += 1
             elif kind >= 0:
                 pos += kind + 1
-            elif kind == _LEN1:  # short strings and bytes (protocol 3 and 4 pickles use many)
-                after = pos + 2 + data[pos + 1]
-                if (embedded is not None and after - pos > 4 and data[pos + 2] in embed_first
-                        and after <= size and _ARGUMENT_TYPE[op]):
-                    _note_argument(data, pos, after, _LEN1, embedded)
-                pos = after
             elif kind == _STOP:
                 pos += 1
                 break

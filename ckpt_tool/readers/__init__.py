@@ -80,6 +80,7 @@ def read_checkpoint(source: Source, limits: Limits = DEFAULT_LIMITS) -> Checkpoi
         raise NotACheckpoint(f"not a checkpoint: {description}")
     checkpoint.weights_only = judge_weights_only(checkpoint)
     checkpoint.bytes_read += source.bytes_read
+    checkpoint.requests += getattr(source, "requests", 0)
     return checkpoint
 
 

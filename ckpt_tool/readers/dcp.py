@@ -178,6 +178,21 @@ def dcp_folder_owning(path: str) -> str | None:
     return None
 
 
+def slices_of(metadata_path: str, relative: str, limits: Limits) -> list[tuple[int, int, str]]:
+    """(start, length, item) of every torch.save archive the metadata places in the data file
+    ``relative``: DCP loads each with ``torch.load`` (tensor chunks with ``weights_only=True``,
+    other values without)."""
+    with FileSource(metadata_path) as source:
+        metadata, _, _ = _load_metadata(source, limits)
+    found = []
+    for (fqn, offsets), info in _index_storage(metadata).items():
+        start, length = info.get("offset"), info.get("length")
+        if info.get("relative_path") == relative and type(start) is int and type(length) is int:
+            where = fqn if offsets is None else f"{fqn} chunk {list(offsets)}"
+            found.append((start, length, where))
+    return sorted(found)
+
+
 # ---- reading ---------------------------------------------------------------------------------
 
 

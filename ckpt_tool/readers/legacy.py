@@ -94,8 +94,8 @@ class _LegacyStorages:
     def __call__(self, pid: Any) -> Any:
         if not isinstance(pid, tuple) or not pid:
             raise FormatError(f"unexpected persistent id {pid!r:.80}")
-        if pid[0] == "module" and len(pid) == 4 and is_placeholder_type(pid[1]):
-            return pid[1]
+        if pid[0] == "module" and len(pid) == 4:
+            return self._module_record(pid)
         if pid[0] != "storage" or len(pid) != 6:
             raise FormatError(f"unexpected persistent id {pid!r:.80}")
         _, storage_type, key, location, numel, view = pid
@@ -107,6 +107,18 @@ class _LegacyStorages:
             view_offset = view[1]
         storage = self.checkpoint.storages.get(key) if self.located else None
         return StorageView(storage, storage_type.dtype, view_offset)
+
+
+    def _module_record(self, pid: tuple) -> Any:
+        """``('module', class, file, source)``: torch.save's legacy writer records each module
+        class's source; ``_legacy_load`` compares it with the installed class's (writing a
+        ``<Class>.patch`` file where ``dump_patches`` is set) and returns the class."""
+        cls = pid[1]
+        name = cls.global_name_of() if is_placeholder_type(cls) else getattr(
+            cls, "full_name", type(cls).__name__)
+        if pid[2] and pid[3] and name not in self.checkpoint.source_records:
+            self.checkpoint.source_records.append(name)
+        return cls
 
 
 def _locate_storages(

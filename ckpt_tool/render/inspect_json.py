@@ -95,6 +95,7 @@ def file_json(report: FileReport, rows: list[TensorRow], model: str | None = Non
         format_version=checkpoint.format_version,
         size=checkpoint.size,
         bytes_read=checkpoint.bytes_read,
+        requests=checkpoint.requests,
         pickle_protocol=checkpoint.pickle_protocol,
         byteorder=checkpoint.byteorder,
         tensor_count=len(report.tensors),
