@@ -29,3 +29,7 @@ class ConversionError(CkptError):
 
 class MissingExtra(CkptError):
     """A feature needs an optional dependency that is not installed."""
+
+
+class ConfigError(CkptError):
+    """The configuration (pyproject.toml or flags) is invalid."""

@@ -1,12 +1,21 @@
-"""Optional dependencies, imported lazily in one place, with an error that names what to install."""
+"""Optional dependencies, imported lazily in one place, with an error that names what to install.
+
+The plain install (what the pre-commit hook gets) is typer and rich: inspect and lint need
+nothing else. Computing on tensor bytes needs numpy (and ml_dtypes for bfloat16 and float8);
+writing safetensors needs the safetensors package; safetensors to ``.pt`` needs torch. The
+messages name the packages to install from PyPI, where they are published.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 from types import ModuleType
 
 from ckpt_tool.errors import MissingExtra
 
-TORCH_EXTRA = "pip install 'ckpt-tool[torch]'"
+TORCH_EXTRA = "pip install torch"
+NUMPY_EXTRA = "pip install numpy ml_dtypes"
+REMOTE_EXTRA = "pip install fsspec"
 
 
 def require_torch(feature: str) -> ModuleType:
@@ -19,7 +28,21 @@ def require_torch(feature: str) -> ModuleType:
     return torch
 
 
-REMOTE_EXTRA = "pip install 'ckpt-tool[remote]'"
+def require_numpy(feature: str) -> None:
+    """Check that numpy (and ml_dtypes) can be imported for ``feature``, without importing it."""
+    missing = [name for name in ("numpy", "ml_dtypes") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise MissingExtra(f"{feature} computes on tensor bytes and needs "
+                           f"{' and '.join(missing)}, not installed: "
+                           f"pip install {' '.join(missing)}")
+
+
+def require_safetensors(feature: str) -> None:
+    missing = [name for name in ("safetensors", "numpy", "ml_dtypes")
+               if importlib.util.find_spec(name) is None]
+    if missing:
+        raise MissingExtra(f"{feature} needs {', '.join(missing)}, not installed: "
+                           f"pip install {' '.join(missing)}")
 
 
 def require_fsspec(scheme: str) -> ModuleType:

@@ -72,10 +72,11 @@ def test_bad_file_is_one_line_and_exit_2(make: Callable[[], bytes], reason: str,
     bad = tmp_path / "bad.pt"
     bad.write_bytes(make())
     good = FIXTURES / "state_dict.pt"
-    result = run_ckpt("inspect", str(bad), str(good))
+    result = run_ckpt("inspect", "-v", str(bad), str(good))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
+    assert len(lines) == 2, result.stderr  # the error, then the run's summary
+    assert lines[1].startswith("ckpt inspect: 2 files (1 unreadable), ")
     assert lines[0].startswith(f"ckpt: {bad}: ")
     assert reason.lower() in lines[0].lower()
     assert "Traceback" not in result.stderr
@@ -83,7 +84,7 @@ def test_bad_file_is_one_line_and_exit_2(make: Callable[[], bytes], reason: str,
 
 
 def test_empty_directory(tmp_path: Path) -> None:
-    result = run_ckpt("inspect", str(tmp_path))
+    result = run_ckpt("inspect", "-q", str(tmp_path))
     assert result.returncode == 2
     assert result.stderr.strip() == f"ckpt: {tmp_path}: no checkpoint files in this directory"
 

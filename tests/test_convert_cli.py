@@ -74,7 +74,7 @@ def test_jobs_with_one_broken_input_converts_the_others(tmp_path: Path) -> None:
     assert sorted(os.listdir(out)) == ["nested.safetensors", "state_dict.safetensors",
                                        "tied.safetensors"]
     assert "not_a_checkpoint.pt: not a checkpoint: an HTML page" in result.stderr
-    assert "converted 3 of 4 files; failed: " in result.stderr
+    assert "converted 3 of 4 files, " in result.stderr and "; failed: " in result.stderr
     assert load_file(str(out / "tied.safetensors"))["embed.weight"].shape == (16, 4)
 
 
@@ -155,7 +155,7 @@ def test_safetensors_to_pt_without_torch_says_what_to_install(tmp_path: Path) ->
     copy_fixture("model.safetensors", tmp_path)
     result = run_ckpt_without_torch("convert", "model.safetensors", "--to", "pt", cwd=tmp_path)
     assert result.returncode == 2
-    assert "pip install 'ckpt-tool[torch]'" in result.stderr
+    assert "pip install torch" in result.stderr
     assert "Traceback" not in result.stderr
     assert sorted(os.listdir(tmp_path)) == ["model.safetensors"]
 
@@ -211,9 +211,9 @@ def test_ctrl_c_mid_write_leaves_nothing(big_checkpoint: Path, tmp_path: Path) -
 
 
 def test_progress_bar_path_with_jobs(tmp_path: Path, monkeypatch) -> None:
-    from ckpt_tool.cli import convert_cmd
+    from ckpt_tool.cli import output
 
-    monkeypatch.setattr(convert_cmd, "interactive", lambda: True)
+    monkeypatch.setattr(output, "interactive", lambda stream=None: True)
     sources = [copy_fixture(name, tmp_path) for name in ("state_dict.pt", "nested.pt")]
     result = ckpt(*map(str, sources), "--to", "safetensors", "--jobs", "2")
     assert result.exit_code == 0, result.output

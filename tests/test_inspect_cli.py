@@ -34,9 +34,14 @@ def test_human_view_of_training_checkpoint() -> None:
 
 def test_json_document_schema() -> None:
     doc = inspect_json(str(FIXTURES / "checkpoint.pth.tar"))
-    assert doc["schema"] == 1
+    assert doc["schema"] == 2
     (entry,) = doc["files"]
     assert entry["error"] is None
+    # the model's parameters apart from the optimizer's momentum buffers
+    assert (entry["parameter_count"], entry["training_state_count"], entry["other_count"],
+            entry["element_count"]) == (339, 322, 0, 661)
+    assert entry["weights_root"] == "'state_dict'"
+    assert doc["total"]["parameters"] == 339 and doc["total"]["elements"] == 661
     assert entry["format"] == "torch-zip"
     assert entry["size"] == (FIXTURES / "checkpoint.pth.tar").stat().st_size
     assert entry["weights_only"] is True

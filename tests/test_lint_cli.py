@@ -108,9 +108,11 @@ def test_every_format_renders(output_format: OutputFormat, workdir: Path) -> Non
 def test_json(workdir: Path) -> None:
     result = lint("--format", "json", copy("malicious.pt", workdir))
     document = json.loads(result.stdout)
-    assert document["schema"] == 1
+    assert document["schema"] == 1 and document["ckpt_version"]
     finding = document["findings"][0]
-    assert set(finding) == {"path", "code", "rule", "severity", "message", "member", "offset"}
+    assert set(finding) == {"path", "code", "rule", "severity", "message", "concise", "member",
+                            "offset", "globals", "allow_list", "read_back_by"}
+    assert finding["globals"] == ["builtins.exec"]
     assert (finding["code"], finding["rule"], finding["severity"]) == (
         "CKPT002", "code-execution", "error")
     assert finding["member"] == "malicious/data.pkl" and isinstance(finding["offset"], int)
@@ -119,7 +121,9 @@ def test_json(workdir: Path) -> None:
 
 def test_json_when_clean(workdir: Path) -> None:
     result = lint("--format", "json", copy("state_dict.pt", workdir))
-    assert json.loads(result.stdout) == {"schema": 1, "findings": []}
+    document = json.loads(result.stdout)
+    assert document["findings"] == [] and document["summary"]["findings"] == 0
+    assert document["files"]["checked"] == ["state_dict.pt"]
 
 
 def test_github_annotations(workdir: Path) -> None:

@@ -119,3 +119,15 @@ def test_pre_commit_hook_refuses_pth_and_accepts_pt(tmp_path: Path, request) -> 
     output = hostile.stdout + hostile.stderr
     assert hostile.returncode != 0, output
     assert "notes.dat: CKPT002" in output and "settings.txt: CKPT002" in output, output
+    assert_hook_environment_is_small(cache / "home")
+
+
+def assert_hook_environment_is_small(home: Path) -> None:
+    """The hook installs the plain package: typer and rich, none of what computes on tensors
+    (numpy alone is 73 MB). README's "The pre-commit hook" reports the size this measures."""
+    [site_packages] = home.glob("repo*/py_env-*/lib/python*/site-packages")
+    installed = {path.name.lower() for path in site_packages.iterdir()}
+    assert {"typer", "rich", "ckpt_tool"} <= installed
+    assert not {"numpy", "ml_dtypes", "safetensors", "torch"} & installed
+    size = sum(path.stat().st_size for path in site_packages.rglob("*") if path.is_file())
+    print(f"pre-commit hook environment: {size / 1e6:.1f} MB of site-packages")

@@ -29,4 +29,40 @@ def test_inspect_every_fixture_with_torch_blocked() -> None:
     )
     result = run_python(code)
     assert "ModuleNotFoundError" not in result.stderr and "Traceback" not in result.stderr
-    assert '"schema": 1' in result.stdout
+    assert '"schema": 2' in result.stdout
+
+
+BLOCK_FULL = ("import sys; [sys.modules.__setitem__(name, None) for name in "
+              "('torch', 'numpy', 'ml_dtypes', 'safetensors')]; ")
+
+
+def test_lint_and_inspect_need_only_the_plain_install() -> None:
+    """What the pre-commit hook's environment holds: no numpy, ml_dtypes or safetensors."""
+    code = BLOCK_FULL + (
+        "from ckpt_tool.cli import main; sys.argv = ['ckpt', '{}', {!r}]; main()")
+    for command in ("lint", "inspect"):
+        result = run_python(code.format(command, str(FIXTURES)))
+        assert result.returncode in (0, 1, 2), result.stderr
+        assert "ModuleNotFoundError" not in result.stderr and "Traceback" not in result.stderr
+        assert "internal error" not in result.stderr
+    linted = run_python(code.format("lint", str(FIXTURES / "malicious.pt")))
+    assert linted.returncode == 1 and "CKPT002" in linted.stdout
+
+
+def test_what_needs_the_full_extra_says_what_to_install(tmp_path) -> None:
+    def run(*args: str):
+        return run_python(BLOCK_FULL + "from ckpt_tool.cli import main; "
+                          f"sys.argv = ['ckpt', *{list(args)!r}]; main()")
+
+    converted = run("convert", str(FIXTURES / "state_dict.pt"), "-o",
+                    str(tmp_path / "x.safetensors"))
+    assert converted.returncode == 2
+    assert "pip install safetensors numpy ml_dtypes" in converted.stderr
+    stats = run("inspect", "--stats", str(FIXTURES / "state_dict.pt"))
+    assert stats.returncode == 2 and "pip install numpy ml_dtypes" in stats.stderr
+    values = run("diff", "--values", str(FIXTURES / "state_dict.pt"), str(FIXTURES / "legacy.pt"))
+    assert values.returncode == 2 and "pip install numpy ml_dtypes" in values.stderr
+    copied = run("convert", str(FIXTURES / "state_dict.pt"), "--to", "pt", "-o",
+                 str(tmp_path / "x.pt"))
+    assert copied.returncode == 0, copied.stderr
+    assert list(tmp_path.iterdir()) == [tmp_path / "x.pt"]

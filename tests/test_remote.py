@@ -64,7 +64,7 @@ def test_only_a_small_fraction_is_fetched(big_checkpoint: Path) -> None:
 )
 def test_bad_servers_get_a_clear_error(mode: str, path: str, message: str) -> None:
     with serve(FIXTURES, mode) as server:
-        result = runner.invoke(app, ["inspect", f"{server.url}/{path}"])
+        result = runner.invoke(app, ["inspect", "-q", f"{server.url}/{path}"])
     assert result.exit_code == 2
     line = result.stderr.strip()
     assert line.startswith(f"ckpt: {server.url}/{path}: ")
@@ -77,7 +77,7 @@ def test_other_schemes_need_the_remote_extra(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setitem(sys.modules, "fsspec", None)
     result = runner.invoke(app, ["inspect", "s3://bucket/model.pt"])
     assert result.exit_code == 2
-    assert "pip install 'ckpt-tool[remote]'" in result.stderr
+    assert "pip install fsspec" in result.stderr
 
 
 @pytest.mark.parametrize("name", ["malicious.pt", "whole_model.pt", "legacy.pt", "state_dict.pth",

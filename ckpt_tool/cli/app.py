@@ -1,23 +1,33 @@
-"""The Typer application and what every command shares: consoles, limits, one-line errors."""
+"""The Typer application and what every command shares: help layout, limits, usage errors."""
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import NoReturn
 
 import typer
+from typer.core import TyperCommand
 
 from ckpt_tool import __version__, exitcodes
 from ckpt_tool.limits import DEFAULT_LIMITS, Limits
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=False,  # `ckpt completion SHELL` prints the script instead
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
-    help="Inspect, lint and convert PyTorch checkpoints without running them.",
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    help="Inspect, lint, convert and compare PyTorch checkpoints without running them.",
 )
+
+
+class Command(TyperCommand):
+    """Usage lines as man pages write them: ``ckpt lint [OPTIONS] PATH...`` (Typer would write
+    required arguments in braces)."""
+
+    def collect_usage_pieces(self, ctx):  # -> list[str]
+        return [piece.replace("{", "").replace("}", "")
+                for piece in super().collect_usage_pieces(ctx)]
 
 
 def _version(value: bool) -> None:
@@ -26,36 +36,33 @@ def _version(value: bool) -> None:
         raise typer.Exit(exitcodes.OK)
 
 
-@app.callback()
+@app.callback(epilog="\b\nRun `ckpt COMMAND -h` for a command's options, examples and exit "
+              "codes.\nColour: NO_COLOR turns it off, FORCE_COLOR on.")
 def root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
-    """Inspect, lint and convert PyTorch checkpoints without running them."""
+    """Inspect, lint, convert and compare PyTorch checkpoints without running them."""
 
 
-def stdout_console():  # -> rich.console.Console
-    """Rich wraps at 80 columns when stdout is not a terminal; tables of names need more."""
-    from rich.console import Console
-
-    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
-    return Console(highlight=False, soft_wrap=False, width=width)
-
-
-def stderr_console():  # -> rich.console.Console
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False)
+def epilog(examples: list[str], exit_codes: dict[int, str]) -> str:
+    """The end of a command's --help: examples, then what each exit code means. ``\\b`` keeps
+    click from re-wrapping the lines."""
+    lines = ["\b", "Examples:", *(f"  {example}" for example in examples), "", "\b",
+             "Exit codes:"]
+    lines += [f"  {code:<3} {meaning}" for code, meaning in exit_codes.items()]
+    return "\n".join(lines)
 
 
-def report_error(path: str, message: str) -> None:
-    """One line on stderr naming the file and the problem."""
-    print(f"ckpt: {path}: {message}", file=sys.stderr)
+COMMON_EXIT_CODES = {exitcodes.INTERRUPTED: "interrupted (Ctrl-C)",
+                    exitcodes.PIPE_CLOSED: "stdout was closed by its reader (| head)"}
 
 
 def usage_error(message: str) -> NoReturn:
-    print(f"ckpt: {message}", file=sys.stderr)
+    from ckpt_tool.render.safe import printable
+
+    print(f"ckpt: {printable(message)}", file=sys.stderr)
     raise typer.Exit(exitcodes.ERROR)
 
 
@@ -78,8 +85,3 @@ def parse_limits(items: list[str] | None) -> Limits:
         return Limits(**{**DEFAULT_LIMITS.__dict__, **values})
     except ValueError as exc:
         usage_error(f"--set-limit: {exc}")
-
-
-def interactive() -> bool:
-    """Progress bars and colour only for a person at a terminal (not CI, not pre-commit)."""
-    return sys.stdout.isatty() and not os.environ.get("PRE_COMMIT") and not os.environ.get("CI")

@@ -10,37 +10,56 @@ from typing import TYPE_CHECKING
 import typer
 
 from ckpt_tool import exitcodes
-from ckpt_tool.cli.app import LIMIT_HELP, app, interactive, parse_limits, report_error, usage_error
+from ckpt_tool.cli.app import (
+    COMMON_EXIT_CODES,
+    LIMIT_HELP,
+    Command,
+    app,
+    epilog,
+    parse_limits,
+    usage_error,
+)
 from ckpt_tool.convert.options import CastTo, ConvertOptions, ConvertResult, Target
 
 if TYPE_CHECKING:
-    from ckpt_tool.convert.jobs import Job, OnResult
+    from ckpt_tool.convert.jobs import Job
 
 
-_TO_HELP = "Output format: safetensors, or a torch extension (pt, pth.tar, pwf, bin, ckpt)."
-_OUTPUT_HELP = ("Output file (one source) or folder. Default: beside each source, with the new "
+_TO_HELP = ("Output format: safetensors (default), or a torch extension (pt, pth.tar, pwf, bin, "
+            "ckpt).")
+_OUTPUT_HELP = ("Output file (one source named here) or folder (several sources, or a folder's: "
+                "its tree is kept below -o). Default: beside each source, with the new "
                 "extension.")
+_EPILOG = epilog(
+    ["ckpt convert checkpoint.pth.tar                 # the weights, to safetensors",
+     "ckpt convert model.pth --to pt --move           # fix CKPT001 (a .pth name)",
+     "ckpt convert old.pt --to pt --rewrite -o new.pt # legacy format -> zip format",
+     "ckpt convert ddp.pt --strip-prefix module. --dtype bf16 --shard-size 5GB",
+     "ckpt convert runs/ -o converted/ --jobs 4       # keeps runs/'s tree below converted/"],
+    {0: "every file was converted", 2: "a file failed (the others were still converted), or "
+     "bad usage", **COMMON_EXIT_CODES})
 _KEY_HELP = ("Convert the tensors under this dotted path (default: the usual weights root, such "
              "as state_dict).")
 
 
-@app.command("convert")
+@app.command("convert", cls=Command, epilog=_EPILOG)
 def convert_command(
-    paths: list[str] = typer.Argument(..., help="Checkpoint files, folders or *.index.json."),
-    to: Target = typer.Option(..., "--to", help=_TO_HELP),
-    output: str | None = typer.Option(None, "-o", "--output", help=_OUTPUT_HELP),
-    key: str | None = typer.Option(None, "--key", help=_KEY_HELP),
+    paths: list[str] = typer.Argument(..., metavar="SRC...",
+                                      help="Checkpoint files, folders (walked) or *.index.json."),
+    to: Target = typer.Option(Target.SAFETENSORS, "--to", metavar="FORMAT", help=_TO_HELP),
+    output: str | None = typer.Option(None, "-o", "--output", metavar="DEST", help=_OUTPUT_HELP),
+    key: str | None = typer.Option(None, "--key", metavar="PATH", help=_KEY_HELP),
     all_tensors: bool = typer.Option(
         False, "--all", help="Convert every tensor in the file, named by its dotted path."),
     include_optimizer: bool = typer.Option(
         False, "--include-optimizer",
         help="Also convert optimizer, scheduler and grad-scaler state (left out by default)."),
     strip_prefix: list[str] | None = typer.Option(
-        None, "--strip-prefix", help="Remove this prefix from tensor names, e.g. module. "
-        "(repeatable)."),
+        None, "--strip-prefix", metavar="PREFIX",
+        help="Remove this prefix from tensor names, e.g. module. (repeatable)."),
     rename: list[str] | None = typer.Option(
-        None, "--rename", help="REGEX=REPLACEMENT, applied to tensor names with re.sub "
-        "(repeatable, in order)."),
+        None, "--rename", metavar="REGEX=REPLACEMENT",
+        help="Applied to tensor names with re.sub (repeatable, in order)."),
     copy_shared: bool = typer.Option(
         False, "--copy-shared",
         help="Write tied weights under every name instead of recording aliases in the metadata."),
@@ -48,9 +67,10 @@ def convert_command(
         False, "--skip-unsupported",
         help="Leave out (and list) tensors safetensors cannot hold, instead of failing."),
     dtype: CastTo | None = typer.Option(
-        None, "--dtype", help="Cast float16/bfloat16/float32/float64 tensors to this dtype."),
+        None, "--dtype", metavar="DTYPE",
+        help="Cast float16/bfloat16/float32/float64 tensors to bf16, fp16 or fp32."),
     shard_size: str | None = typer.Option(
-        None, "--shard-size",
+        None, "--shard-size", metavar="SIZE",
         help="Split into HF-style shards of at most this size (5GB, 500MB), plus an index."),
     no_verify: bool = typer.Option(
         False, "--no-verify", help="Do not read the output back and compare it with the source."),
@@ -61,13 +81,25 @@ def convert_command(
         False, "--rewrite", help="With a torch --to: rewrite a legacy (pre-1.6) file in torch's "
         "zip format."),
     jobs: int = typer.Option(
-        1, "--jobs", "-j", min=1, help="Convert this many files at once, in worker processes."),
+        1, "--jobs", "-j", min=1, metavar="N",
+        help="Convert this many files at once, in worker processes."),
     quiet: bool = typer.Option(
-        False, "--quiet", "-q", help="Print failures only; no progress bar."),
-    set_limit: list[str] | None = typer.Option(None, "--set-limit", help=LIMIT_HELP),
+        False, "--quiet", "-q", help="Print failures only; no progress bar, no summary."),
+    exclude: list[str] | None = typer.Option(
+        None, "--exclude", metavar="PATTERN",
+        help="Patterns to pass over in folder walks, replacing the defaults (.git, .venv, "
+        "node_modules, caches, site-packages...) (comma-separated, repeatable)."),
+    extend_exclude: list[str] | None = typer.Option(
+        None, "--extend-exclude", metavar="PATTERN",
+        help="Patterns to pass over besides the defaults (comma-separated, repeatable)."),
+    set_limit: list[str] | None = typer.Option(None, "--set-limit", metavar="NAME=VALUE",
+                                               help=LIMIT_HELP),
 ) -> None:
-    """Write a checkpoint in another format; never changes the source. Exit 0: all converted,
-    2: any failed."""
+    """Write a checkpoint in another format (safetensors by default); never changes the
+    source."""
+    from ckpt_tool.cli.output import Timer, error_line
+
+    timer = Timer()
     options = ConvertOptions(
         target=to, key=key, all_tensors=all_tensors, include_optimizer=include_optimizer,
         strip_prefixes=tuple(strip_prefix or ()),
@@ -76,17 +108,18 @@ def convert_command(
         shard_size=_parse_shard_size(shard_size), verify=not no_verify, force=force, move=move,
         rewrite=rewrite, limits=parse_limits(set_limit))
     _check_combinations(options)
-    failures, job_list = _plan_jobs(paths, to, output)
+    failures, job_list = _plan_jobs(paths, to, output, _walk_rules(paths, exclude, extend_exclude))
     results = _run(job_list, options, jobs, quiet)
     for result in failures + results:
         if not result.ok:
-            report_error(result.source, result.error or "failed")
+            error_line(result.source, result.error or "failed")
     everything = failures + results
-    if len(everything) > 1 or failures or any(not r.ok for r in results):
+    failed = any(not result.ok for result in everything)
+    if not quiet or failed:
         from ckpt_tool.render.convert_text import summary_line
 
-        print(f"ckpt: {summary_line(everything)}", file=sys.stderr)
-    if any(not result.ok for result in everything):
+        print(f"ckpt convert: {summary_line(everything)} ({timer})", file=sys.stderr)
+    if failed:
         raise typer.Exit(exitcodes.ERROR)
 
 
@@ -135,35 +168,64 @@ def _check_combinations(options: ConvertOptions) -> None:
         usage_error("--key and --all both choose what to convert: pick one")
 
 
-def _plan_jobs(paths: list[str], to: Target,
-               output: str | None) -> tuple[list[ConvertResult], list[Job]]:
-    from ckpt_tool.convert.destinations import destinations
+def _walk_rules(paths: list[str], exclude: list[str] | None, extend: list[str] | None):
+    """How folders are walked; the configuration is read only when there is a folder to walk."""
+    from ckpt_tool.discovery.walk import DEFAULT_RULES
+
+    if not any(os.path.isdir(path) for path in paths):
+        return DEFAULT_RULES
+    from ckpt_tool.discovery.project import WalkFlags, find_project, walk_rules
+    from ckpt_tool.errors import ConfigError
+    from ckpt_tool.lint.config import split_commas
+
+    flags = WalkFlags(tuple(split_commas(exclude)) if exclude else None,
+                      tuple(split_commas(extend)))
+    try:
+        return walk_rules(find_project(os.getcwd()), flags)
+    except ConfigError as exc:
+        usage_error(str(exc))
+
+
+def _plan_jobs(paths: list[str], to: Target, output: str | None,
+               rules) -> tuple[list[ConvertResult], list[Job]]:
+    from ckpt_tool.convert.destinations import destinations, is_folder_output
     from ckpt_tool.errors import ConversionError
     from ckpt_tool.inputs import expand_inputs
 
-    items = expand_inputs(paths)
+    items = expand_inputs(paths, rules)
     failures = [ConvertResult(item.path, error=item.error) for item in items if item.error]
-    sources = [item.path for item in items if not item.error]
+    usable = [item for item in items if not item.error]
+    sources = [item.path for item in usable]
+    bases = [None if item.group == item.path else _base(item.group) for item in usable]
     try:
-        dests = destinations(sources, to, output)
+        dests = destinations(sources, to, output, bases)
     except ConversionError as exc:
         usage_error(str(exc))
-    if output is not None and len(sources) > 1:
-        _make_output_folder(output)
+    if output is not None and is_folder_output(sources, output, bases):
+        _make_output_folders(output, dests)
     from ckpt_tool.convert.jobs import Job
 
     pairs = zip(sources, dests, strict=True)
     return failures, [Job(source, dest, _size(source)) for source, dest in pairs]
 
 
-def _make_output_folder(output: str) -> None:
-    """Several sources are written into the folder ``-o`` names, made if need be."""
+def _base(group: str | None) -> str | None:
+    """The folder a walked file's place is kept relative to: the folder walked, or the index's."""
+    if group is None:
+        return None
+    return group if os.path.isdir(group) else os.path.dirname(group) or "."
+
+
+def _make_output_folders(output: str, dests: list[str]) -> None:
+    """The folder ``-o`` names, and the sub-folders that mirror the sources' tree, made if need
+    be."""
     if os.path.exists(output) and not os.path.isdir(output):
         usage_error(f"-o {output} is a file, not a folder: give a folder for several sources")
-    try:
-        os.makedirs(output, exist_ok=True)
-    except OSError as exc:
-        usage_error(f"-o {output}: cannot make the folder: {exc.strerror or exc}")
+    for folder in dict.fromkeys([output, *(os.path.dirname(dest) for dest in dests)]):
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            usage_error(f"-o {output}: cannot make the folder {folder}: {exc.strerror or exc}")
 
 
 def _size(path: str) -> int:
@@ -175,44 +237,24 @@ def _size(path: str) -> int:
 
 def _run(job_list: list[Job], options: ConvertOptions, workers: int,
          quiet: bool) -> list[ConvertResult]:
-    from ckpt_tool.convert.jobs import run_jobs
-
-    def show(_: int, result: ConvertResult) -> None:
-        if result.ok and not quiet:
-            from ckpt_tool.render.convert_text import result_lines
-
-            print("\n".join(result_lines(result)), flush=True)
-
-    if quiet or not interactive() or not job_list:
-        return run_jobs(job_list, options, workers, on_result=show)
-    return _run_with_bar(job_list, options, workers, show)
-
-
-def _run_with_bar(job_list: list[Job], options: ConvertOptions, workers: int,
-                  show: OnResult) -> list[ConvertResult]:
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    from ckpt_tool.cli.app import stderr_console
+    from ckpt_tool.cli.output import Bar, write
     from ckpt_tool.convert.jobs import ByteProgress, run_jobs
+    from ckpt_tool.render.convert_text import result_lines
 
     scale = ByteProgress(job_list)
-    columns = (TextColumn("converting"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-               TimeRemainingColumn())
-    with Progress(*columns, console=stderr_console(), transient=True) as progress:
-        task = progress.add_task("convert", total=scale.total)
+    finished = 0
+    with Bar("converting", scale.total, enabled=not quiet, count=len(job_list)) as bar:
 
         def on_progress(index: int, done: int, total: int) -> None:
-            progress.advance(task, scale.advance(index, done, total))
+            bar.file(job_list[index].source, finished + 1)
+            bar.advance(scale.advance(index, done, total))
 
         def on_result(index: int, result: ConvertResult) -> None:
-            progress.advance(task, scale.complete(index))
-            show(index, result)
+            nonlocal finished
+            finished += 1
+            bar.advance(scale.complete(index))
+            if result.ok and not quiet:
+                write("\n".join(result_lines(result)) + "\n")
 
-        return run_jobs(job_list, options, workers, on_progress, on_result)
+        return run_jobs(job_list, options, workers, on_progress if bar.enabled else None,
+                        on_result)

@@ -1,7 +1,8 @@
 """``ckpt lint``: parse arguments, lint every file, print the report, pick the exit code.
 
-Exit codes: 0 nothing reported, 1 findings (or ``--fix`` changed a file), 2 usage or internal
-error. A file that cannot be read is a finding (CKPT006); the other files are still checked.
+Exit codes: 0 nothing reported (or ``--exit-zero``, or no checkpoint file found, with a warning),
+1 findings (or ``--fix`` changed a file), 2 usage or internal error. A file that cannot be read
+is a finding (CKPT006); the other files are still checked.
 """
 
 from __future__ import annotations
@@ -13,19 +14,40 @@ import sys
 import typer
 
 from ckpt_tool import exitcodes
-from ckpt_tool.cli.app import LIMIT_HELP, app, interactive, parse_limits, usage_error
+from ckpt_tool.cli.app import (
+    COMMON_EXIT_CODES,
+    LIMIT_HELP,
+    Command,
+    app,
+    epilog,
+    parse_limits,
+    usage_error,
+)
 from ckpt_tool.lint.findings import Finding
 from ckpt_tool.lint.formats import OutputFormat
 
+_EPILOG = epilog(
+    ["ckpt lint models/                      # every checkpoint below models/",
+     "ckpt lint --output-format full x.pt    # the whole explanation of each finding",
+     "ckpt lint --statistics --exit-zero .   # counts per rule, never fail",
+     "ckpt lint --format sarif . > ckpt.sarif",
+     "ckpt lint --fix .                      # rename *.pth checkpoints to *.pt",
+     "ckpt lint --show-files .               # which files would be checked",
+     "ckpt rule CKPT002                      # what a rule means"],
+    {0: "nothing reported (also: --exit-zero, or no checkpoint file found: a warning)",
+     1: "findings (an unreadable file is one), or --fix changed a file",
+     2: "bad usage (unknown rule, bad configuration) or an internal error",
+     **COMMON_EXIT_CODES})
 
-@app.command("lint")
+
+@app.command("lint", cls=Command, epilog=_EPILOG)
 def lint_command(
-    paths: list[str] = typer.Argument(..., metavar="PATH",
-                                      help="Checkpoint files or directories."),
+    paths: list[str] = typer.Argument(..., metavar="PATH...",
+                                      help="Checkpoint files or folders (walked)."),
     output_format: OutputFormat = typer.Option(
-        OutputFormat.TEXT, "--format", metavar="FORMAT",
-        help="text (default), json, github (workflow annotations) or sarif (SARIF 2.1.0 for "
-        "code scanning)."),
+        OutputFormat.CONCISE, "--output-format", "--format", metavar="FORMAT",
+        help="concise (default: one short line per finding), full (the whole message), json, "
+        "github (workflow annotations) or sarif (SARIF 2.1.0 for code scanning)."),
     select: list[str] | None = typer.Option(
         None, "--select", metavar="CODES",
         help="Rules to check: codes, prefixes, slugs or ALL (comma-separated, repeatable); "
@@ -35,64 +57,173 @@ def lint_command(
         help="Rules not to check (comma-separated, repeatable)."),
     fix: bool = typer.Option(
         False, "--fix", help="Rename *.pth checkpoints to *.pt (git mv for tracked files)."),
+    unsafe_fixes: bool = typer.Option(
+        False, "--unsafe-fixes",
+        help="With --fix, also rename files a known producer reads back by name "
+        "(rng_state.pth).",
+    ),
+    statistics: bool = typer.Option(
+        False, "--statistics", help="Print the number of findings per rule instead of them."),
+    exit_zero: bool = typer.Option(
+        False, "--exit-zero", help="Exit 0 even when something is reported."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Print the findings and nothing else (no summary, no "
+        "warnings)."),
+    show_files: bool = typer.Option(
+        False, "--show-files", help="List the files that would be checked, and what the walk "
+        "passed over, then exit."),
+    exclude: list[str] | None = typer.Option(
+        None, "--exclude", metavar="PATTERN",
+        help="Patterns to pass over in folder walks, replacing the defaults (.git, .venv, "
+        "node_modules, caches, site-packages...) (comma-separated, repeatable)."),
+    extend_exclude: list[str] | None = typer.Option(
+        None, "--extend-exclude", metavar="PATTERN",
+        help="Patterns to pass over besides the defaults (comma-separated, repeatable)."),
+    respect_gitignore: bool | None = typer.Option(
+        None, "--respect-gitignore/--no-respect-gitignore",
+        help="Pass over files .gitignore ignores (default; tracked files are always checked)."),
+    force_exclude: bool | None = typer.Option(
+        None, "--force-exclude/--no-force-exclude",
+        help="Apply the excludes to files named on the command line too (the pre-commit hook "
+        "does)."),
     set_limit: list[str] | None = typer.Option(None, "--set-limit", metavar="NAME=VALUE",
                                                help=LIMIT_HELP),
 ) -> None:
     """Check checkpoint files for code, unsafe names and formats, without loading them."""
-    from ckpt_tool.lint import ConfigError, lint_file, load_config
+    from ckpt_tool.cli.output import Timer, colour, write
+    from ckpt_tool.discovery.project import WalkFlags, find_project, walk_rules
+    from ckpt_tool.errors import ConfigError
+    from ckpt_tool.lint import lint_file, load_config
     from ckpt_tool.lint.config import split_commas
     from ckpt_tool.lint.formats import render
     from ckpt_tool.lint.paths import collect_paths
 
+    timer = Timer()
     limits = parse_limits(set_limit)
+    flags = WalkFlags(tuple(split_commas(exclude)) if exclude else None,
+                      tuple(split_commas(extend_exclude)), respect_gitignore, force_exclude)
     try:
-        config = load_config(os.getcwd(), split_commas(select), split_commas(ignore))
+        project = find_project(os.getcwd())
+        config = load_config(os.getcwd(), split_commas(select), split_commas(ignore), project)
+        rules = walk_rules(project, flags, config.exclude)
     except ConfigError as exc:
         usage_error(str(exc))
-    selection = collect_paths(paths)
-    files = selection.files
-    findings = [finding for path in files for finding in lint_file(path, config, limits)]
-    changed = 0
+    selection = collect_paths(paths, rules)
+    if show_files:
+        _show_files(selection, quiet)
+        raise typer.Exit(exitcodes.OK)
+    if not selection.files and not quiet:
+        _warn_nothing_checked(paths, selection)
+    findings = [finding for path in selection.files for finding in lint_file(path, config, limits)]
+    renamed: list[tuple[str, str]] = []
     if fix:
-        findings, changed = _apply_fixes(findings)
-    sys.stdout.write(render(findings, output_format, colour=_colour()))
-    sys.stdout.flush()  # the report before the summary on stderr, on a shared terminal too
-    if output_format is OutputFormat.TEXT:
-        _summary(findings, len(files), changed, len(selection.skipped))
-    raise typer.Exit(exitcodes.FINDINGS if findings or changed else exitcodes.OK)
+        findings, renamed = _apply_fixes(findings, unsafe_fixes, quiet)
+    if statistics:
+        _print_statistics(findings, output_format)
+    else:
+        document = None
+        if output_format is OutputFormat.JSON:
+            from ckpt_tool.lint.report import lint_document
+
+            document = lint_document(findings, selection, renamed)
+        write(render(findings, output_format, colour(sys.stdout), document))
+    if output_format.is_text and not quiet:
+        _summary(findings, selection, len(renamed), str(timer))
+    failed = bool(findings or renamed) and not exit_zero
+    raise typer.Exit(exitcodes.FINDINGS if failed else exitcodes.OK)
 
 
-def _colour() -> bool:
-    """Colour for a person at a terminal only (never in pre-commit or CI, nor with NO_COLOR)."""
-    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
-        return False
-    return interactive()
+def _show_files(selection, quiet: bool) -> None:
+    from ckpt_tool.cli.output import write
+    from ckpt_tool.render.safe import printable
+
+    write("".join(printable(path) + "\n" for path in selection.files))
+    if quiet:
+        return
+    for item in selection.excluded:
+        print(f"ckpt lint: passed over {printable(item.path)}: {item.reason}", file=sys.stderr)
+    for path, reason in selection.skipped:
+        print(f"ckpt lint: not checked {printable(path)}: {reason}", file=sys.stderr)
+    print(f"ckpt lint: {_files(len(selection.files))} to check", file=sys.stderr)
 
 
-def _apply_fixes(findings: list[Finding]) -> tuple[list[Finding], int]:
-    """Rename each *.pth that CKPT001 reported; its other findings follow it to the new name."""
+def _warn_nothing_checked(paths: list[str], selection) -> None:
+    from ckpt_tool.discovery.walk import gitignore_hint
+    from ckpt_tool.render.safe import printable
+
+    where = ", ".join(printable(path) for path in paths[:3]) + (" ..." if len(paths) > 3 else "")
+    passed = []
+    if selection.skipped:
+        passed.append(f"{_files(len(selection.skipped))} that are not checkpoints")
+    excluded = [item for item in selection.excluded if not item.gitignored]
+    if excluded:
+        passed.append(f"{len(excluded)} excluded {'path' if len(excluded) == 1 else 'paths'}")
+    detail = f" (passed over {' and '.join(passed)}; --show-files lists them)" if passed else ""
+    print(f"ckpt lint: warning: no checkpoint files to check in {where}{detail}"
+          f"{gitignore_hint(selection.excluded)}", file=sys.stderr)
+
+
+def _files(count: int) -> str:
+    return f"{count} {'file' if count == 1 else 'files'}"
+
+
+def _apply_fixes(findings: list[Finding], unsafe: bool,
+                 quiet: bool) -> tuple[list[Finding], list[tuple[str, str]]]:
+    """Rename each *.pth that CKPT001 reported (not those a producer reads back by name, unless
+    ``unsafe``); its other findings follow it to the new name."""
     from ckpt_tool.lint.fix import rename_pth
+    from ckpt_tool.render.safe import printable
 
     renamed: dict[str, str] = {}
-    for path in dict.fromkeys(f.path for f in findings if f.code == "CKPT001"):
-        outcome = rename_pth(path)
-        print(f"ckpt: {outcome}", file=sys.stderr)
+    for finding in findings:
+        if finding.code != "CKPT001" or finding.path in renamed:
+            continue
+        if finding.read_back_by and not unsafe:
+            if not quiet:
+                print(f"ckpt: not renamed {printable(finding.path)}: {finding.read_back_by} "
+                      "reads it back by this name (--unsafe-fixes renames it anyway)",
+                      file=sys.stderr)
+            continue
+        outcome = rename_pth(finding.path)
+        if not quiet or not outcome.done:
+            print(f"ckpt: {printable(str(outcome))}", file=sys.stderr)
         if outcome.done:
-            renamed[path] = outcome.target
+            renamed[finding.path] = outcome.target
     remaining = [dataclasses.replace(f, path=renamed.get(f.path, f.path)) for f in findings
                  if not (f.code == "CKPT001" and f.path in renamed)]
-    return remaining, len(renamed)
+    return remaining, list(renamed.items())
 
 
-def _summary(findings: list[Finding], file_count: int, changed: int, skipped: int) -> None:
+def _print_statistics(findings: list[Finding], output_format: OutputFormat) -> None:
+    from ckpt_tool.cli.output import write
+    from ckpt_tool.lint.report import statistics
+
+    rows = statistics(findings)
+    if output_format is OutputFormat.JSON:
+        import json
+
+        write(json.dumps(rows, indent=2) + "\n")
+        return
+    width = max((len(str(row["count"])) for row in rows), default=1)
+    lines = []
+    for row in rows:
+        fixable = f"  [{row['fixable']} fixable]" if row["fixable"] else ""
+        lines.append(f"{row['count']:>{width}}  {row['code']}  {row['rule']}{fixable}")
+    write("".join(line + "\n" for line in lines))
+
+
+def _summary(findings: list[Finding], selection, changed: int, elapsed: str) -> None:
+    file_count = len(selection.files)
     flagged = len({finding.path for finding in findings})
-    fixed = f", {changed} fixed" if changed else ""
+    extra = f", {changed} fixed" if changed else ""
+    skipped = len(selection.skipped)
     if skipped:
-        fixed += f", {skipped} other {'file' if skipped == 1 else 'files'} not checkpoints"
+        extra += f", {skipped} other {'file' if skipped == 1 else 'files'} not checkpoints"
     if findings:
         noun = "finding" if len(findings) == 1 else "findings"
-        print(f"ckpt lint: {len(findings)} {noun} in {flagged} of {file_count} files{fixed}",
-              file=sys.stderr)
+        text = f"{len(findings)} {noun} in {flagged} of {file_count} files{extra}"
     else:
-        files = "file" if file_count == 1 else "files"
-        print(f"ckpt lint: {file_count} {files} checked, nothing to report{fixed}", file=sys.stderr)
+        text = f"{_files(file_count)} checked, nothing to report{extra}"
+    from ckpt_tool.cli.output import summary_line
+
+    summary_line("lint", f"{text} ({elapsed})")

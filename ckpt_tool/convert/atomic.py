@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -41,6 +42,36 @@ def check_destination(dest: str, sources: list[str], force: bool) -> None:
         raise ConversionError(f"the destination's folder {folder} does not exist")
     if os.path.lexists(dest) and not force:
         raise ConversionError(f"{dest} exists; pass --force to replace it")
+
+
+def check_free_space(dest: str, needed: int) -> None:
+    """Refuse before writing when the destination's filesystem has less room than the output
+    (and scratch) needs: a disk filled halfway through helps nobody."""
+    folder = os.path.dirname(dest) or "."
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return  # the folder's own check reports a missing folder
+    if needed > free:
+        from ckpt_tool.render.units import human_bytes
+
+        raise ConversionError(f"not enough free space for {dest}: it needs about "
+                              f"{human_bytes(needed)} and its filesystem has {human_bytes(free)} "
+                              "free")
+
+
+_TEMPORARY = re.compile(r"(?:/proc/self/fd/\d+|\S*" + re.escape(TEMP_PREFIX) + r"[^\s:'\"]*)")
+
+
+def is_temporary(path: str) -> bool:
+    """A path of ckpt's own temporary files (a ``.ckpt-tmp-*`` name or folder, an unnamed file's
+    ``/proc/self/fd/N``)."""
+    return TEMP_PREFIX in path or path.startswith("/proc/self/fd/")
+
+
+def name_destination(message: str, dest: str) -> str:
+    """``message`` with every temporary path replaced by the destination it stands for."""
+    return _TEMPORARY.sub(lambda _: dest, message)
 
 
 def _same_file(a: str, b: str) -> bool:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import os
 
-from ckpt_tool.convert.atomic import Staging, check_destination
+from ckpt_tool.convert.atomic import (
+    Staging,
+    check_destination,
+    check_free_space,
+    is_temporary,
+    name_destination,
+)
 from ckpt_tool.convert.copy import copy_file, move_file
 from ckpt_tool.convert.from_safetensors import safetensors_to_torch
 from ckpt_tool.convert.legacy_rewrite import rewrite_legacy
@@ -12,8 +18,10 @@ from ckpt_tool.convert.options import Action, ConvertOptions, ConvertResult, Tar
 from ckpt_tool.convert.plan import Plan, plan_safetensors
 from ckpt_tool.convert.progress import Meter, Report
 from ckpt_tool.convert.shards import index_file, shard_files, split_shards
+from ckpt_tool.convert.tensordata import needs_materializing
 from ckpt_tool.convert.to_safetensors import write_safetensors
 from ckpt_tool.errors import CkptError, ConversionError
+from ckpt_tool.extras import require_safetensors
 from ckpt_tool.model.checkpoint import Checkpoint, Format
 from ckpt_tool.readers import open_checkpoint
 
@@ -30,16 +38,20 @@ def convert_file(source: str, dest: str, options: ConvertOptions,
         checkpoint = open_checkpoint(source, options.limits)
         result = _convert(checkpoint, dest, options, meter)
     except CkptError as exc:
-        return ConvertResult(source, error=str(exc))
+        return ConvertResult(source, error=name_destination(str(exc), dest))
     except OSError as exc:
-        return ConvertResult(source, error=_os_error(exc))
+        return ConvertResult(source, error=_os_error(exc, dest))
     meter.finish()
     return result
 
 
-def _os_error(exc: OSError) -> str:
-    where = f": {exc.filename}" if exc.filename else ""
-    return f"{exc.strerror or exc}{where}"
+def _os_error(exc: OSError, dest: str) -> str:
+    """The error with the path the user knows: the destination, never the temporary file (or
+    unnamed ``O_TMPFILE``) it was being written to."""
+    reason = exc.strerror or str(exc)
+    if exc.filename is None or is_temporary(str(exc.filename)):
+        return f"writing {dest} failed: {reason}"
+    return f"{reason}: {exc.filename}"
 
 
 def _folder(dest: str) -> str:
@@ -68,11 +80,15 @@ def _to_safetensors(checkpoint: Checkpoint, dest: str, options: ConvertOptions,
                     meter: Meter) -> ConvertResult:
     if options.move or options.rewrite:
         raise ConversionError("--move and --rewrite apply to --to pt/pth.tar/pwf/bin/ckpt")
+    require_safetensors("converting to safetensors")
     plan = plan_safetensors(checkpoint, options)
     count = len(split_shards(plan.entries, options.shard_size))
     planned = shard_files(dest, count) + ([index_file(dest)] if count > 1 else [])
     for path in planned:
         check_destination(path, [checkpoint.path], options.force)
+    scratch = sum(entry.nbytes for entry in plan.entries
+                  if needs_materializing(entry, checkpoint.byteorder))
+    check_free_space(dest, plan.total_bytes + scratch)
     with Staging(_folder(dest), options.force, (checkpoint.path,)) as staging:
         write_safetensors(checkpoint, plan, dest, staging, options.shard_size, options.verify,
                           meter)
@@ -107,6 +123,7 @@ def _listed(title: str, items: list[str], limit: int | None = _MAX_LISTED) -> li
 
 def _staged(checkpoint: Checkpoint, dest: str, options: ConvertOptions) -> Staging:
     check_destination(dest, [checkpoint.path], options.force)
+    check_free_space(dest, checkpoint.size)
     return Staging(_folder(dest), options.force, (checkpoint.path,))
 
 

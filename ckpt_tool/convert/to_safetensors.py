@@ -33,8 +33,8 @@ def write_safetensors(checkpoint: Checkpoint, plan: Plan, dest: str, staging: St
     with open_map(checkpoint.path) as source_map:
         for shard, file in zip(shards, files, strict=True):
             path = staging.path_for(file)
-            _write_shard(shard, path, plan.metadata, source_map, checkpoint.byteorder, staging,
-                         meter)
+            _write_shard(shard, path, file, plan.metadata, source_map, checkpoint.byteorder,
+                         staging, meter)
             if verify:
                 verify_safetensors(path, shard, plan.metadata, source_map, checkpoint.byteorder,
                                    meter)
@@ -45,8 +45,9 @@ def write_safetensors(checkpoint: Checkpoint, plan: Plan, dest: str, staging: St
     return [*files, index]
 
 
-def _write_shard(entries: list[Entry], path: str, metadata: dict[str, str], source_map: Any,
-                 byteorder: str, staging: Staging, meter: Meter) -> None:
+def _write_shard(entries: list[Entry], path: str, dest: str, metadata: dict[str, str],
+                 source_map: Any, byteorder: str, staging: Staging, meter: Meter) -> None:
+    """Write ``entries`` to ``path`` (a staged file that becomes ``dest``)."""
     from safetensors import SafetensorError, serialize_file
 
     with _Scratch(staging.folder) as scratch:
@@ -60,7 +61,7 @@ def _write_shard(entries: list[Entry], path: str, metadata: dict[str, str], sour
                                        buffers) for entry in entries}
             serialize_file(specs, path, metadata=metadata)
         except SafetensorError as exc:
-            raise ConversionError(f"safetensors could not write the output: {exc}") from None
+            raise ConversionError(f"safetensors could not write {dest}: {exc}") from None
         finally:
             buffers.clear()
             del scratch_map

@@ -9,6 +9,8 @@ from functools import cached_property
 from typing import Any
 
 from ckpt_tool.errors import CkptError
+from ckpt_tool.inspect.names import NameWarning, name_warnings
+from ckpt_tool.inspect.parts import Parts, split_parts
 from ckpt_tool.limits import DEFAULT_LIMITS, Limits
 from ckpt_tool.model.checkpoint import Checkpoint, TensorRef
 from ckpt_tool.model.tree import walk
@@ -19,6 +21,8 @@ from ckpt_tool.readers import open_checkpoint
 class TensorRow:
     name: str
     tensor: TensorRef
+    path: tuple[str, ...] = ()
+    """The keys from the root object down to the tensor (``name`` joins them with dots)."""
 
     @property
     def shared_key(self) -> tuple[str, int] | None:
@@ -42,17 +46,28 @@ class FileReport:
         return self.error is None
 
     @cached_property
+    def parts(self) -> Parts:
+        """The elements of the model's parameters, of training state and of other tensors (a
+        tensor that views another's storage region counted once)."""
+        root = self.checkpoint.root if self.checkpoint is not None else None
+        return split_parts(root, self.tensors)
+
+    @property
     def parameter_count(self) -> int:
-        """Elements of all tensors, a tensor that views another's storage region counted once."""
-        seen: set[tuple] = set()
-        total = 0
-        for row in self.tensors:
-            t = row.tensor
-            key = (row.shared_key, t.storage_offset, t.shape, t.stride) if t.storage else id(t)
-            if key not in seen:
-                seen.add(key)
-                total += t.numel
-        return total
+        """Elements of the model's parameters (the tensors under its weights root)."""
+        return self.parts.parameters
+
+    @property
+    def element_count(self) -> int:
+        """Elements of every tensor (optimizer state and other tensors included)."""
+        return self.parts.elements
+
+    @cached_property
+    def warnings(self) -> list[NameWarning]:
+        """What the file's name says against what it holds (``*.pth``, a wrong extension)."""
+        if self.checkpoint is None:
+            return []
+        return name_warnings(self.path, self.checkpoint)
 
     @cached_property
     def total_bytes(self) -> int:
@@ -93,7 +108,7 @@ def inspect_file(path: str, limits: Limits = DEFAULT_LIMITS) -> FileReport:
         for leaf in walk(checkpoint.root, limits):
             name = leaf.name if leaf.path else "(root)"
             if leaf.is_tensor:
-                row = TensorRow(name, leaf.value)
+                row = TensorRow(name, leaf.value, leaf.path)
                 report.tensors.append(row)
                 report.order.append((name, row))
             else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ckpt_tool.model.checkpoint import TensorRef
@@ -26,8 +27,9 @@ def _skip(note: str) -> TensorStats:
     return TensorStats(None, None, None, None, 0, 0, note)
 
 
-def tensor_stats(files: TensorFiles, tensor: TensorRef, byteorder: str = "little"
-                 ) -> TensorStats:
+def tensor_stats(files: TensorFiles, tensor: TensorRef, byteorder: str = "little",
+                 on_bytes: Callable[[int], None] | None = None) -> TensorStats:
+    """``on_bytes(n)`` is told of each block of ``n`` bytes read (for a progress bar)."""
     if tensor.kind in ("nested", "sparse"):
         return _skip(f"not computed for {tensor.kind}")
     if tensor.offset is None and not tensor.chunks:
@@ -40,7 +42,10 @@ def tensor_stats(files: TensorFiles, tensor: TensorRef, byteorder: str = "little
     acc = _Accumulator()
     for flat in files.pieces(tensor, byteorder):  # order does not matter: chunks as they lie
         for start in range(0, flat.size, _CHUNK_ELEMENTS):
-            acc.add(flat[start : start + _CHUNK_ELEMENTS])
+            block = flat[start : start + _CHUNK_ELEMENTS]
+            acc.add(block)
+            if on_bytes is not None:
+                on_bytes(block.size * tensor.dtype.itemsize)
     return acc.result()
 
 

@@ -1,10 +1,12 @@
-"""``[tool.ckpt.lint]`` in the nearest pyproject.toml, merged with the command line.
+"""``[tool.ckpt.lint]`` in the project's pyproject.toml, merged with the command line.
 
-The nearest pyproject.toml with a ``[tool.ckpt.lint]`` table, looking up from the working
-directory, is used. Keys: ``select`` and ``ignore`` (codes, code prefixes, slugs or ``ALL``),
+The project's configuration is the nearest pyproject.toml with a ``[tool.ckpt]`` table, looking
+up from the working directory (``ckpt_tool.discovery.project``). Lint's keys: ``select`` and
+``ignore`` (codes, code prefixes, slugs or ``ALL``),
 ``per-file-ignores`` (glob -> codes, globs relative to the pyproject.toml's folder; a glob without
 ``/`` also matches the file name) and ``allowed-globals`` (extra globals to accept, ``pkg.Class``
-or ``pkg.module.*``). Command-line flags win: ``--select`` replaces the file's ``select`` and
+or ``pkg.module.*``) and ``exclude`` (patterns lint alone passes over, besides the project's
+walk excludes). Command-line flags win: ``--select`` replaces the file's ``select`` and
 re-enables codes the file ignores, ``--ignore`` drops codes whatever the file says.
 """
 
@@ -16,16 +18,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ckpt_tool.errors import CkptError
+from ckpt_tool.discovery.project import Project, find_project, strings
+from ckpt_tool.errors import ConfigError
 from ckpt_tool.lint.findings import BY_SLUG, RULES
 from ckpt_tool.lint.policy import AllowedGlobals
 
 DEFAULT_CODES = frozenset(code for code, rule in RULES.items() if rule.default)
-_KEYS = ("select", "ignore", "per-file-ignores", "allowed-globals")
-
-
-class ConfigError(CkptError):
-    """The lint configuration (pyproject.toml or flags) is invalid."""
+_KEYS = ("select", "ignore", "per-file-ignores", "allowed-globals", "exclude")
+__all__ = ["ConfigError", "LintConfig", "load_config"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,9 @@ class LintConfig:
     """Folder that per-file-ignores globs are relative to."""
     source: str | None = None
     """The pyproject.toml read, if any."""
+    exclude: tuple[str, ...] = ()
+    """Patterns lint passes over in folder walks, besides the project's excludes."""
+    project: Project = field(default_factory=Project)
 
     def codes_for(self, path: str) -> frozenset[str]:
         codes = self.selected
@@ -85,45 +88,16 @@ def split_commas(items: Iterable[str] | None) -> list[str]:
     return [part for item in items or () for part in item.split(",") if part.strip()]
 
 
-def find_lint_table(start: str) -> tuple[str, dict[str, Any]] | None:
-    """The nearest pyproject.toml (from ``start`` up) that has ``[tool.ckpt.lint]``."""
-    directory = os.path.abspath(start)
-    while True:
-        candidate = os.path.join(directory, "pyproject.toml")
-        if os.path.isfile(candidate):
-            table = _read_toml(candidate).get("tool", {}).get("ckpt", {}).get("lint")
-            if table is not None:
-                if not isinstance(table, dict):
-                    raise ConfigError(f"{candidate}: [tool.ckpt.lint] must be a table")
-                return candidate, table
-        parent = os.path.dirname(directory)
-        if parent == directory:
-            return None
-        directory = parent
-
-
-def _read_toml(path: str) -> dict[str, Any]:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        try:
-            import tomli as tomllib  # type: ignore[no-redef]
-        except ModuleNotFoundError:
-            raise ConfigError(
-                f"{path}: reading it needs Python 3.11, or `pip install tomli`") from None
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-
-
 def load_config(
-    start: str = ".", select: list[str] | None = None, ignore: list[str] | None = None
+    start: str = ".", select: list[str] | None = None, ignore: list[str] | None = None,
+    project: Project | None = None,
 ) -> LintConfig:
     """The configuration for a run from ``start``; ``select``/``ignore`` are the flags' values."""
-    found = find_lint_table(start)
-    source, table = found if found else (None, {})
+    project = project if project is not None else find_project(start)
+    source = project.path
+    table = project.table.get("lint", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: [tool.ckpt.lint] must be a table")
     where = source or "configuration"
     unknown = sorted(set(table) - set(_KEYS))
     if unknown:
@@ -137,16 +111,14 @@ def load_config(
     forced = cli_select or frozenset()
     base = cli_select if cli_select is not None else file_select
     selected = (DEFAULT_CODES if base is None else base) - (file_ignore - forced) - cli_ignore
-    root = os.path.dirname(source) if source else os.path.abspath(start)
+    root = project.root if source else os.path.abspath(start)
     return LintConfig(selected, _per_file_ignores(table, where), forced,
-                      AllowedGlobals.parse(_strings(table, "allowed-globals", where)), root, source)
+                      AllowedGlobals.parse(_strings(table, "allowed-globals", where)), root, source,
+                      tuple(_strings(table, "exclude", where)), project)
 
 
 def _strings(table: dict[str, Any], key: str, where: str) -> list[str]:
-    value = table.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ConfigError(f"{where}: {key} must be a list of strings")
-    return value
+    return strings(table, key, where)
 
 
 def _per_file_ignores(table: dict[str, Any], where: str) -> tuple[tuple[str, frozenset[str]], ...]:

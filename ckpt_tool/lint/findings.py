@@ -75,6 +75,16 @@ class Finding:
     """Archive member or pickle the finding is about (``archive/data.pkl``, ``object pickle``)."""
     offset: int | None = None
     """Byte offset inside ``member`` (inside the file when ``member`` is None)."""
+    concise: str = ""
+    """The message in a few words, for the default output (``--output-format full`` prints
+    ``message``)."""
+    globals: tuple[str, ...] = ()
+    """The globals the finding is about (CKPT002, CKPT003, CKPT004)."""
+    allow_list: tuple[str, ...] = ()
+    """CKPT004: the globals ckpt reviewed, which ``add_safe_globals`` may take if the file is
+    trusted."""
+    read_back_by: str | None = None
+    """CKPT001: the producer that reads the file back by this name (``--fix`` leaves it)."""
 
     def __str__(self) -> str:
         return f"{self.path}: {self.code} {self.rule} {self.message}"
@@ -82,13 +92,32 @@ class Finding:
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "code": self.code, "rule": self.rule,
                 "severity": self.severity.value, "message": self.message,
-                "member": self.member, "offset": self.offset}
+                "concise": self.concise, "member": self.member, "offset": self.offset,
+                "globals": list(self.globals), "allow_list": list(self.allow_list),
+                "read_back_by": self.read_back_by}
+
+
+_CONCISE_WIDTH = 160
 
 
 def make_finding(
     code: str, path: str, message: str, member: str | None = None, offset: int | None = None,
-    severity: Severity | None = None,
+    severity: Severity | None = None, concise: str | None = None,
+    globals: tuple[str, ...] = (), allow_list: tuple[str, ...] = (),
+    read_back_by: str | None = None,
 ) -> Finding:
-    """A finding of rule ``code``; ``severity`` overrides the rule's default for this one."""
+    """A finding of rule ``code``; ``severity`` overrides the rule's default for this one;
+    ``concise`` defaults to the message's first sentence."""
     rule = RULES[code]
-    return Finding(path, code, rule.slug, severity or rule.severity, message, member, offset)
+    return Finding(path, code, rule.slug, severity or rule.severity, message, member, offset,
+                   clip(concise if concise is not None else first_sentence(message)),
+                   tuple(globals), tuple(allow_list), read_back_by)
+
+
+def first_sentence(message: str) -> str:
+    end = message.find(". ")
+    return message if end < 0 else message[: end + 1]
+
+
+def clip(text: str, width: int = _CONCISE_WIDTH) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -1,4 +1,4 @@
-"""Render findings: text lines, JSON, GitHub workflow annotations, SARIF 2.1.0.
+"""Render findings: concise or full text lines, JSON, GitHub workflow annotations, SARIF 2.1.0.
 
 Every renderer returns a string (the CLI prints it); none needs torch or Rich.
 """
@@ -14,16 +14,21 @@ from typing import Any
 
 from ckpt_tool import __version__
 from ckpt_tool.lint.findings import RULES, Finding, Severity
+from ckpt_tool.render.safe import printable
 
-JSON_SCHEMA_VERSION = 1
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
 
 class OutputFormat(str, Enum):
-    TEXT = "text"
+    CONCISE = "concise"
+    FULL = "full"
     JSON = "json"
     GITHUB = "github"
     SARIF = "sarif"
+
+    @property
+    def is_text(self) -> bool:
+        return self in (OutputFormat.CONCISE, OutputFormat.FULL)
 
 
 _COLOURS = {Severity.ERROR: "\x1b[1;31m", Severity.WARNING: "\x1b[1;33m",
@@ -31,27 +36,27 @@ _COLOURS = {Severity.ERROR: "\x1b[1;31m", Severity.WARNING: "\x1b[1;33m",
 _BOLD, _RESET = "\x1b[1m", "\x1b[0m"
 
 
-def render(findings: list[Finding], output_format: OutputFormat, colour: bool = False) -> str:
-    if output_format is OutputFormat.TEXT:
-        return render_text(findings, colour)
+def render(findings: list[Finding], output_format: OutputFormat, colour: bool = False,
+           document: dict[str, Any] | None = None) -> str:
+    """The report in ``output_format``; JSON renders ``document`` (``lint.report``)."""
+    if output_format.is_text:
+        return render_text(findings, colour, full=output_format is OutputFormat.FULL)
     if output_format is OutputFormat.JSON:
-        return render_json(findings)
+        assert document is not None
+        return render_json(document)
     if output_format is OutputFormat.GITHUB:
         return render_github(findings)
     return render_sarif(findings)
 
 
-# C0 and C1 controls and DEL, shown as escapes: messages quote names and errors from the file.
-_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
-_CONTROLS.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
-
-
-def render_text(findings: list[Finding], colour: bool = False) -> str:
-    """``path: CODE slug message``, one line each, control characters escaped (a name in a
-    hostile file can hold a newline or a terminal escape); the code coloured if asked."""
+def render_text(findings: list[Finding], colour: bool = False, full: bool = False) -> str:
+    """``path: CODE slug message``, one line each, the concise message unless ``full``; control
+    characters escaped (a name in a hostile file can hold a newline or a terminal escape); the
+    code coloured if asked."""
     lines = []
     for finding in findings:
-        path, message = finding.path.translate(_CONTROLS), finding.message.translate(_CONTROLS)
+        text = finding.message if full or not finding.concise else finding.concise
+        path, message = printable(finding.path), printable(text)
         if colour:
             code = f"{_COLOURS[finding.severity]}{finding.code}{_RESET}"
             lines.append(f"{_BOLD}{path}{_RESET}: {code} {finding.rule} {message}")
@@ -60,8 +65,7 @@ def render_text(findings: list[Finding], colour: bool = False) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def render_json(findings: list[Finding]) -> str:
-    document = {"schema": JSON_SCHEMA_VERSION, "findings": [f.to_dict() for f in findings]}
+def render_json(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2) + "\n"
 
 

@@ -5,7 +5,8 @@ A file is checked when its name is a checkpoint's (``.pt``, ``.pkl``, ...) or wh
 one: a zip or tar archive, a torch legacy stream, a safetensors header, or a pickle with or
 without a protocol header (torch.load unpickles any file that is neither a zip nor a tar). Files
 given by name are checked on the same terms, so that a pre-commit hook that passes every file
-checks exactly what ``ckpt lint DIR`` would.
+checks exactly what ``ckpt lint DIR`` would. Folders are walked as every command walks them
+(``ckpt_tool.discovery.walk``): default excludes, ``--exclude`` patterns, ``.gitignore``.
 """
 
 from __future__ import annotations
@@ -14,26 +15,35 @@ import os
 from dataclasses import dataclass, field
 
 from ckpt_tool.containers.remote import is_url
+from ckpt_tool.discovery.walk import DEFAULT_RULES, Passed, WalkRules, named_path_exclusion
+from ckpt_tool.discovery.walk import walk_folders as _walk_folders
 from ckpt_tool.inputs import holds_checkpoint
 from ckpt_tool.lint.names import checkpoint_suffix
-
-_SKIPPED_FOLDERS = frozenset({".git", ".hg", ".svn", "__pycache__"})
 
 
 @dataclass
 class Selection:
     files: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    """(path, why) of the files passed over."""
+    """(path, why) of the files looked at and passed over (not checkpoints)."""
+    excluded: list[Passed] = field(default_factory=list)
+    """Files and folders the walk did not enter (excludes, .gitignore, environments)."""
 
 
-def collect_paths(arguments: list[str]) -> Selection:
+def collect_paths(arguments: list[str], rules: WalkRules = DEFAULT_RULES) -> Selection:
     """Files named on the command line are checked if they may be checkpoints (a missing one is
     reported later); a directory is walked, symlinked folders not followed."""
     selection = Selection()
     seen: set[str] = set()
     for argument in arguments:
-        found = _walk(argument) if os.path.isdir(argument) else [argument]
+        if os.path.isdir(argument):
+            found = _walk(argument, rules, selection.excluded)
+        else:
+            excluded = None if is_url(argument) else named_path_exclusion(argument, rules)
+            if excluded:
+                selection.excluded.append(Passed(argument, excluded, False))
+                continue
+            found = [argument]
         for path in found:
             key = path if is_url(path) else os.path.realpath(path)
             if key in seen:
@@ -47,12 +57,9 @@ def collect_paths(arguments: list[str]) -> Selection:
     return selection
 
 
-def _walk(root: str) -> list[str]:
-    found = []
-    for folder, folders, names in os.walk(root, followlinks=False):
-        folders[:] = sorted(name for name in folders if name not in _SKIPPED_FOLDERS)
-        found += [os.path.normpath(os.path.join(folder, name)) for name in sorted(names)]
-    return found
+def _walk(root: str, rules: WalkRules, excluded: list[Passed]) -> list[str]:
+    return [os.path.normpath(os.path.join(folder, name))
+            for folder, names in _walk_folders(root, rules, excluded) for name in names]
 
 
 def _skip_reason(path: str) -> str | None:

@@ -18,6 +18,7 @@ from ckpt_tool.lint.names import (
     named_as_checkpoint,
 )
 from ckpt_tool.lint.policy import AllowedGlobals
+from ckpt_tool.lint.read_back import read_back_by
 
 _CHUNK = 1 << 20
 # str.splitlines (site.py since 3.13) and universal newlines (before) both start a line after
@@ -61,13 +62,25 @@ def check_pth_extension(facts: FileFacts, allowed: AllowedGlobals) -> list[Findi
     except OSError:
         offset = None
     severity = None
+    concise = "named *.pth, the extension of site-packages path-configuration files"
     if offset is not None:
         message += (f"; worse, its bytes hold a line starting with `import` (offset {offset}), "
                     "code that site.py would run at every interpreter start")
+        concise = (f"named *.pth and holds an `import` line (offset {offset}) that site.py would "
+                   "run at interpreter start")
         severity = Severity.ERROR
-    message += (". Rename it to .pt with `ckpt lint --fix`, or rewrite it with "
-                "`ckpt convert --to pt`.")
-    return [make_finding("CKPT001", facts.path, message, None, offset, severity)]
+    reader = read_back_by(facts.path)
+    if reader is None:
+        message += (". Rename it to .pt with `ckpt lint --fix`, or rewrite it with "
+                    "`ckpt convert --to pt`.")
+    else:
+        message += (f". But {reader.producer} reads it back by this exact name: renamed, "
+                    f"{reader.breaks}. `ckpt lint --fix` leaves it alone (--unsafe-fixes renames "
+                    "it anyway); keep it out of site-packages, or ignore CKPT001 for it with "
+                    "per-file-ignores.")
+        concise += f" (read back by this name by {reader.producer}: --fix leaves it)"
+    return [make_finding("CKPT001", facts.path, message, None, offset, severity, concise,
+                         read_back_by=reader.producer if reader else None)]
 
 
 def check_legacy_format(facts: FileFacts, allowed: AllowedGlobals) -> list[Finding]:
@@ -92,7 +105,8 @@ def check_legacy_format(facts: FileFacts, allowed: AllowedGlobals) -> list[Findi
     return [make_finding(
         "CKPT005", facts.path,
         f"{what}: torch.load(mmap=True) cannot map it, so every load reads all of it into memory, "
-        f"and newer tools may not read it at all.{carried} {fix}")]
+        f"and newer tools may not read it at all.{carried} {fix}",
+        concise=f"{what}: torch.load(mmap=True) cannot map it")]
 
 
 def check_unreadable(facts: FileFacts, allowed: AllowedGlobals) -> list[Finding]:
@@ -144,7 +158,8 @@ def check_extension(facts: FileFacts, allowed: AllowedGlobals) -> list[Finding]:
     if facts.kind in expected:
         return []
     message, severity = _mismatch(facts, suffix)
-    return [make_finding("CKPT007", facts.path, message, severity=severity)]
+    return [make_finding("CKPT007", facts.path, message, severity=severity,
+                         concise=message.split(":", 1)[0])]
 
 
 def _on_cpu(location: str) -> bool:
@@ -165,4 +180,4 @@ def check_device_tensors(facts: FileFacts, allowed: AllowedGlobals) -> list[Find
         "CKPT008", facts.path,
         f"tensors saved on {listing}: on a machine without that device, "
         f"torch.load({name!r}) fails unless it passes map_location=\"cpu\". Move the tensors to "
-        "the CPU before saving.")]
+        "the CPU before saving.", concise=f"tensors saved on {listing}")]

@@ -76,29 +76,47 @@ def check_code_execution(facts: FileFacts, allowed: AllowedGlobals) -> list[Find
             "CKPT002", facts.path,
             f"{_global_text(use)} named by {use.opcode} at {site.where(use.offset)}: "
             f"{_why_code(use, verdict, facts)} Do not load this file.",
-            site.member, site.base + use.offset))
+            site.member, site.base + use.offset,
+            concise=f"`{use.full_name}` ({use.opcode} at {site.where(use.offset)}): "
+                    f"{_short_why(use, verdict, facts)}",
+            globals=(use.full_name,)))
     for member in facts.native_code:
         findings.append(make_finding(
             "CKPT002", facts.path,
             f"{member} holds native code (a shared library or an executable): a loader that "
             "uses it (torch._inductor's aoti_load_package for a .pt2, an importer of a "
             "package) runs it with the loader's rights, and no scan of its bytes can tell what "
-            "it does. Do not load this file unless you trust its source.", member))
+            "it does. Do not load this file unless you trust its source.", member,
+            concise=f"{member} holds native code (a shared library or an executable)"))
     for call in facts.code_calls:
         when = ("it is in a __setstate__, which torch.jit.load (so torch.load) runs while "
                 "loading" if call.at_load else "TorchScript code runs when the model is called")
         findings.append(make_finding(
             "CKPT002", facts.path,
             f"line {call.line} of {call.member} {call.reason}: `{_clip(call.text)}` ({when}). "
-            "Do not load this file.", call.member))
+            "Do not load this file.", call.member,
+            concise=f"line {call.line} of {call.member} {call.reason.split(',')[0]}"
+                    + (" in __setstate__ (runs on load)" if call.at_load else "")))
     for site in facts.sites:
         for unresolved in site.scan.unresolved:
             findings.append(make_finding(
                 "CKPT002", facts.path,
                 f"{unresolved.opcode} at {site.where(unresolved.offset)} picks its global at load "
                 f"time ({unresolved.reason}): it could be any callable. Do not load this file.",
-                site.member, site.base + unresolved.offset))
+                site.member, site.base + unresolved.offset,
+                concise=f"{unresolved.opcode} at {site.where(unresolved.offset)} picks its "
+                        "global at load time"))
     return findings
+
+
+def _short_why(use: GlobalUse, verdict: Verdict, facts: FileFacts) -> str:
+    if _from_package(use.module, facts.package_modules):
+        return "the archive ships its module's source"
+    if "." in use.name:
+        return "an attribute path, never trusted"
+    if verdict is Verdict.NOT_REVIEWED:
+        return "not reviewed, may run code"
+    return "runs code or touches the system"
 
 
 def _why_code(use: GlobalUse, verdict: Verdict, facts: FileFacts | None = None) -> str:
@@ -148,7 +166,21 @@ def check_custom_class(facts: FileFacts, allowed: AllowedGlobals) -> list[Findin
         f"{_listing(list(first))} (first at {site.where(use.offset)}). Loading it imports that "
         "code and runs it (constructors, __setstate__); save model.state_dict() instead of the "
         "model object, or add the names to allowed-globals if you trust them.",
-        site.member, site.base + use.offset)]
+        site.member, site.base + use.offset,
+        concise=f"{_count(len(first), 'class', 'classes')} from outside torch, numpy and the "
+                f"standard library: {_short_listing(list(first))}" if custom_only else
+                f"{_count(len(first), 'class', 'classes')} loading imports and runs: "
+                f"{_short_listing(list(first))}",
+        globals=tuple(first))]
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def _short_listing(names: list[str], shown: int = 2) -> str:
+    more = f" +{len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def check_weights_only(facts: FileFacts, allowed: AllowedGlobals) -> list[Finding]:
@@ -159,12 +191,13 @@ def check_weights_only(facts: FileFacts, allowed: AllowedGlobals) -> list[Findin
             "CKPT004", facts.path,
             "a TorchScript archive: torch.load(weights_only=True) refuses it (torch.load hands "
             "TorchScript to torch.jit.load). Load it with torch.jit.load, or save a state_dict.",
-            main[0].member)]
+            main[0].member, concise="a TorchScript archive: refused by weights_only=True")]
     if facts.torch_tar:
         return [make_finding(
             "CKPT004", facts.path,
             "torch's pre-0.4 tar format: torch.load(weights_only=True) refuses it outright. "
-            "If you trust it, load it with torch and save it again.")]
+            "If you trust it, load it with torch and save it again.",
+            concise="torch's pre-0.4 tar format: refused by weights_only=True")]
     if facts.kind not in (Kind.ZIP, Kind.LEGACY) or not main:
         return []
     return _refused_globals(facts, main, allowed)
@@ -185,8 +218,17 @@ def _refused_globals(facts: FileFacts, main: list[PickleSite],
     if place is None:
         place = (main[0], 0)
     site, offset = place
+    trusted = tuple(name for name, verdict in refused.items() if verdict.may_be_allow_listed)
+    parts = []
+    if refused:
+        parts.append(f"{_count(len(refused), 'global', 'globals')} off its allow-list "
+                     f"({_short_listing(list(refused))})")
+    if opcodes:
+        parts.append(f"opcodes {_short_listing(opcodes, 3)}")
     return [make_finding("CKPT004", facts.path, _weights_only_message(refused, opcodes),
-                         site.member, site.base + offset)]
+                         site.member, site.base + offset,
+                         concise="refused by torch.load(weights_only=True): " + "; ".join(parts),
+                         globals=tuple(refused), allow_list=trusted)]
 
 
 def _weights_only_message(refused: dict[str, Verdict], opcodes: list[str]) -> str:

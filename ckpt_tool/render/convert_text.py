@@ -1,14 +1,16 @@
-"""The lines ``ckpt convert`` prints: one per file, its notes, and a summary of failures."""
+"""The lines ``ckpt convert`` prints: one per file, its notes, and a summary. Paths and notes
+(which quote tensor names from the file) are escaped (``render.safe``)."""
 
 from __future__ import annotations
 
 from ckpt_tool.convert.options import Action, ConvertResult
+from ckpt_tool.render.safe import printable
 from ckpt_tool.render.units import human_bytes
 
 
 def result_lines(result: ConvertResult) -> list[str]:
     """What was written, then one indented line per note. Failures are reported elsewhere."""
-    return [_headline(result), *(f"  {note}" for note in result.notes)]
+    return [printable(_headline(result)), *(f"  {printable(note)}" for note in result.notes)]
 
 
 def _headline(result: ConvertResult) -> str:
@@ -31,9 +33,11 @@ def _headline(result: ConvertResult) -> str:
 
 def summary_line(results: list[ConvertResult]) -> str:
     failed = [result.source for result in results if not result.ok]
-    line = f"converted {len(results) - len(failed)} of {len(results)} files"
+    written = sum(result.bytes_written for result in results if result.ok)
+    line = (f"converted {len(results) - len(failed)} of {len(results)} files, "
+            f"{human_bytes(written)} written")
     if failed:
         more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
-        shown = ", ".join(failed[:10]) + more
+        shown = ", ".join(printable(path) for path in failed[:10]) + more
         line += f"; failed: {shown}"
     return line

@@ -1,9 +1,15 @@
-"""The Rich view of ``ckpt inspect``: summary, structure, metadata, tensors."""
+"""The Rich view of ``ckpt inspect``: one file's summary, structure, metadata, tensors (and
+statistics); several files as one row each (shards of a model merged).
+
+Every name and value taken from the file is escaped (``render.safe``): a key holding ``ESC[2J``
+is shown, never obeyed. ``width`` is the terminal's (names are shortened in the middle to fit
+it), or None on a pipe (names whole, nothing padded)."""
 
 from __future__ import annotations
 
 import os
 
+from rich import box
 from rich.console import Group, RenderableType
 from rich.rule import Rule
 from rich.table import Table
@@ -11,10 +17,13 @@ from rich.text import Text
 from rich.tree import Tree
 
 from ckpt_tool.inspect import structure
+from ckpt_tool.inspect.models import ModelRow
 from ckpt_tool.inspect.report import FileReport, TensorRow
 from ckpt_tool.inspect.stats import TensorStats
 from ckpt_tool.model.checkpoint import TensorRef
 from ckpt_tool.model.values import short_text
+from ckpt_tool.render.names import MIN_NAME_WIDTH, compact, fit_names, shorten
+from ckpt_tool.render.safe import printable
 from ckpt_tool.render.units import human_bytes, human_count
 
 _MAX_TREE_CHILDREN = 60
@@ -62,43 +71,58 @@ def _distributed_summary(report: FileReport) -> str | None:
             f"placements {' | '.join(placements)}")
 
 
+def _count_text(count: int) -> str:
+    return f"{human_count(count)} ({count:,})" if count >= 1000 else str(count)
+
+
 def summary(report: FileReport) -> RenderableType:
     checkpoint = report.checkpoint
     assert checkpoint is not None
     grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
+    grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
+
+    def row(label: str | Text, value: str | Text) -> None:
+        grid.add_row(label, value if isinstance(value, Text) else Text(printable(value)))
+
     version = f" {checkpoint.format_version}" if checkpoint.format_version else ""
-    grid.add_row("format", f"{checkpoint.format.value}{version}")
+    row("format", f"{checkpoint.format.value}{version}")
     if checkpoint.pickle_protocol is not None:
-        grid.add_row("pickle protocol", str(checkpoint.pickle_protocol))
-    grid.add_row("byteorder", checkpoint.byteorder)
-    grid.add_row("file size", f"{human_bytes(checkpoint.size)} ({checkpoint.size:,} bytes), "
-                 f"{human_bytes(checkpoint.bytes_read)} read")
+        row("pickle protocol", str(checkpoint.pickle_protocol))
+    row("byteorder", checkpoint.byteorder)
+    row("file size", f"{human_bytes(checkpoint.size)} ({checkpoint.size:,} bytes), "
+        f"{human_bytes(checkpoint.bytes_read)} read")
     if checkpoint.files:
-        grid.add_row("files", _files_text(report))
-    grid.add_row("tensors", f"{len(report.tensors):,}")
-    count = report.parameter_count
-    grid.add_row("parameters", f"{human_count(count)} ({count:,})" if count >= 1000 else str(count))
+        row("files", _files_text(report))
+    row("tensors", f"{len(report.tensors):,}")
+    parts = report.parts
+    row("parameters", f"{_count_text(parts.parameters)} in {parts.weights_root}")
+    if parts.training_state:
+        row("training state", f"{_count_text(parts.training_state)} elements (optimizer, "
+            "scheduler, scaler)")
+    if parts.other:
+        row("other tensors", f"{_count_text(parts.other)} elements outside the weights")
     by_dtype = ", ".join(f"{d} {human_bytes(n)}" for d, n in report.bytes_by_dtype().items())
-    grid.add_row("bytes by dtype", by_dtype or "-")
-    grid.add_row("devices", ", ".join(report.devices()) or "-")
+    row("bytes by dtype", by_dtype or "-")
+    row("devices", ", ".join(report.devices()) or "-")
     distributed = _distributed_summary(report)
     if distributed:
-        grid.add_row("distributed", distributed)
+        row("distributed", distributed)
     shared = report.shared_storages()
     if shared:
-        grid.add_row("shared storages", "\n".join(" = ".join(g[:4]) + (" ..." if len(g) > 4 else "")
-                                                  for g in shared[:10]))
+        row("shared storages", "\n".join(" = ".join(g[:4]) + (" ..." if len(g) > 4 else "")
+                                          for g in shared[:10]))
+    for warning in report.warnings:
+        row(Text("warning", "yellow"), f"{warning.message} [{warning.code}]")
     for anomaly in checkpoint.anomalies[:10]:
-        grid.add_row(Text("warning", "yellow"), anomaly.message)
+        row(Text("warning", "yellow"), anomaly.message)
     verdict = checkpoint.weights_only
     if verdict.accepted is None:
-        grid.add_row("weights_only", "n/a (" + "; ".join(verdict.reasons) + ")")
+        row("weights_only", "n/a (" + "; ".join(verdict.reasons) + ")")
     elif verdict.accepted:
-        grid.add_row("weights_only", Text("accepted by torch.load(weights_only=True)", "green"))
+        row("weights_only", Text("accepted by torch.load(weights_only=True)", "green"))
     else:
-        grid.add_row("weights_only", Text("refused: " + "; ".join(verdict.reasons), "yellow"))
+        row("weights_only", Text(printable("refused: " + "; ".join(verdict.reasons)), "yellow"))
     return grid
 
 
@@ -141,10 +165,12 @@ def _add_children(tree: Tree, node: structure.Node) -> None:
             tree.add(Text(f"... {len(node.children) - index} more", "dim"))
             return
         label, child = _chain(key, child)
+        label = printable(label)
         group = child.group
         if group is not None and not child.children:
             count = f" ×{len(group.items)}" if len(group.items) > 1 else ""
-            tree.add(Text.assemble((label, "cyan"), "  ", (group.signature, "dim"), count))
+            tree.add(Text.assemble((label, "cyan"), "  ", (printable(group.signature), "dim"),
+                                   count))
         else:
             _add_children(tree.add(Text(label, "bold")), child)
 
@@ -160,75 +186,145 @@ def _chain(key: str, node: structure.Node) -> tuple[str, structure.Node]:
     return label, node
 
 
-def metadata_table(report: FileReport, expand: bool) -> RenderableType | None:
+def metadata_table(report: FileReport, expand: bool,
+                   width: int | None = None) -> RenderableType | None:
     if not report.metadata:
         return None
     entries = [(tuple(name.split(".")), short_text(value), value)
                for name, value in report.metadata.items()]
-    table = Table(title="metadata", title_justify="left", show_edge=False)
-    table.add_column("name", style="cyan", overflow="fold")
+    table = Table(title="metadata", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+                  pad_edge=False, collapse_padding=True)
+    table.add_column("name", style="cyan", no_wrap=True)
     table.add_column("value", overflow="fold")
-    for group in structure.collapse(entries, enabled=not expand):
+    groups = structure.collapse(entries, enabled=not expand)
+    names = fit_names([group.name or "(root)" for group in groups],
+                      width // 2 if width else None, 0)
+    for name, group in zip(names, groups, strict=True):
         count = f"  (×{len(group.items)})" if len(group.items) > 1 else ""
-        table.add_row(group.name or "(root)", group.signature + count)
+        table.add_row(Text(name), Text(printable(group.signature) + count))
     return table
 
 
-def tensor_table(report: FileReport, rows: list[TensorRow], expand: bool,
-                 stats: dict[str, TensorStats] | None) -> RenderableType:
-    table = Table(title="tensors", title_justify="left", show_edge=False)
+def tensor_table(rows: list[TensorRow], expand: bool, width: int | None = None,
+                 collapse: bool = True) -> RenderableType:
     chunked = any(row.tensor.chunks for row in rows)
     columns = ("name", "dtype", "shape", "numel", "bytes", "device") + (
         ("chunks",) if chunked else ())
-    for column in columns:
-        justify = "right" if column in ("numel", "bytes") else "left"
-        table.add_column(column, justify=justify, overflow="fold",
-                         style="cyan" if column == "name" else None)
-    if stats is not None:
-        for column in ("min", "max", "mean", "std", "nan", "inf"):
-            table.add_column(column, justify="right")
     entries = [(tuple(row.name.split(".")), f"{_tensor_signature(row)} {row.tensor.device}", row)
                for row in rows]
-    for group in structure.collapse(entries, enabled=not (expand or stats is not None)):
+    cells = []
+    for group in structure.collapse(entries, enabled=collapse and not expand):
         members: list[TensorRow] = group.items
         first = members[0].tensor
         count = f" ×{len(members)}" if len(members) > 1 else ""
-        cells = [group.name + count, first.dtype.name, shape_text(first),
-                 f"{sum(m.tensor.numel for m in members):,}",
-                 human_bytes(sum(m.tensor.nbytes for m in members)), first.device]
-        if chunked:
-            cells.append(chunks_text(first))
-        if stats is not None:
-            cells += _stats_cells(stats.get(members[0].name))
-        table.add_row(*cells)
-    total_bytes = sum(row.tensor.nbytes for row in rows)
-    table.add_section()
+        cells.append([group.name + count, first.dtype.name, shape_text(first),
+                      f"{sum(m.tensor.numel for m in members):,}",
+                      human_bytes(sum(m.tensor.nbytes for m in members)), printable(first.device)]
+                     + ([chunks_text(first)] if chunked else []))
     total = [f"total: {len(rows):,} tensors", "", "", f"{sum(r.tensor.numel for r in rows):,}",
-             human_bytes(total_bytes), ""] + ([""] if chunked else [])
-    table.add_row(*(total + ([""] * 6 if stats is not None else [])), style="bold")
+             human_bytes(sum(row.tensor.nbytes for row in rows)), ""] + ([""] if chunked else [])
+    return _table("tensors", columns, cells, total, width, optional=("device", "numel"))
+
+
+def _table(title: str, columns: tuple[str, ...], cells: list[list[str]], total: list[str] | None,
+           width: int | None, optional: tuple[str, ...] = ()) -> Table:
+    """A table whose first column holds names: kept on one line, shortened in the middle so that
+    the table fits ``width``; the other columns keep their natural width, and the ``optional``
+    ones are left out, in that order, while the names would otherwise be cut too short."""
+    names = fit_names([row[0] for row in cells], None, 0)
+    table = _build_table(title, columns, names, cells, total)
+    if width is None:
+        return table
+    longest = max((len(name) for name in names), default=0)
+    natural = measure(table)
+    shortest = max((len(compact(name)) for name in names), default=0)
+    comfortable = min(longest, max(COMFORTABLE_NAME_WIDTH, shortest))
+    for column in optional:
+        if longest - (natural - width) >= comfortable:
+            break
+        keep = [i for i, name in enumerate(columns) if name != column]
+        columns = tuple(columns[i] for i in keep)
+        cells = [[row[i] for i in keep] for row in cells]
+        total = [total[i] for i in keep] if total else None
+        table = _build_table(title, columns, names, cells, total)
+        natural = measure(table)
+    if natural <= width or not longest:
+        return table
+    room = max(MIN_NAME_WIDTH, longest - (natural - width))
+    return _build_table(title, columns, [shorten(name, room) for name in names], cells, total)
+
+
+def _build_table(title: str, columns: tuple[str, ...], names: list[str], cells: list[list[str]],
+                 total: list[str] | None) -> Table:
+    table = Table(title=title or None, title_justify="left", box=box.SIMPLE_HEAD,
+                  show_edge=False, pad_edge=False, collapse_padding=True)
+    for column in columns:
+        justify = "right" if column in _NUMERIC else "left"
+        table.add_column(column, justify=justify, no_wrap=True,
+                         style="cyan" if column == columns[0] else None)
+    for name, row in zip(names, cells, strict=True):
+        table.add_row(Text(name), *(Text(cell) for cell in row[1:]))
+    if total:
+        table.add_section()
+        table.add_row(*(Text(cell) for cell in total), style="bold")
     return table
 
 
-def _stats_cells(stats: TensorStats | None) -> list[str]:
-    if stats is None or stats.note:
-        note = stats.note if stats else ""
-        return [note, "", "", "", "", ""]
+COMFORTABLE_NAME_WIDTH = 32
+"""Optional columns are left out while names would be cut shorter than this."""
+_NUMERIC = frozenset({"numel", "bytes", "tensors", "params", "size", "min", "max", "mean", "std",
+                      "nan", "inf"})
+
+
+def measure(renderable: RenderableType) -> int:
+    """The width ``renderable`` takes when nothing constrains it."""
+    from rich.console import Console
+
+    console = Console(width=10_000, color_system=None)
+    return console.measure(renderable).maximum
+
+
+def stats_table(rows: list[TensorRow], stats: dict[str, TensorStats],
+                width: int | None = None) -> RenderableType:
+    """``--stats`` as its own narrow table: name, min, max, mean, std, NaN and Inf counts."""
     def fmt(value: float | None) -> str:
         return "-" if value is None else f"{value:.4g}"
-    return [fmt(stats.min), fmt(stats.max), fmt(stats.mean), fmt(stats.std), str(stats.nan),
-            str(stats.inf)]
+
+    cells = []
+    for row in rows:
+        found = stats.get(row.name)
+        if found is None or found.note:
+            cells.append([row.name, printable(found.note if found else ""), "", "", "", "", ""])
+        else:
+            cells.append([row.name, fmt(found.min), fmt(found.max), fmt(found.mean),
+                          fmt(found.std), str(found.nan), str(found.inf)])
+    return _table("statistics", ("name", "min", "max", "mean", "std", "nan", "inf"), cells, None,
+                  width)
 
 
 def file_view(report: FileReport, rows: list[TensorRow], expand: bool,
-              show_tree: bool = True) -> RenderableType:
+              show_tree: bool = True, width: int | None = None) -> RenderableType:
     parts: list[RenderableType] = [summary(report)]
     if show_tree and (report.tensors or report.metadata):
         parts += [Text(""), Text("structure", "bold underline"), structure_tree(report, expand)]
-    metadata = metadata_table(report, expand)
+    metadata = metadata_table(report, expand, width)
     if metadata is not None:
         parts += [Text(""), metadata]
-    parts += [Text(""), tensor_table(report, rows, expand, report.stats)]
-    return Group(Rule(Text(report.path, "bold"), align="left"), *parts, Text(""))
+    parts += [Text(""), tensor_table(rows, expand, width)]
+    if report.stats is not None:
+        parts += [Text(""), stats_table(rows, report.stats, width)]
+    title = Text(printable(report.path), "bold")
+    header = Rule(title, align="left") if width else title
+    return Group(header, *parts, Text(""))
+
+
+def files_table(models: list[ModelRow], width: int | None = None,
+                title: str = "") -> RenderableType:
+    """Several files, one row each; the shards of one model as one row."""
+    columns = ("file", "format", "tensors", "params", "size", "dtypes", "weights_only")
+    cells = [[m.label, m.format, f"{m.tensors:,}", human_count(m.parameters),
+              human_bytes(m.size), m.dtypes, m.weights_only] for m in models]
+    return _table(title, columns, cells, None, width, optional=("dtypes", "format"))
 
 
 def totals_view(reports: list[FileReport]) -> RenderableType:

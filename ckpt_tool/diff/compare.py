@@ -1,12 +1,19 @@
-"""Compare two checkpoints of any supported formats: names, dtypes, shapes, values, metadata."""
+"""Compare two sides: names, dtypes, shapes, metadata, and with ``values`` the tensor bytes.
+
+Without ``values`` the result says what was compared (names, dtypes and shapes) and never calls
+the checkpoints equal: ``verdict`` is ``same-layout``. Every list in the result is sorted, so two
+runs print the same thing.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ckpt_tool.diff.sides import SAFETENSORS_METADATA, Side
 from ckpt_tool.inspect.report import FileReport
 from ckpt_tool.model.checkpoint import TensorRef
 from ckpt_tool.model.values import to_json
@@ -19,6 +26,10 @@ COMMON_PREFIXES = ("state_dict.", "model.", "module.", "model_state_dict.", "mod
                    "model.state_dict.")
 """``model.state_dict.``: a torch.export archive's weights (its one model is named ``model``)."""
 _CHUNK = 1 << 22
+
+Progress = Callable[[int, int, str], None]
+"""``progress(done, total, path)``: bytes of A's tensors compared so far, of ``total``; the file
+being read."""
 
 
 @dataclass
@@ -56,11 +67,35 @@ class DiffResult:
     """Tensors outside the matched root (not compared, not counted as differences)."""
     outside_b: list[str] = field(default_factory=list)
     values_compared: bool = False
+    aliases_a: dict[str, str] = field(default_factory=dict)
+    """Tied-weight aliases read from A's safetensors metadata (alias -> kept name)."""
+    aliases_b: dict[str, str] = field(default_factory=dict)
+    files_a: int = 1
+    files_b: int = 1
+
+    @property
+    def layout_equal(self) -> bool:
+        return not (self.only_a or self.only_b or self.metadata_changed
+                    or any(t.layout_changed for t in self.tensors))
 
     @property
     def equal(self) -> bool:
-        return not (self.only_a or self.only_b or self.metadata_changed
-                    or any(t.differs for t in self.tensors))
+        """Equal under the chosen comparison (the exit code): with values compared, every tensor
+        identical or allclose; without, the same names, dtypes, shapes and metadata."""
+        return self.layout_equal and not any(t.differs for t in self.tensors)
+
+    @property
+    def verdict(self) -> str:
+        """``equal`` only after a real comparison of values; ``same-layout`` when only names,
+        dtypes and shapes were compared; ``different``."""
+        if not self.equal:
+            return "different"
+        return "equal" if self.values_compared else "same-layout"
+
+    @property
+    def unresolved(self) -> list[TensorDiff]:
+        """Tensors whose values could not be compared (a note says why)."""
+        return [t for t in self.tensors if self.values_compared and t.allclose is None]
 
 
 def _strip(names: list[str], prefix: str) -> dict[str, str]:
@@ -105,12 +140,12 @@ def match_names(a: list[str], b: list[str], strip_prefix: str | None) -> NameMat
     return best
 
 
-def _metadata(report: FileReport) -> dict[str, Any]:
+def _metadata(side: Side) -> dict[str, Any]:
     """Metadata as JSON values; safetensors ``__metadata__`` strings decoded where they are JSON."""
     result: dict[str, Any] = {}
-    for name, value in report.metadata.items():
-        if name.startswith("__metadata__."):
-            key = name.removeprefix("__metadata__.")
+    for name, value in side.metadata.items():
+        if name.startswith(SAFETENSORS_METADATA):
+            key = name.removeprefix(SAFETENSORS_METADATA)
             try:
                 result[key] = json.loads(value)
             except (ValueError, TypeError):
@@ -120,51 +155,75 @@ def _metadata(report: FileReport) -> dict[str, Any]:
     return result
 
 
-def diff_reports(
-    a: FileReport, b: FileReport, values: bool = False, rtol: float = 1e-5, atol: float = 1e-8,
-    strip_prefix: str | None = None,
-) -> DiffResult:
-    rows_a = {row.name: row for row in a.tensors}
-    rows_b = {row.name: row for row in b.tensors}
-    match = match_names(list(rows_a), list(rows_b), strip_prefix)
-    map_a, map_b = match.a, match.b
-    result = DiffResult(mapping=match.description, values_compared=values,
-                        outside_a=match.outside_a, outside_b=match.outside_b)
-    result.only_a = [map_a[n] for n in map_a if n not in map_b]
-    result.only_b = [map_b[n] for n in map_b if n not in map_a]
-    for name in (n for n in map_a if n in map_b):
-        result.tensors.append(TensorDiff(name, rows_a[map_a[name]].tensor,
-                                         rows_b[map_b[name]].tensor))
-    meta_a, meta_b = _metadata(a), _metadata(b)
-    for key in meta_a.keys() & meta_b.keys():
-        if meta_a[key] != meta_b[key]:
-            result.metadata_changed.append((key, meta_a[key], meta_b[key]))
-    result.metadata_only_a = [k for k in meta_a if k not in meta_b and not _bookkeeping(k)]
-    result.metadata_only_b = [k for k in meta_b if k not in meta_a and not _bookkeeping(k)]
-    if values:
-        _compare_values(a, b, result.tensors, rtol, atol)
-    return result
-
-
 def _bookkeeping(key: str) -> bool:
     """Keys a converter adds (``format``, ckpt's own records), not the user's metadata."""
     return key == "format" or key.startswith("ckpt.")
 
 
-def _compare_values(a: FileReport, b: FileReport, diffs: list[TensorDiff], rtol: float,
-                    atol: float) -> None:
+def diff_sides(a: Side, b: Side, values: bool = False, rtol: float = 1e-5, atol: float = 1e-8,
+               strip_prefix: str | None = None, progress: Progress | None = None) -> DiffResult:
+    match = match_names(list(a.tensors), list(b.tensors), strip_prefix)
+    map_a, map_b = match.a, match.b
+    result = DiffResult(mapping=match.description, values_compared=values,
+                        outside_a=sorted(match.outside_a), outside_b=sorted(match.outside_b),
+                        aliases_a=dict(sorted(a.aliases.items())),
+                        aliases_b=dict(sorted(b.aliases.items())),
+                        files_a=len(a.files), files_b=len(b.files))
+    result.only_a = sorted(map_a[n] for n in map_a if n not in map_b)
+    result.only_b = sorted(map_b[n] for n in map_b if n not in map_a)
+    for name in sorted(n for n in map_a if n in map_b):
+        result.tensors.append(TensorDiff(name, a.tensors[map_a[name]][0],
+                                         b.tensors[map_b[name]][0]))
+    meta_a, meta_b = _metadata(a), _metadata(b)
+    for key in sorted(meta_a.keys() & meta_b.keys()):
+        if meta_a[key] != meta_b[key]:
+            result.metadata_changed.append((key, meta_a[key], meta_b[key]))
+    result.metadata_only_a = sorted(k for k in meta_a if k not in meta_b and not _bookkeeping(k))
+    result.metadata_only_b = sorted(k for k in meta_b if k not in meta_a and not _bookkeeping(k))
+    if values:
+        sources = {d.name: (a.tensors[map_a[d.name]][1], b.tensors[map_b[d.name]][1])
+                   for d in result.tensors}
+        _compare_values(result.tensors, sources, rtol, atol, progress)
+    return result
+
+
+def diff_reports(a: FileReport, b: FileReport, values: bool = False, rtol: float = 1e-5,
+                 atol: float = 1e-8, strip_prefix: str | None = None) -> DiffResult:
+    """Two single files (inspect reports)."""
+    from ckpt_tool.diff.sides import side_from_reports
+
+    return diff_sides(side_from_reports(a.path, [a]), side_from_reports(b.path, [b]), values,
+                      rtol, atol, strip_prefix)
+
+
+def _compare_values(diffs: list[TensorDiff], sources: dict[str, tuple[FileReport, FileReport]],
+                    rtol: float, atol: float, progress: Progress | None) -> None:
     from ckpt_tool.readers.tensor_bytes import TensorFiles
 
-    assert a.checkpoint is not None and b.checkpoint is not None
     with ExitStack() as stack:
-        files_a = stack.enter_context(TensorFiles(a.checkpoint.path))
-        files_b = stack.enter_context(TensorFiles(b.checkpoint.path))
+        opened: dict[str, TensorFiles] = {}
+
+        def files_for(report: FileReport) -> TensorFiles:
+            assert report.checkpoint is not None
+            path = report.checkpoint.path
+            if path not in opened:
+                opened[path] = stack.enter_context(TensorFiles(path))
+            return opened[path]
+
+        done, total = 0, sum(diff.a.nbytes for diff in diffs)
         for diff in diffs:
+            report_a, report_b = sources[diff.name]
             if diff.layout_changed and diff.a.shape != diff.b.shape:
                 diff.note = "shapes differ"
-                continue
-            compare_tensor(diff, files_a, a.checkpoint.byteorder, files_b,
-                           b.checkpoint.byteorder, rtol, atol)
+            else:
+                assert report_a.checkpoint is not None and report_b.checkpoint is not None
+                compare_tensor(diff, files_for(report_a), report_a.checkpoint.byteorder,
+                               files_for(report_b), report_b.checkpoint.byteorder, rtol, atol)
+            if progress is not None:
+                progress(done, total, report_a.path)
+            done += diff.a.nbytes
+        if progress is not None:
+            progress(done, total, "")
 
 
 def compare_tensor(diff: TensorDiff, files_a: TensorFiles, order_a: str, files_b: TensorFiles,
