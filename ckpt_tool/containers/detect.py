@@ -80,7 +80,7 @@ def is_headless_pickle(source: Source) -> bool:
 
     scan, _ = read_pickle_at(source, 0, source.size, DEFAULT_LIMITS, find_embedded=False)
     if scan.error is not None:  # stopped by one of ckpt's limits: a pickle it cannot judge
-        return "(limit " in scan.error and scan.opcode_count >= 4
+        return "(limit " in scan.error and scan.opcode_count >= 64
     return scan.end > 2 and (scan.opcode_count >= 4 or bool(scan.globals or scan.unresolved))
 
 

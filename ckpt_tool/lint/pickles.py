@@ -117,10 +117,16 @@ def names_code(scan: PickleScan) -> bool:
                for use in scan.globals)
 
 
+_LIMIT_AFTER = 64
+"""Opcodes walked before a limit stopped the walk, for the data to count as a pickle: text or
+binary data stops at once (an ASCII ``r`` is LONG_BINPUT of a huge memo index)."""
+
+
 def stopped_by_a_limit(scan: PickleScan) -> bool:
-    """ckpt's own limit stopped the walk: CPython's unpickler has none, so it is a pickle that
-    could not be judged (CKPT006), not data."""
-    return scan.error is not None and "(limit " in scan.error
+    """One of ckpt's limits stopped a walk that had gone a long way: CPython's unpickler has no
+    MARK-depth limit, so this is a pickle ckpt could not judge (CKPT006), not data."""
+    return (scan.error is not None and "(limit " in scan.error
+            and scan.opcode_count >= _LIMIT_AFTER)
 
 
 def could_unpickle_its_strings(scan: PickleScan) -> bool:
