@@ -88,11 +88,10 @@ def diff_command(
         error_line(path_a, f"reading tensor bytes failed: {exc}")
         raise typer.Exit(exitcodes.ERROR) from None
     if as_json:
-        import json
-
         from ckpt_tool.render.diff_json import diff_document
+        from ckpt_tool.render.safe import json_text
 
-        write(json.dumps(diff_document(path_a, path_b, result), ensure_ascii=False, default=str)
+        write(json_text(diff_document(path_a, path_b, result), default=str)
               + "\n")
     else:
         from ckpt_tool.render.diff_view import render_view

@@ -7,7 +7,6 @@ root); schema 1 counted every tensor's elements, which is now ``element_count``,
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import Any
 
@@ -15,6 +14,7 @@ from ckpt_tool import __version__
 from ckpt_tool.inspect.report import FileReport, TensorRow
 from ckpt_tool.model.checkpoint import Chunk, TensorRef
 from ckpt_tool.model.values import to_json
+from ckpt_tool.render.safe import json_text
 
 SCHEMA = 2
 
@@ -152,4 +152,4 @@ def inspect_document(results: list[Result], models: list[str | None] | None = No
 
 def render_json(results: list[Result], models: list[str | None] | None = None) -> str:
     # No indent: json's C encoder only runs without one (50,000 tensors: 0.2 s instead of 2 s).
-    return json.dumps(inspect_document(results, models), ensure_ascii=False)
+    return json_text(inspect_document(results, models))

@@ -10,6 +10,9 @@ SARIF escape them by their own rules and do not use this.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _FORMATTING = (0x061C, *range(0x200B, 0x2010), 0x2028, 0x2029, *range(0x202A, 0x202F),
                *range(0x2066, 0x206A), 0xFEFF)
@@ -18,6 +21,9 @@ _FORMATTING = (0x061C, *range(0x200B, 0x2010), 0x2028, 0x2029, *range(0x202A, 0x
 ESCAPES: dict[int, str] = {
     **{code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))},
     **{code: f"\\u{code:04x}" for code in _FORMATTING},
+    # Lone surrogates: a name that is not UTF-8 in the file (decoded with surrogateescape);
+    # printed raw, they make a UTF-8 terminal's encoder fail.
+    **{code: f"\\u{code:04x}" for code in range(0xD800, 0xE000)},
     **{ord(char): escape for char, escape in _NAMED.items()},
 }
 
@@ -25,3 +31,15 @@ ESCAPES: dict[int, str] = {
 def printable(text: object) -> str:
     """``text`` (made a string) with every control and formatting character escaped."""
     return str(text).translate(ESCAPES)
+
+
+def json_text(document: Any, **options: Any) -> str:
+    """``json.dumps`` with non-ASCII text kept readable, unless the document holds a lone
+    surrogate (a file's name that is not UTF-8): then every non-ASCII character is escaped,
+    which any JSON reader decodes back, and which any terminal or pipe can carry."""
+    text = json.dumps(document, ensure_ascii=False, **options)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(document, ensure_ascii=True, **options)
+    return text
