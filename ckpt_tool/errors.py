@@ -15,6 +15,15 @@ class NotACheckpoint(FormatError):
     """The file is readable but is something else (text, HTML, an LFS pointer...)."""
 
 
+class GlobalMutation(FormatError):
+    """A pickle sets the state of a global itself (BUILD on a class or function it names, not on
+    an object it built): torch.load would change the loader's own objects."""
+
+    def __init__(self, global_name: str) -> None:
+        super().__init__(f"BUILD sets the state of the global {global_name} itself")
+        self.global_name = global_name
+
+
 class UnsupportedFormat(FormatError):
     """A real checkpoint format that ckpt does not read."""
 

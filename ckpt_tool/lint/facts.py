@@ -17,7 +17,7 @@ from ckpt_tool.containers import zipdir
 from ckpt_tool.containers.detect import Kind, sniff
 from ckpt_tool.containers.remote import is_url, open_url
 from ckpt_tool.containers.source import FileSource, Source
-from ckpt_tool.errors import CkptError, NotACheckpoint
+from ckpt_tool.errors import CkptError, GlobalMutation, NotACheckpoint
 from ckpt_tool.limits import DEFAULT_LIMITS, Limits
 from ckpt_tool.lint.pickles import (
     MAX_PICKLES_PER_STREAM,
@@ -32,8 +32,6 @@ from ckpt_tool.lint.pickles import (
 from ckpt_tool.lint.tar import scan_torch_tar
 from ckpt_tool.lint.torchscript_code import CodeCall, risky_calls
 from ckpt_tool.model.checkpoint import Anomaly, Checkpoint, Member
-from ckpt_tool.model.objects import ScriptObject
-from ckpt_tool.model.tree import instances_of
 from ckpt_tool.pickles.scan import read_pickle_at
 from ckpt_tool.readers import read_checkpoint
 from ckpt_tool.readers.dcp import dcp_folder_owning, slices_of
@@ -69,6 +67,8 @@ class FileFacts:
     torch_tar: bool = False
     native_code: list[str] = field(default_factory=list)
     """Archive members holding shared libraries or executables."""
+    global_mutations: list[str] = field(default_factory=list)
+    """Globals a pickle torch loads sets the state of (BUILD on the global itself)."""
     package_modules: frozenset[str] = frozenset()
     """Python modules a torch.package archive ships (its ``.py`` members): PackageImporter
     imports them from the archive, whatever installed module they are named after."""
@@ -309,12 +309,13 @@ def _read_torchscript_code(source: Source, facts: FileFacts, collector: PickleCo
 def _read_model(source: Source, facts: FileFacts, limits: Limits) -> None:
     try:
         facts.checkpoint = read_checkpoint(source, limits)
+    except GlobalMutation as exc:
+        facts.global_mutations.append(exc.global_name)
+        return
     except CkptError as exc:
         facts.read_error = str(exc)
         facts.not_a_checkpoint = isinstance(exc, NotACheckpoint)
         return
     facts.anomalies += [a for a in facts.checkpoint.anomalies if a not in facts.anomalies]
-    if any(g.full_name == "torch.ScriptObject" for g in facts.checkpoint.globals):
-        facts.torchbind_classes = frozenset(
-            str(found.class_name) for found in instances_of(facts.checkpoint.root, ScriptObject))
+    facts.torchbind_classes = frozenset(facts.checkpoint.built.script_classes)
     facts.torchscript = facts.checkpoint.format.value == "torchscript"

@@ -116,6 +116,32 @@ these repack tensors
 (aten/native/quantized/cpu/fbgemm_utils.cpp, aten/native/RNN.cpp) and do nothing else."""
 
 
+CALLING_RUNS_CODE = {
+    "torch.distributed.device_mesh.DeviceMesh": (
+        "DeviceMesh(...) sets up torch.distributed's default process group from the "
+        "environment (under a launcher, a network rendezvous); DTensor files rebuild their mesh "
+        "with __new__ and __setstate__, never by calling it"),
+}
+"""Reviewed classes whose ``__init__`` runs code: harmless as copyreg rebuilds them, not when
+the pickle calls the class (REDUCE, INST, OBJ)."""
+
+_NUMPY_STATE = frozenset({
+    *(f"{core}.{name}" for core in ("numpy.core.multiarray", "numpy._core.multiarray")
+      for name in ("_reconstruct", "scalar")),
+    *(f"{core}._frombuffer" for core in ("numpy.core.numeric", "numpy._core.numeric")),
+    "numpy.ndarray", "numpy.dtype",
+})
+
+
+def never_allow_list(full_name: str) -> bool:
+    """Reviewed, and judged by what the file gives them, but never to be added to torch's
+    allow-list: with it, any file could give them more. numpy trusts the dtype flags a pickle
+    states (forged ones make it read raw bytes as object pointers); a ScriptObject is whatever
+    TorchScript class its state names; a DeviceMesh may be called."""
+    return (full_name in _NUMPY_STATE or full_name.startswith("numpy.dtypes.")
+            or full_name in CALLING_RUNS_CODE or full_name == SCRIPT_OBJECT)
+
+
 def reason(module: str, name: str) -> str:
     """The policy's reason for its verdict on ``module.name`` (the table's reason column)."""
     return rate(module, name).reason

@@ -10,11 +10,13 @@ from ckpt_tool.lint.facts import FileFacts
 from ckpt_tool.lint.findings import Finding, make_finding
 from ckpt_tool.lint.pickles import PickleSite, Role
 from ckpt_tool.lint.policy import (
+    CALLING_RUNS_CODE,
     REVIEWED_TORCHBIND,
     SCRIPT_OBJECT,
     AllowedGlobals,
     Verdict,
     judge,
+    never_allow_list,
     reason,
 )
 from ckpt_tool.pickles.safety import TORCH_WEIGHTS_ONLY_OPCODES
@@ -33,6 +35,9 @@ def _judged(facts: FileFacts, allowed: AllowedGlobals,
             verdict = judge(use.module, use.name, allowed, facts.torchscript)
             if _from_package(use.module, facts.package_modules):
                 verdict = Verdict.CODE_EXECUTION  # imported from the archive's own source
+            elif use.full_name in CALLING_RUNS_CODE and site.role is Role.MAIN and (
+                    facts.checkpoint is None or use.full_name in facts.checkpoint.built.called):
+                verdict = Verdict.CODE_EXECUTION  # the pickle calls it: its __init__ runs
             if (use.full_name == SCRIPT_OBJECT and verdict is Verdict.NOT_REVIEWED
                     and site.role is Role.MAIN and facts.torchbind_classes is not None
                     and facts.torchbind_classes <= REVIEWED_TORCHBIND):
@@ -80,6 +85,25 @@ def check_code_execution(facts: FileFacts, allowed: AllowedGlobals) -> list[Find
             concise=f"`{use.full_name}` ({use.opcode} at {site.where(use.offset)}): "
                     f"{_short_why(use, verdict, facts)}",
             globals=(use.full_name,)))
+    if facts.checkpoint is not None and facts.checkpoint.built.forged_numpy_dtypes:
+        forged = facts.checkpoint.built.forged_numpy_dtypes
+        findings.append(make_finding(
+            "CKPT002", facts.path,
+            f"the pickle gives numpy dtype{'s' if len(forged) > 1 else ''} "
+            f"{', '.join(forged[:5])} flags numpy never gives that type: numpy trusts them and "
+            "reads raw bytes as object pointers (torch.load crashes, or worse). No writer does "
+            "this. Do not load this file.",
+            concise=f"numpy dtype {forged[0]} with forged flags: memory corruption on load",
+            globals=("numpy.dtype",)))
+    for name in facts.global_mutations:
+        findings.append(make_finding(
+            "CKPT002", facts.path,
+            f"the pickle torch loads BUILDs the global `{name}` itself: torch.load would set "
+            "attributes of the loader's own class or function (a function given dump_patches "
+            "and a __name__ makes torch's legacy loader write a .patch file wherever that name "
+            "points). No checkpoint writer does this. Do not load this file.",
+            concise=f"BUILD on the global `{name}` itself: changes the loader's own objects",
+            globals=(name,)))
     for member in facts.native_code:
         findings.append(make_finding(
             "CKPT002", facts.path,
@@ -124,6 +148,8 @@ def _why_code(use: GlobalUse, verdict: Verdict, facts: FileFacts | None = None) 
         return ("its module is Python source the torch.package archive ships: PackageImporter "
                 "imports it from the archive, whatever installed module it is named after, "
                 "and runs it.")
+    if use.full_name in CALLING_RUNS_CODE:
+        return f"the pickle calls the class: {CALLING_RUNS_CODE[use.full_name]}."
     why = reason(use.module, use.name)
     if "." in use.name:
         return (f"{why}; unpickling imports it and may call it (torch.load with "
@@ -218,7 +244,8 @@ def _refused_globals(facts: FileFacts, main: list[PickleSite],
     if place is None:
         place = (main[0], 0)
     site, offset = place
-    trusted = tuple(name for name, verdict in refused.items() if verdict.may_be_allow_listed)
+    trusted = tuple(name for name, verdict in refused.items()
+                    if verdict.may_be_allow_listed and not never_allow_list(name))
     parts = []
     if refused:
         parts.append(f"{_count(len(refused), 'global', 'globals')} off its allow-list "
@@ -241,7 +268,10 @@ def _weights_only_message(refused: dict[str, Verdict], opcodes: list[str]) -> st
         parts.append(f"{joint} pickle uses opcodes torch's weights-only unpickler lacks: "
                      f"{', '.join(opcodes)} (re-save with torch.save's default pickle_protocol=2; "
                      "allow-listing cannot help with these).")
-    trusted = [name for name, verdict in refused.items() if verdict.may_be_allow_listed]
+    trusted = [name for name, verdict in refused.items()
+               if verdict.may_be_allow_listed and not never_allow_list(name)]
+    state = [name for name, verdict in refused.items()
+             if verdict.may_be_allow_listed and never_allow_list(name)]
     unsafe = [name for name, verdict in refused.items() if verdict.may_run_code]
     custom = [name for name, verdict in refused.items() if verdict is Verdict.CUSTOM
               or (verdict is Verdict.TORCHSCRIPT_CLASS and name != SCRIPT_OBJECT)]
@@ -253,6 +283,11 @@ def _weights_only_message(refused: dict[str, Verdict], opcodes: list[str]) -> st
         parts.append(f"{_listing(custom)}: code from outside torch, numpy and the standard "
                      "library that ckpt cannot vouch for (see CKPT003); allow-list it only if you "
                      "wrote it.")
+    if state:
+        parts.append(f"{_listing(state)}: ckpt judged what this file gives them, but never "
+                     "allow-list them: numpy trusts the dtype flags a file states, and a "
+                     "DeviceMesh a file calls sets up a process group, so any other file could "
+                     "misuse them.")
     if SCRIPT_OBJECT in refused and refused[SCRIPT_OBJECT] is Verdict.TORCHSCRIPT_CLASS:
         parts.append(f"{SCRIPT_OBJECT} holds quantized packed weights here (classes ckpt "
                      "reviewed), but never allow-list it: it would admit every TorchScript custom "

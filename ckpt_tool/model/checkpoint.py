@@ -275,6 +275,19 @@ class PickleRecord:
 
 
 @dataclass
+class BuiltFacts:
+    """What building a file's pickles showed that their opcodes alone do not: the facts a
+    verdict on some globals needs (what a class is called with, what state it is given)."""
+
+    called: set[str] = field(default_factory=set)
+    """Classes the pickle calls (REDUCE, INST, OBJ): their ``__init__`` would run."""
+    script_classes: set[str] = field(default_factory=set)
+    """TorchScript classes the ``torch.ScriptObject`` values name (their ``__setstate__`` runs)."""
+    forged_numpy_dtypes: list[str] = field(default_factory=list)
+    """numpy dtypes whose state carries flags numpy does not give that type."""
+
+
+@dataclass
 class Checkpoint:
     path: str
     format: Format
@@ -300,6 +313,7 @@ class Checkpoint:
     files: dict[str, int] = field(default_factory=dict)
     """For a checkpoint made of several files (a DCP folder): each file, as opened, and its
     size; ``size`` is their sum."""
+    built: BuiltFacts = field(default_factory=BuiltFacts)
     source_records: list[str] = field(default_factory=list)
     """Classes whose source code a legacy stream carries (its ``('module', class, file,
     source)`` persistent ids): torch compares that source with the installed class's."""

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DType:
     name: str
     """torch's name without ``torch.`` (``float32``, ``bfloat16``...)."""

@@ -7,26 +7,52 @@ only read them. Nothing here is ever called with the file's code.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any, ClassVar
 
+from ckpt_tool.errors import GlobalMutation
 from ckpt_tool.model.dtypes import DType
 
+BUILT: ContextVar[list[Any] | None] = ContextVar("ckpt_built", default=None)
+"""While a reader builds a pickle: the objects whose construction or state a verdict may need
+(called placeholders, numpy dtypes, ScriptObjects), in the order they were built."""
 
-class Opaque:
+
+def _note_built(value: Any) -> None:
+    built = BUILT.get()
+    if built is not None:
+        built.append(value)
+
+
+class _PlaceholderType(type):
+    """The type of placeholder classes, which are shared by every file read in the process: BUILD
+    on the class itself (a pickle setting attributes of a class or function it names, not of an
+    object it built) is refused, so one file cannot change what the next one reads."""
+
+    @property
+    def __setstate__(cls) -> Any:
+        raise GlobalMutation(f"{cls.module}.{cls.qualname}")
+
+
+class Opaque(metaclass=_PlaceholderType):
     """An object of a class, or the result of a callable, that ckpt does not import."""
 
-    __slots__ = ("args", "entries", "items", "kwargs", "state")
+    __slots__ = ("args", "called", "entries", "items", "kwargs", "state")
     module: ClassVar[str] = ""
     qualname: ClassVar[str] = ""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Opaque:
         obj = object.__new__(cls)
-        obj.args, obj.kwargs, obj.state = args, kwargs, None
+        obj.args, obj.kwargs, obj.state, obj.called = args, kwargs, None, False
         obj.items = obj.entries = ()  # lists only once something is added: objects stay small
         return obj
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
+        # Only a call of the class runs __init__ (REDUCE, INST, OBJ); copyreg's reconstruction
+        # (NEWOBJ, __newobj__, _reconstructor) only __new__. What the class's own __init__
+        # would do with the file's arguments is then the question.
+        self.called = True
+        _note_built(self)
 
     def __setstate__(self, state: Any) -> None:
         self.state = state
@@ -82,7 +108,7 @@ def placeholder(module: str, name: str) -> type[Opaque]:
     cls = _PLACEHOLDERS.get(key)
     if cls is None:
         attrs = {"__slots__": (), "module": module, "qualname": name}
-        cls = type("Opaque", (Opaque,), attrs)
+        cls = _PlaceholderType("Opaque", (Opaque,), attrs)
         _PLACEHOLDERS[key] = cls
     return cls
 
@@ -175,13 +201,21 @@ class Namespace:
 
 
 class NumpyDType:
+    """``numpy.dtype(spec)`` and the state ``__setstate__`` gives it. numpy takes the dtype's
+    flags from that state and trusts them: flags that do not belong to the type (an object dtype
+    without its reference-counting flags) make numpy read raw bytes as object pointers, so
+    ``forged`` records a state whose flags are not numpy's own for the type."""
+
     def __init__(self, spec: Any = None, *_: Any) -> None:
         self.spec = spec if isinstance(spec, str) else repr(spec)
         self.byteorder = "="
+        self.forged = False
 
     def __setstate__(self, state: Any) -> None:
         if isinstance(state, tuple) and len(state) > 1 and isinstance(state[1], str):
             self.byteorder = state[1]
+        self.forged = not _numpy_flags_fit(self.spec, state)
+        _note_built(self)
 
     @property
     def text(self) -> str:
@@ -190,6 +224,36 @@ class NumpyDType:
 
     def __repr__(self) -> str:
         return f"dtype({self.text!r})"
+
+
+_OBJECT_FLAGS = 63
+"""numpy's flags of the object dtype (NPY_OBJECT_DTYPE_FLAGS): reference-counted items."""
+_UNICODE_FLAGS = 8
+_FIELDS_FLAG = 16
+"""NPY_FROM_FIELDS: a structured dtype's flags come from its fields."""
+
+
+def _numpy_flags_fit(spec: str, state: Any) -> bool:
+    """The state's flags are the ones numpy gives this type: for a plain dtype, 63 for objects,
+    8 for unicode strings, 0 for the rest; a structured or sub-array dtype without object fields,
+    its fields' flag (16) or none. Anything else (a structured dtype holding objects too) is not
+    one ckpt vouches for."""
+    if not isinstance(state, tuple) or len(state) < 8:
+        return False
+    subarray, names, fields, flags = state[2], state[3], state[4], state[7]
+    if type(flags) is not int:
+        return False
+    kind = spec.lstrip("<>=|")[:1]
+    if subarray is None and names is None and fields is None:
+        expected = {"O": _OBJECT_FLAGS, "U": _UNICODE_FLAGS}.get(kind, 0)
+        return flags == expected
+    parts = [field[0] for field in (fields or {}).values() if isinstance(field, tuple) and field]
+    if isinstance(subarray, tuple) and subarray:
+        parts.append(subarray[0])
+    if kind == "O" or not all(isinstance(part, NumpyDType) and not part.forged
+                              and part.spec.lstrip("<>=|")[:1] != "O" for part in parts):
+        return False
+    return flags in (0, _FIELDS_FLAG)
 
 
 class NumpyArray:
@@ -250,6 +314,7 @@ class ScriptObject:
             self.state, self.class_name = state
         else:
             self.state = state
+        _note_built(self)
 
     def __repr__(self) -> str:
         return f"<ScriptObject {self.class_name or '?'}>"

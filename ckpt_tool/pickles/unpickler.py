@@ -18,17 +18,19 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from ckpt_tool.errors import FormatError
+from ckpt_tool.errors import FormatError, GlobalMutation
 from ckpt_tool.model import dtypes
-from ckpt_tool.model.checkpoint import TensorRef
+from ckpt_tool.model.checkpoint import BuiltFacts, TensorRef
 from ckpt_tool.model.dtypes import DType
 from ckpt_tool.model.objects import (
+    BUILT,
     ConfigNode,
     DataRecord,
     DefaultDict,
     Namespace,
     NumpyArray,
     NumpyDType,
+    Opaque,
     ScriptObject,
     StorageType,
     StorageView,
@@ -250,10 +252,17 @@ def _type_name(value: Any) -> str:
 
 
 class KnownGlobal:
-    """A global ckpt reconstructs itself; a call with unexpected arguments becomes a placeholder."""
+    """A global ckpt reconstructs itself; a call with unexpected arguments becomes a placeholder.
+    Shared by every file read in the process, so a pickle cannot change it: no ``__dict__``, and
+    BUILD on it (which in torch.load would set attributes of torch's own function) is refused."""
+
+    __slots__ = ("build", "full_name")
 
     def __init__(self, full_name: str, build: Callable[..., Any]) -> None:
         self.full_name, self.build = full_name, build
+
+    def __setstate__(self, state: Any) -> None:
+        raise GlobalMutation(self.full_name)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -493,15 +502,19 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 
 def unpickle(
-    data: bytes, persistent: PersistentLoad | None = None, protocol: int = 2
+    data: bytes, persistent: PersistentLoad | None = None, protocol: int = 2,
+    built: BuiltFacts | None = None,
 ) -> tuple[Any, list[tuple[str, str]]]:
     """Build the object tree of one pickle; return it with the globals it referenced, in order.
 
     ``protocol`` is the pickle's PROTO (from the scan): below 3, Python 2 names are renamed.
+    ``built`` collects what building showed (classes called, states given).
     """
     unpickler = RestrictedUnpickler(io.BytesIO(data), persistent, protocol)
     collecting = gc.isenabled()
     gc.disable()  # the tree only grows while loading; cycle collection would rescan it repeatedly
+    log: list[Any] = []
+    token = BUILT.set(log)
     try:
         root = unpickler.load()
     except FormatError:
@@ -514,6 +527,20 @@ def unpickle(
         detail = str(exc).replace("\r", "\\r").replace("\n", "\\n")  # errors are one line
         raise FormatError(f"the pickle is corrupt: {type(exc).__name__}: {detail}") from None
     finally:
+        BUILT.reset(token)
         if collecting:
             gc.enable()
+    if built is not None:
+        _record_built(log, built)
     return root, list(unpickler.referenced)
+
+
+def _record_built(log: list[Any], built: BuiltFacts) -> None:
+    for value in log:
+        if isinstance(value, NumpyDType):
+            if value.forged:
+                built.forged_numpy_dtypes.append(value.text)
+        elif isinstance(value, ScriptObject):
+            built.script_classes.add(str(value.class_name))
+        elif isinstance(value, Opaque) and value.called:
+            built.called.add(value.global_name)

@@ -13,7 +13,14 @@ from typing import Any
 from ckpt_tool.containers.source import Source
 from ckpt_tool.errors import FormatError, LimitExceeded
 from ckpt_tool.limits import Limits
-from ckpt_tool.model.checkpoint import Anomaly, Checkpoint, Format, PickleRecord, Storage
+from ckpt_tool.model.checkpoint import (
+    Anomaly,
+    BuiltFacts,
+    Checkpoint,
+    Format,
+    PickleRecord,
+    Storage,
+)
 from ckpt_tool.model.objects import StorageType, StorageView, is_placeholder_type
 from ckpt_tool.readers.pickles import collect_globals, load_pickle
 
@@ -37,11 +44,12 @@ class _Stream:
                                     "(limit max_pickle_bytes)")
             self.data += self.source.read_at(len(self.data), want - len(self.data))
 
-    def load(self, start: int, where: str, persistent: Any = None) -> tuple[Any, Any, list]:
+    def load(self, start: int, where: str, persistent: Any = None,
+             built: BuiltFacts | None = None) -> tuple[Any, Any, list]:
         self.ensure(start + 1)
         while True:
             try:
-                return load_pickle(self.data, where, self.limits, persistent, start)
+                return load_pickle(self.data, where, self.limits, persistent, start, built)
             except FormatError as exc:
                 if "ends before STOP" not in str(exc) or len(self.data) >= self.source.size:
                     raise
@@ -54,7 +62,7 @@ def read_legacy(source: Source, limits: Limits) -> Checkpoint:
     pos = 0
     header: list[Any] = []
     for where in ("magic number", "protocol version", "sys_info"):
-        value, scan, _ = stream.load(pos, where)
+        value, scan, _ = stream.load(pos, where, built=checkpoint.built)
         checkpoint.pickles.append(PickleRecord(where, scan, pos))
         header.append(value)
         pos = scan.end
@@ -74,7 +82,8 @@ def read_legacy(source: Source, limits: Limits) -> Checkpoint:
     keys, keys_scan, _ = stream.load(pos, "storage keys")
     _locate_storages(source, checkpoint, resolver, keys, keys_scan.end)
     resolver.located = True
-    root, scan, referenced = stream.load(object_start, "object pickle", resolver)
+    root, scan, referenced = stream.load(object_start, "object pickle", resolver,
+                                         built=checkpoint.built)
     checkpoint.pickles.append(PickleRecord("object pickle", scan, object_start))
     checkpoint.pickles.append(PickleRecord("storage keys", keys_scan, pos))
     checkpoint.root = root

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ckpt_tool.errors import FormatError, LimitExceeded
+from ckpt_tool.errors import FormatError, GlobalMutation, LimitExceeded
 from ckpt_tool.limits import Limits
-from ckpt_tool.model.checkpoint import GlobalRef, PickleRecord
+from ckpt_tool.model.checkpoint import BuiltFacts, GlobalRef, PickleRecord
 from ckpt_tool.pickles.safety import classify
 from ckpt_tool.pickles.scan import PickleScan, scan_pickle
 from ckpt_tool.pickles.unpickler import PersistentLoad, unpickle
@@ -21,12 +21,16 @@ def scan_or_fail(data: bytes, where: str, limits: Limits, start: int = 0) -> Pic
 
 
 def load_pickle(
-    data: bytes, where: str, limits: Limits, persistent: PersistentLoad | None, start: int = 0
+    data: bytes, where: str, limits: Limits, persistent: PersistentLoad | None, start: int = 0,
+    built: BuiltFacts | None = None,
 ) -> tuple[Any, PickleScan, list[tuple[str, str]]]:
-    """Scan then unpickle ``data[start:scan.end]``; errors name ``where``."""
+    """Scan then unpickle ``data[start:scan.end]``; errors name ``where``; ``built`` collects
+    what building showed."""
     scan = scan_or_fail(data, where, limits, start)
     try:
-        root, referenced = unpickle(data[start : scan.end], persistent, scan.protocol)
+        root, referenced = unpickle(data[start : scan.end], persistent, scan.protocol, built)
+    except GlobalMutation:
+        raise
     except FormatError as exc:
         raise FormatError(f"{where}: {exc}") from None
     return root, scan, referenced

@@ -84,7 +84,8 @@ class _PackageLoader:
 
     def load(self, record: str, loader: Loader) -> Any:
         data = self.archive.read(record)
-        root, scan, referenced = load_pickle(data, record, self.limits, self.persistent_load)
+        root, scan, referenced = load_pickle(data, record, self.limits, self.persistent_load,
+                                             built=self.checkpoint.built)
         self.add_record(record, scan, loader)
         self.referenced += referenced
         return root

@@ -141,7 +141,8 @@ def _load_archive_pickle(archive: TorchArchive, checkpoint: Checkpoint,
     record = f"{name}.pkl"
     data = archive.read(record)
     storages = _StorageResolver(archive, checkpoint, f"{name}/")
-    root, scan, referenced = load_pickle(data, record, archive.limits, storages)
+    root, scan, referenced = load_pickle(data, record, archive.limits, storages,
+                                         built=checkpoint.built)
     member = archive.member(record)
     assert member is not None
     checkpoint.pickles.append(PickleRecord(record, scan, zipdir.data_offset(archive.source,
