@@ -1,18 +1,21 @@
-"""Turn command-line paths into the files to read: files as given, directories walked (without
-following symlinked folders, so a link loop cannot trap the walk), HF ``*.index.json`` expanded
-into their shards, a DCP folder kept whole."""
+"""Turn command-line paths into the inputs to read: files as given, directories walked (without
+following symlinked folders, so a link loop cannot trap the walk), and every model saved in
+several files kept whole: a DCP folder, a DeepSpeed ZeRO folder, an HF ``*.index.json`` with its
+shards, a folder of per-rank DTensor files. Their files are not read on their own."""
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 
 from ckpt_tool.containers.detect import Kind, sniff
+from ckpt_tool.containers.locations import read_small
+from ckpt_tool.containers.remote import is_url
 from ckpt_tool.containers.source import FileSource
 from ckpt_tool.errors import CkptError
 from ckpt_tool.limits import DEFAULT_LIMITS
-from ckpt_tool.readers.dcp import find_in_folder
+from ckpt_tool.readers.folders import ModelKind, find_models
+from ckpt_tool.readers.hf_index import parse_index, shard_names
 
 CHECKPOINT_KINDS = (Kind.ZIP, Kind.LEGACY, Kind.SAFETENSORS, Kind.PICKLE, Kind.TAR)
 
@@ -21,18 +24,22 @@ CHECKPOINT_KINDS = (Kind.ZIP, Kind.LEGACY, Kind.SAFETENSORS, Kind.PICKLE, Kind.T
 class InputFile:
     path: str
     group: str | None = None
-    """The directory or index file this file was found through."""
+    """The directory this input was found in."""
     error: str | None = None
     """Set when the input itself could not be expanded (an empty directory, a bad index)."""
+    model: ModelKind | None = None
+    """What kind of model in several files it is (None for one file, or a URL not yet read)."""
 
 
 def expand_inputs(paths: list[str]) -> list[InputFile]:
     files: list[InputFile] = []
     for path in paths:
-        if os.path.isdir(path):
+        if is_url(path):
+            files.append(InputFile(path))
+        elif os.path.isdir(path):
             files += _walk_directory(path)
         elif path.endswith(".index.json") and os.path.isfile(path):
-            files += _read_index(path)
+            files.append(_index_input(path))
         else:
             files.append(InputFile(path))
     return files
@@ -48,18 +55,23 @@ def holds_checkpoint(path: str) -> bool:
 
 
 def _walk_directory(root: str) -> list[InputFile]:
-    """Every checkpoint below ``root``: a file, or a folder of files that is one checkpoint (a
-    DCP folder is one input, its data files are not read on their own)."""
+    """Every checkpoint below ``root``: a file, or a model made of several files (its files and
+    subfolders are not walked on their own)."""
     found: list[InputFile] = []
     seen: set[str] = set()
     for folder, dirs, names in os.walk(root, followlinks=False):
         dirs.sort()
-        names = sorted(names)
+        files = sorted(names)
         owned: set[str] = set()
-        for group in find_in_folder(folder, names, DEFAULT_LIMITS):
-            owned |= group.files
-            found.append(InputFile(group.path, group=root))
-        for name in names:
+        try:
+            models = find_models(folder, sorted([*names, *dirs]), DEFAULT_LIMITS)
+        except CkptError:
+            models = []
+        for model in models:
+            owned |= model.files
+            dirs[:] = [d for d in dirs if d not in model.folders]
+            found.append(InputFile(model.path, group=root, model=model.kind))
+        for name in files:
             if name in owned:
                 continue
             path = os.path.join(folder, name)
@@ -73,19 +85,12 @@ def _walk_directory(root: str) -> list[InputFile]:
     return found
 
 
-def _read_index(path: str) -> list[InputFile]:
+def _index_input(path: str) -> InputFile:
     try:
-        with open(path, encoding="utf-8") as f:
-            index = json.load(f)
-        weight_map = index["weight_map"]
-        shards = list(dict.fromkeys(weight_map.values()))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        return [InputFile(path, error=f"not a valid index.json ({type(exc).__name__}: {exc})")]
-    folder = os.path.dirname(path)
-    result = []
-    for shard in shards:
-        if not isinstance(shard, str) or os.path.isabs(shard) or ".." in shard.split("/"):
-            result.append(InputFile(path, error=f"shard name {shard!r} leaves the index's folder"))
-        else:
-            result.append(InputFile(os.path.join(folder, shard), group=path))
-    return result
+        pairs = parse_index(read_small(path))
+        if pairs is None:
+            raise CkptError("no weight_map object")
+        shard_names(pairs)
+    except CkptError as exc:
+        return InputFile(path, error=f"not a valid index.json ({exc})")
+    return InputFile(path, model=ModelKind.HF_INDEX)

@@ -51,14 +51,10 @@ SAFETENSORS_DTYPES = {
 # ---- what ckpt gets wrong today: {check: {file: reason}} ------------------------------------
 # Each entry is a strict xfail; remove it with the fix that makes the check pass.
 
-_ZERO_FOLDER = ("convert reads a DeepSpeed ZeRO folder as separate files (-o becomes a folder, "
-                "the optim states have 'no tensors'): it does not rebuild the fp32 weights from "
-                "the flat partitions as zero_to_fp32.py does (issue 16)")
-
 KNOWN_GAPS: dict[str, dict[str, str]] = {
     "inspect": {}, "bytes": {}, "values": {}, "weights_only": {}, "lint": {}, "convert": {},
     "convert_skip": {}, "subclass": {}, "index": {},
-    "zero": dict.fromkeys(ZERO_RUNS, _ZERO_FOLDER),
+    "zero": {},
 }
 
 

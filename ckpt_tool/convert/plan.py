@@ -115,6 +115,8 @@ def compressed_records(checkpoint: Checkpoint) -> frozenset[str]:
 
 def unsupported_reason(tensor: TensorRef, compressed: frozenset[str] = frozenset()) -> str | None:
     """Why safetensors cannot hold this tensor, saying what to do; None when it can."""
+    if tensor.extra and tensor.extra.get("unsupported"):
+        return str(tensor.extra["unsupported"])
     if tensor.kind == "sparse":
         return (f"a sparse tensor ({tensor.layout}); safetensors holds dense tensors only: make "
                 "it dense with .to_dense() before saving")
