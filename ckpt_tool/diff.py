@@ -7,7 +7,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ckpt_tool.inspect.report import FileReport
+from ckpt_tool.inspect.report import FileReport, TensorRow
 from ckpt_tool.model.checkpoint import TensorRef
 from ckpt_tool.model.values import to_json
 
@@ -105,12 +105,27 @@ def match_names(a: list[str], b: list[str], strip_prefix: str | None) -> NameMat
     return best
 
 
+def tied_names(report: FileReport) -> dict[str, TensorRow]:
+    """Second names of tensors, by safetensors' convention: a ``__metadata__`` entry whose key is
+    no tensor's name and whose value is one (what convert and safetensors' own convert.py
+    write for tied weights)."""
+    checkpoint = report.checkpoint
+    metadata = (checkpoint.safetensors_metadata if checkpoint is not None else None) or {}
+    rows = {row.name: row for row in report.tensors}
+    return {key: TensorRow(key, rows[value].tensor) for key, value in metadata.items()
+            if isinstance(value, str) and value in rows and key not in rows}
+
+
 def _metadata(report: FileReport) -> dict[str, Any]:
-    """Metadata as JSON values; safetensors ``__metadata__`` strings decoded where they are JSON."""
+    """Metadata as JSON values; safetensors ``__metadata__`` strings decoded where they are JSON
+    (entries that name tied tensors are names, not metadata)."""
     result: dict[str, Any] = {}
+    tied = tied_names(report)
     for name, value in report.metadata.items():
         if name.startswith("__metadata__."):
             key = name.removeprefix("__metadata__.")
+            if key in tied:
+                continue
             try:
                 result[key] = json.loads(value)
             except (ValueError, TypeError):
@@ -124,8 +139,8 @@ def diff_reports(
     a: FileReport, b: FileReport, values: bool = False, rtol: float = 1e-5, atol: float = 1e-8,
     strip_prefix: str | None = None,
 ) -> DiffResult:
-    rows_a = {row.name: row for row in a.tensors}
-    rows_b = {row.name: row for row in b.tensors}
+    rows_a = {row.name: row for row in a.tensors} | tied_names(a)
+    rows_b = {row.name: row for row in b.tensors} | tied_names(b)
     match = match_names(list(rows_a), list(rows_b), strip_prefix)
     map_a, map_b = match.a, match.b
     result = DiffResult(mapping=match.description, values_compared=values,

@@ -26,7 +26,9 @@ _KEY_HELP = ("Convert the tensors under this dotted path (default: the usual wei
 
 @app.command("convert")
 def convert_command(
-    paths: list[str] = typer.Argument(..., help="Checkpoint files, folders or *.index.json."),
+    paths: list[str] = typer.Argument(
+        ..., help="Checkpoint files, folders (a DCP, DeepSpeed ZeRO or per-rank DTensor folder is "
+        "one model), *.index.json, or URLs."),
     to: Target = typer.Option(..., "--to", help=_TO_HELP),
     output: str | None = typer.Option(None, "-o", "--output", help=_OUTPUT_HELP),
     key: str | None = typer.Option(None, "--key", help=_KEY_HELP),
@@ -51,7 +53,8 @@ def convert_command(
         None, "--dtype", help="Cast float16/bfloat16/float32/float64 tensors to this dtype."),
     shard_size: str | None = typer.Option(
         None, "--shard-size",
-        help="Split into HF-style shards of at most this size (5GB, 500MB), plus an index."),
+        help="Split into HF-style shards of at most this size (5GB, 500MB), plus an index; "
+        "'none': one file. Default: 5GB for a model in several files, else one file."),
     no_verify: bool = typer.Option(
         False, "--no-verify", help="Do not read the output back and compare it with the source."),
     force: bool = typer.Option(False, "--force", help="Replace destinations that exist."),
@@ -104,8 +107,11 @@ def _parse_rename(text: str) -> tuple[str, str]:
 
 
 def _parse_shard_size(text: str | None) -> int | None:
+    """Bytes; 0 for ``none`` (one file); None when not given (the default applies)."""
     if text is None:
         return None
+    if text.strip().lower() == "none":
+        return 0
     from ckpt_tool.render.units import parse_size
 
     try:
@@ -143,9 +149,12 @@ def _plan_jobs(paths: list[str], to: Target,
 
     items = expand_inputs(paths)
     failures = [ConvertResult(item.path, error=item.error) for item in items if item.error]
-    sources = [item.path for item in items if not item.error]
+    good = [item for item in items if not item.error]
+    sources = [item.path for item in good]
+    models = [item.model is not None and (os.path.isdir(item.path)
+                                          or item.path.endswith(".index.json")) for item in good]
     try:
-        dests = destinations(sources, to, output)
+        dests = destinations(sources, to, output, models)
     except ConversionError as exc:
         usage_error(str(exc))
     if output is not None and len(sources) > 1:
@@ -167,7 +176,11 @@ def _make_output_folder(output: str) -> None:
 
 
 def _size(path: str) -> int:
+    """The bytes of a file, or of every file under a folder; 0 when unknown (a URL)."""
     try:
+        if os.path.isdir(path):
+            return sum(os.path.getsize(os.path.join(folder, name))
+                       for folder, _, names in os.walk(path) for name in names)
         return os.path.getsize(path)
     except OSError:
         return 0
@@ -188,6 +201,11 @@ def _run(job_list: list[Job], options: ConvertOptions, workers: int,
     return _run_with_bar(job_list, options, workers, show)
 
 
+def _short(label: str, width: int = 40) -> str:
+    """The tensor being written, its end kept when the name is long."""
+    return label if len(label) <= width else "..." + label[-(width - 3):]
+
+
 def _run_with_bar(job_list: list[Job], options: ConvertOptions, workers: int,
                   show: OnResult) -> list[ConvertResult]:
     from rich.progress import (
@@ -204,12 +222,14 @@ def _run_with_bar(job_list: list[Job], options: ConvertOptions, workers: int,
 
     scale = ByteProgress(job_list)
     columns = (TextColumn("converting"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-               TimeRemainingColumn())
+               TimeRemainingColumn(), TextColumn("{task.description}"))
     with Progress(*columns, console=stderr_console(), transient=True) as progress:
-        task = progress.add_task("convert", total=scale.total)
+        task = progress.add_task("", total=scale.total)
 
-        def on_progress(index: int, done: int, total: int) -> None:
-            progress.advance(task, scale.advance(index, done, total))
+        def on_progress(index: int, done: int, total: int, label: str | None) -> None:
+            step = scale.advance(index, done, total)
+            progress.update(task, total=scale.total, description=_short(label or ""))
+            progress.advance(task, step)
 
         def on_result(index: int, result: ConvertResult) -> None:
             progress.advance(task, scale.complete(index))
