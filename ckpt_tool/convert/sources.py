@@ -4,6 +4,7 @@ its memory map and file descriptor) or a URL (read by range requests, nothing ke
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any
 
 from ckpt_tool.containers.remote import is_url, open_url
@@ -47,6 +48,18 @@ class SourceFiles:
                 return memoryview(mapped)[offset:offset + length]
             return source.read_at(offset, length)
         return source.read_bulk(offset, length)
+
+    def copy_of(self, file: str, offset: int, length: int) -> bytes:
+        """``length`` bytes at ``offset``, copied out of the page cache (``pread``: no page
+        faults on a map, which cost more than the copy for large reads) or fetched."""
+        source = self.get(file)
+        if not isinstance(source, FileSource):
+            return source.read_bulk(offset, length)
+        data = os.pread(source.fileno(), length, offset)
+        if len(data) != length:
+            raise ConversionError(f"{file}: bytes {offset}..{offset + length} lie past its end: "
+                                  "truncated?")
+        return data
 
     def close(self) -> None:
         for source in self._open.values():

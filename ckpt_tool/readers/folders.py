@@ -113,19 +113,19 @@ def _zero_model(folder: str, names: list[str]) -> FolderModel | None:
 
 def _dtensor_model(folder: str, names: list[str], limits: Limits) -> FolderModel | None:
     """The folder's torch files, when there are several and each holds one rank's parts of
-    DTensors."""
+    DTensors (the first file is read alone first: most folders stop there)."""
     from ckpt_tool.readers.dtensor_ranks import has_rank_parts
     from ckpt_tool.readers.parts import read_part
 
     candidates = [name for name in names if _is_torch_file(join(folder, name))]
     if not 2 <= len(candidates) <= _RANK_FILES_LIMIT:
         return None
-    try:
-        first = read_part(join(folder, candidates[0]), limits)
-    except CkptError:
-        return None
-    if not has_rank_parts(first, limits):
-        return None
+    for name in candidates:
+        try:
+            if not has_rank_parts(read_part(join(folder, name), limits), limits):
+                return None
+        except CkptError:
+            return None
     return FolderModel(ModelKind.DTENSOR_RANKS, folder, frozenset(candidates))
 
 
