@@ -1,4 +1,4 @@
-"""The four measured sections: start-up, inspect, lint, convert.
+"""The five measured sections: start-up, inspect, lint, convert, convert a sharded model.
 
 Every command runs as its own process, start-up included, the way a user runs it. The
 alternatives are what a user would otherwise reach for: torch.load, picklescan, fickling, cp,

@@ -309,5 +309,5 @@ class Checkpoint:
     bytes_read: int = 0
     """Bytes read to build this model (headers and pickles only, never tensor data)."""
     files: dict[str, int] = field(default_factory=dict)
-    """For a checkpoint made of several files (a DCP folder): each file, as opened, and its
-    size; ``size`` is their sum."""
+    """For a model made of several files (a DCP or ZeRO folder, an HF index and its shards,
+    per-rank DTensor files): each file, as opened, and its size; ``size`` is their sum."""

@@ -49,10 +49,10 @@ def read_dtensor_ranks(folder: str, paths: list[str], limits: Limits) -> Checkpo
             merged[id(first)] = merge_dtensor(name, locals_)
     root = _substitute(parts[0].root, merged)
     _check_all_merged(root, limits)
-    mesh = tables[0] and next((t.sharding.mesh_shape for t in tables[0].values()
-                               if t.sharding is not None), None)
+    meshes = [t.sharding.mesh_shape for t in tables[0].values() if t.sharding is not None]
+    mesh = list(meshes[0]) if meshes and meshes[0] else "?"
     version = (f"{parts[0].format_version or parts[0].format.value} ({len(parts)} ranks' "
-               f"DTensor files, mesh {list(mesh) if mesh else '?'})")
+               f"DTensor files, mesh {mesh})")
     return combine(folder, parts[0].format, parts, root, version)
 
 

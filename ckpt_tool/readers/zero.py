@@ -38,6 +38,8 @@ LATEST = "latest"
 MODEL_STATES = re.compile(r".*_model_states\.pt")
 OPTIM_STATES = re.compile(r".*_optim_states\.pt")
 CONSOLIDATED_DTYPE = "float32"
+AUTOEP_LAYERS_KEY, AUTOEP_LAYERS_KEY_LEGACY = "ds_autoep_layers", "autoep_layers"
+"""deepspeed/checkpoint/constants.py: zero_to_fp32 refuses AutoEP ZeRO-3 partitioned experts."""
 
 
 def natural_key(name: str) -> list[Any]:
@@ -98,6 +100,10 @@ def _state_files(states: str) -> tuple[list[str], list[str]]:
     if not models or not optims:
         raise FormatError(f"{base_name(states)} holds no *_model_states.pt and "
                           "*_optim_states.pt files")
+    if any(not name.endswith("mp_rank_00_model_states.pt") for name in models):
+        raise FormatError("a model-parallel ZeRO checkpoint (mp_rank_01 and up): zero_to_fp32 "
+                          "merges one model-parallel rank, and so does ckpt; use DeepSpeed's "
+                          "ds_to_universal.py")
     return models, optims
 
 
@@ -130,6 +136,13 @@ def _model_state(part: Checkpoint) -> dict[str, Any]:
     if not isinstance(root, dict) or "buffer_names" not in root or "param_shapes" not in root:
         raise FormatError(f"{base_name(part.path)} is not a DeepSpeed model states file (no "
                           "buffer_names and param_shapes)")
+    layers = root.get(AUTOEP_LAYERS_KEY, root.get(AUTOEP_LAYERS_KEY_LEGACY))
+    if isinstance(layers, list) and any(
+            isinstance(entry, dict) and entry.get("checkpoint_format") == "zero3_partitioned"
+            for entry in layers):
+        raise FormatError("an AutoEP ZeRO-3 checkpoint: its expert parameters are partitioned "
+                          "over expert replica groups, which zero_to_fp32 does not merge either "
+                          "(DeepSpeed's ds_to_universal.py does)")
     return root
 
 
