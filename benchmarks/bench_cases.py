@@ -1,4 +1,4 @@
-"""The four measured sections: start-up, inspect, lint, convert.
+"""The five measured sections: start-up, inspect, lint, convert, convert a sharded model.
 
 Every command runs as its own process, start-up included, the way a user runs it. The
 alternatives are what a user would otherwise reach for: torch.load, picklescan, fickling, cp,
@@ -52,6 +52,28 @@ import sys, torch
 from safetensors.torch import save_file
 obj = torch.load(sys.argv[1], weights_only=True)
 save_file(obj.get("state_dict", obj), sys.argv[2], metadata={"format": "pt"})
+"""
+
+# torch's own consolidation of a DCP folder: one torch.save file of the whole state.
+DCP_TO_TORCH_SAVE = """
+import sys, warnings
+warnings.simplefilter("ignore")
+from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+dcp_to_torch_save(sys.argv[1], sys.argv[2])
+"""
+
+# An HF index's shards loaded with torch and written as safetensors shards the way
+# transformers' save_pretrained writes them (huggingface_hub.save_torch_state_dict).
+HF_SHARDS_TO_SAFETENSORS = """
+import json, os, sys, torch
+from huggingface_hub import save_torch_state_dict
+folder = sys.argv[1]
+index = json.load(open(os.path.join(folder, "pytorch_model.bin.index.json")))
+state = {}
+for shard in sorted(set(index["weight_map"].values())):
+    state.update(torch.load(os.path.join(folder, shard), weights_only=True))
+os.makedirs(sys.argv[2], exist_ok=True)
+save_torch_state_dict(state, sys.argv[2])
 """
 
 # fickling's own CLI scans a torch zip's pickle members and a raw pickle whole; the same in
@@ -381,7 +403,10 @@ def convert_rows(ctx: Context, dataset: Dataset) -> list[Row]:
 def remover(*paths: Path) -> Callable[[], None]:
     def remove() -> None:
         for path in paths:
-            path.unlink(missing_ok=True)
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
 
     return remove
 
@@ -400,11 +425,68 @@ def safetensors_note(path: Path, expected: int, _: RunResult) -> str:
     return f"wrote {count} tensors"
 
 
+# ------------------------------------------------------------------------- sharded models
+
+
+def sharded_section(ctx: Context) -> Section:
+    rows: list[Row] = []
+    ctx.scratch.mkdir(parents=True, exist_ok=True)
+    try:
+        rows += sharded_rows(ctx, ctx.data["dcp"], "dcp_to_torch_save", DCP_TO_TORCH_SAVE, ".pt")
+        rows += sharded_rows(ctx, ctx.data["hf"], "torch.load + save_torch_state_dict",
+                             HF_SHARDS_TO_SAFETENSORS, "")
+    finally:
+        shutil.rmtree(ctx.scratch, ignore_errors=True)
+    intro = (
+        "One model out of a checkpoint saved in several files, to safetensors (one file: the "
+        "model is under the default 5 GB shard size), verified and fsynced. `cp -r` copies the "
+        "same bytes; torch's own consolidation is `dcp_to_torch_save` for the DCP folder (it "
+        "writes a torch.save file) and `torch.load` of every shard + huggingface_hub's "
+        "`save_torch_state_dict` (what `save_pretrained` calls) for the HF shards. Peak RssAnon "
+        "sampled every 10 ms. ratio: ckpt's time ÷ cp's, or the other tool's time ÷ ckpt's."
+    )
+    return Section("Convert a sharded model", intro, rows)
+
+
+def sharded_rows(ctx: Context, dataset: Dataset, theirs: str, script: str,
+                 suffix: str) -> list[Row]:
+    src, case = str(dataset.path), case_label(dataset)
+    out = {name: ctx.scratch / f"{dataset.key}.{name}" for name in ("ckpt", "cp", "torch")}
+    argv = [*ctx.tools.ckpt, "convert", src, "--to", "safetensors", "-o", f"{out['ckpt']}/"]
+    check = functools.partial(safetensors_note, out["ckpt"] / "model.safetensors",
+                              dataset.weights)
+    ckpt = ctx.attempt(f"sharded {dataset.key}: ckpt",
+                       Command(argv, check=check, before=fresh_folder(out["ckpt"])))
+    peak = None if isinstance(ckpt, str) else ckpt.peak_rss_anon
+    rows = [Row(case, "ckpt convert", ckpt, target=bytes_below(peak, 256 * MIB, "peak < 256 MiB"))]
+    cp = ctx.attempt(f"sharded {dataset.key}: cp -r",
+                     Command([ctx.tools.cp, "-r", src, str(out["cp"])], before=remover(out["cp"])))
+    r = ratio(ckpt, cp)
+    text = "" if r is None else f"ckpt takes {r:.2f}× cp's time"
+    rows.append(Row(case, "cp -r", cp, text, ratio_at_most(r, 2.0, "ckpt ≤ 2× cp")))
+    target = str(out["torch"]) + suffix
+    command = Command([ctx.tools.python, "-c", script, src, target],
+                      before=remover(Path(target)))
+    m = ctx.attempt(f"sharded {dataset.key}: {theirs}", command)
+    r = ratio(m, ckpt)
+    rows.append(Row(case, theirs, m, speed_text(r), ratio_at_least(r, 1.0, "ckpt faster")))
+    return rows
+
+
+def fresh_folder(path: Path) -> Callable[[], None]:
+    def make() -> None:
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+
+    return make
+
+
 SECTIONS: dict[str, Callable[[Context], Section]] = {
     "startup": startup_section,
     "inspect": inspect_section,
     "lint": lint_section,
     "convert": convert_section,
+    "sharded": sharded_section,
 }
 
 NEEDS: dict[str, Sequence[str]] = {
@@ -412,4 +494,5 @@ NEEDS: dict[str, Sequence[str]] = {
     "inspect": ("llm", "tiny", "many", "legacy"),
     "lint": ("lint",),
     "convert": ("llm", "legacy", "training"),
+    "sharded": ("dcp", "hf"),
 }

@@ -40,10 +40,15 @@ class Sizes:
     legacy_bytes: int
     training_bytes: int
     lint_files: int
+    dcp_bytes: int
+    hf_bytes: int
+    hf_shard_bytes: int
 
 
-FULL = Sizes(2_000 * MB, 2 * MB, 50_000, 500 * MB, 200 * MB, 1_000)
-QUICK = Sizes(40 * MB, 2 * MB, 2_000, 10 * MB, 5 * MB, 50)
+FULL = Sizes(2_000 * MB, 2 * MB, 50_000, 500 * MB, 200 * MB, 1_000, 2_000 * MB, 2_000 * MB,
+             500 * MB)
+QUICK = Sizes(40 * MB, 2 * MB, 2_000, 10 * MB, 5 * MB, 50, 40 * MB, 40 * MB, 10 * MB)
+DCP_RANKS = 2
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,7 @@ class Dataset:
 
     def size(self) -> int:
         if self.path.is_dir():
-            return sum(p.stat().st_size for p in self.path.iterdir())
+            return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
         return self.path.stat().st_size
 
 
@@ -198,6 +203,7 @@ def plan(data_dir: Path, sizes: Sizes) -> dict[str, Dataset]:
     n_llm = len(llm_specs(llm))
     n_train = len(state) + 1 + 3 * len(params)  # + best_acc1 + Adam's step, exp_avg, exp_avg_sq
     n_many, n_lint = sizes.many_tensors, sizes.lint_files
+    dcp, hf = llm_hidden_for(sizes.dcp_bytes), llm_hidden_for(sizes.hf_bytes)
     sets = [
         Dataset("llm", "LLM state_dict", data_dir / f"llm-h{llm}-{v}.pt", n_llm, n_llm,
                 partial(save_specs, llm_specs(llm))),
@@ -212,6 +218,12 @@ def plan(data_dir: Path, sizes: Sizes) -> dict[str, Dataset]:
                 partial(save_training, width)),
         Dataset("lint", f"{n_lint:,} small checkpoints", data_dir / f"lint-{n_lint}-{v}",
                 0, 0, partial(make_lint_corpus, n_lint), files=n_lint),
+        Dataset("dcp", f"DCP folder, {DCP_RANKS} ranks (FSDP-style Shard(0))",
+                data_dir / f"dcp-h{dcp}-r{DCP_RANKS}-{v}", n_llm, n_llm,
+                partial(save_dcp, llm_specs(dcp), DCP_RANKS), files=DCP_RANKS + 1),
+        Dataset("hf", "HF .bin shards + index", data_dir / f"hf-h{hf}-s{sizes.hf_shard_bytes}-{v}",
+                n_llm, n_llm, partial(save_hf_shards, llm_specs(hf), sizes.hf_shard_bytes),
+                files=len(hf_shards(llm_specs(hf), sizes.hf_shard_bytes)) + 1),
     ]  # fmt: skip
     return {d.key: d for d in sets}
 
@@ -313,6 +325,87 @@ def training_checkpoint(width: float) -> dict[str, Any]:
 
 def save_training(width: float, path: Path) -> None:
     _torch().save(training_checkpoint(width), path)
+
+
+# ------------------------------------------------------------------------ sharded models
+
+
+def hf_shards(specs: list[Spec], shard_bytes: int) -> list[list[Spec]]:
+    """Split as huggingface_hub does: in order, a new shard when the next tensor would pass."""
+    shards: list[list[Spec]] = [[]]
+    size = 0
+    for spec in specs:
+        nbytes = specs_bytes([spec])
+        if shards[-1] and size + nbytes > shard_bytes:
+            shards.append([])
+            size = 0
+        shards[-1].append(spec)
+        size += nbytes
+    return shards
+
+
+def save_hf_shards(specs: list[Spec], shard_bytes: int, folder: Path) -> None:
+    """``save_pretrained(safe_serialization=False)``'s layout: ``pytorch_model-0000N-of-0000M.bin``
+    and ``pytorch_model.bin.index.json``."""
+    import json
+
+    folder.mkdir(parents=True)
+    shards = hf_shards(specs, shard_bytes)
+    weight_map, seed = {}, 0
+    for number, shard in enumerate(shards, start=1):
+        name = f"pytorch_model-{number:05d}-of-{len(shards):05d}.bin"
+        tensors = {}
+        for spec_name, shape, dtype in shard:
+            tensors[spec_name] = pattern(shape, dtype, seed)
+            weight_map[spec_name] = name
+            seed += 1
+        _torch().save(tensors, folder / name)
+    index = {"metadata": {"total_size": specs_bytes(specs)}, "weight_map": weight_map}
+    text = json.dumps(index, indent=2, sort_keys=True) + "\n"
+    (folder / "pytorch_model.bin.index.json").write_text(text)
+
+
+def save_dcp(specs: list[Spec], ranks: int, folder: Path) -> None:
+    """``dcp.save`` from ``ranks`` processes of a gloo group, as FSDP2 saves: every matrix
+    ``Shard(0)`` (each rank its rows, one data file per rank), vectors replicated."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.start_processes(_dcp_rank, args=(specs, str(folder), ranks, port), nprocs=ranks,
+                       start_method="spawn")
+
+
+def _dcp_rank(rank: int, specs: list[Spec], folder: str, ranks: int, port: int) -> None:
+    import warnings
+
+    import torch.distributed as dist
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.tensor import DTensor, Replicate, Shard, init_device_mesh
+
+    torch = _torch()
+    warnings.simplefilter("ignore")
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=ranks)
+    try:
+        mesh = init_device_mesh("cpu", (ranks,))
+        state = {}
+        for i, (name, shape, dtype) in enumerate(specs):
+            if len(shape) == 2 and shape[0] % ranks == 0:
+                rows = shape[0] // ranks
+                local = pattern((rows, shape[1]), dtype, i * ranks + rank)
+                state[name] = DTensor.from_local(local, mesh, [Shard(0)], run_check=False,
+                                                 shape=torch.Size(shape),
+                                                 stride=(shape[1], 1))
+            else:
+                state[name] = DTensor.from_local(pattern(shape, dtype, i), mesh, [Replicate()],
+                                                 run_check=False)
+        dcp.save(state, checkpoint_id=folder)
+    finally:
+        dist.destroy_process_group()
 
 
 # --------------------------------------------------------------------------- lint corpus

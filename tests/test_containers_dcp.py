@@ -240,15 +240,6 @@ def test_diff_against_the_consolidated_file_is_equal(tmp_path: Path) -> None:
     assert all(t.identical for t in result.tensors)
 
 
-@pytest.mark.parametrize("source", ["dcp_single", "dcp_single/.metadata"])
-def test_convert_refuses_a_dcp_folder_with_a_reason(source: str, tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["convert", str(CONTAINERS / source), "--to",
-                                      "safetensors", "-o", str(tmp_path / "out.st")])
-    assert result.exit_code != 0
-    assert "dcp_to_torch_save" in result.output and "Traceback" not in result.output
-    assert not list(tmp_path.iterdir())
-
-
 def _rewrite_metadata(tmp_path: Path, change: Any) -> Path:
     folder = tmp_path / "dcp"
     shutil.copytree(CONTAINERS / "dcp_single", folder)

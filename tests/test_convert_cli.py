@@ -176,15 +176,30 @@ def start_conversion(source: Path, folder: Path, *extra: str) -> subprocess.Pope
 
 
 def wait_for_temporary(process: subprocess.Popen, folder: Path) -> None:
-    """Until the conversion's private temporary folder holds a file (the output being written)."""
+    """Until the conversion writes its output: a temporary in ``folder`` (a named one, a private
+    folder holding a file, or an unnamed O_TMPFILE the process holds open there)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         for private in folder.glob(".ckpt-tmp-*") if folder.exists() else ():
-            if private.is_dir() and any(private.iterdir()):
+            if private.is_file() or (private.is_dir() and any(private.iterdir())):
                 return
+        if _unnamed_file_open_in(folder):
+            return
         assert process.poll() is None, "the conversion ended before it could be interrupted"
         time.sleep(0.001)
     raise AssertionError("no temporary file appeared")
+
+
+def _unnamed_file_open_in(folder: Path) -> bool:
+    """An O_TMPFILE shows in /proc/PID/fd as ``FOLDER/#INODE (deleted)`` (held by the process
+    or one of its workers: this test's folder is nobody else's)."""
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        try:
+            if os.readlink(fd).startswith(f"{folder}/#"):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def test_sigkill_mid_write_leaves_no_destination(big_checkpoint: Path, tmp_path: Path) -> None:

@@ -192,16 +192,16 @@ def test_verification_failure_removes_the_output(tmp_path: Path, monkeypatch) ->
 
     from ckpt_tool.convert import verify
 
-    real = verify.output_blocks
+    real = verify.expected_blocks
 
     def corrupted(*args, **kwargs):
-        for block in real(*args, **kwargs):
-            yield np.bitwise_xor(block, 1).astype(np.uint8)
+        for at, block in real(*args, **kwargs):
+            yield at, np.bitwise_xor(np.frombuffer(block, np.uint8), 1).astype(np.uint8)
 
-    monkeypatch.setattr(verify, "output_blocks", corrupted)
+    monkeypatch.setattr(verify, "expected_blocks", corrupted)
     dest = tmp_path / "out.safetensors"
     result = convert_file(str(FIXTURES / "state_dict.pt"), str(dest), ConvertOptions())
-    assert "verification failed: tensor layers.0.weight differs from the source at byte 0" in (
+    assert "verification failed: tensor layers.0.bias differs from the source at byte 0" in (
         result.error or "")
     assert os.listdir(tmp_path) == []
 

@@ -219,5 +219,5 @@ def test_refused_without_skip_says_why(name: str, tmp_path: Path) -> None:
                           ConvertOptions())
     assert not result.ok
     assert "safetensors holds dense tensors only" in result.error \
-        or "merge the ranks' files first" in result.error
+        or "convert the folder holding every rank's file" in result.error
     assert "--skip-unsupported" in result.error

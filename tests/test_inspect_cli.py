@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -116,14 +117,17 @@ def test_whole_model_pickle_named_by_attribute() -> None:
     assert entry["weights_only"] is False
 
 
-def test_directory_and_index_inputs_sum_shards() -> None:
+def test_directory_and_index_inputs_are_one_model() -> None:
     by_dir = inspect_json(str(FIXTURES / "sharded"))
     by_index = inspect_json(str(FIXTURES / "sharded" / "model.safetensors.index.json"))
-    assert len(by_index["files"]) == 2 and len(by_dir["files"]) == 2
+    assert len(by_index["files"]) == 1 and by_dir["files"] == by_index["files"]
+    (model,) = by_index["files"]
     index = json.loads((FIXTURES / "sharded" / "model.safetensors.index.json").read_text())
-    assert by_index["total"]["nbytes"] == index["metadata"]["total_size"]
-    names = {t["name"] for f in by_index["files"] for t in f["tensors"]}
-    assert names == set(index["weight_map"])
+    assert model["nbytes"] == index["metadata"]["total_size"]
+    assert {t["name"] for t in model["tensors"]} == set(index["weight_map"])
+    assert sorted(os.path.basename(f["path"]) for f in model["files"]) == [
+        "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
+        "model.safetensors.index.json"]
 
 
 def test_stats_match_torch() -> None:

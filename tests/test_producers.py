@@ -51,14 +51,10 @@ SAFETENSORS_DTYPES = {
 # ---- what ckpt gets wrong today: {check: {file: reason}} ------------------------------------
 # Each entry is a strict xfail; remove it with the fix that makes the check pass.
 
-_ZERO_FOLDER = ("convert reads a DeepSpeed ZeRO folder as separate files (-o becomes a folder, "
-                "the optim states have 'no tensors'): it does not rebuild the fp32 weights from "
-                "the flat partitions as zero_to_fp32.py does (issue 16)")
-
 KNOWN_GAPS: dict[str, dict[str, str]] = {
     "inspect": {}, "bytes": {}, "values": {}, "weights_only": {}, "lint": {}, "convert": {},
-    "convert_skip": {}, "subclass": {}, "index": {},
-    "zero": dict.fromkeys(ZERO_RUNS, _ZERO_FOLDER),
+    "convert_skip": {}, "subclass": {}, "index": {}, "index_convert": {},
+    "zero": {},
 }
 
 
@@ -254,6 +250,22 @@ def test_sharded_index_reads_as_one_model(index: str) -> None:
     assert [f["error"] for f in files if f["error"]] == []
     ours = sorted((t["name"], t["dtype"], t["shape"]) for f in files for t in f["tensors"])
     assert ours == expected
+
+
+@pytest.mark.parametrize("index", cases("index_convert", INDEXES))
+def test_sharded_index_converts_to_one_model(index: str, tmp_path: Path) -> None:
+    """Every shard's tensors, bit-exact, in one model: ``model.safetensors`` when it fits the
+    default shard size (as transformers names it), whatever the source shards were."""
+    weight_map = json.loads((PRODUCERS / index).read_text())["weight_map"]
+    folder = Path(index).parent.as_posix()
+    result = runner.invoke(app, ["convert", str(PRODUCERS / index), "--to", "safetensors", "-o",
+                                 str(tmp_path), "--copy-shared", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
+    expected = {t["name"]: (t["dtype"], t["shape"], t["sha256"])
+                for shard in set(weight_map.values())
+                for t in expected_tensors(f"{folder}/{shard}")}
+    assert read_safetensors(tmp_path / "model.safetensors") == expected
 
 
 @pytest.mark.parametrize("run", cases("zero", ZERO_RUNS))

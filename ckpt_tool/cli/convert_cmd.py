@@ -44,8 +44,9 @@ _KEY_HELP = ("Convert the tensors under this dotted path (default: the usual wei
 
 @app.command("convert", cls=Command, epilog=_EPILOG)
 def convert_command(
-    paths: list[str] = typer.Argument(..., metavar="SRC...",
-                                      help="Checkpoint files, folders (walked) or *.index.json."),
+    paths: list[str] = typer.Argument(
+        ..., metavar="SRC...", help="Checkpoint files, folders (walked; a DCP, DeepSpeed ZeRO or "
+        "per-rank DTensor folder is one model), *.index.json, or URLs."),
     to: Target = typer.Option(Target.SAFETENSORS, "--to", metavar="FORMAT", help=_TO_HELP),
     output: str | None = typer.Option(None, "-o", "--output", metavar="DEST", help=_OUTPUT_HELP),
     key: str | None = typer.Option(None, "--key", metavar="PATH", help=_KEY_HELP),
@@ -71,7 +72,8 @@ def convert_command(
         help="Cast float16/bfloat16/float32/float64 tensors to bf16, fp16 or fp32."),
     shard_size: str | None = typer.Option(
         None, "--shard-size", metavar="SIZE",
-        help="Split into HF-style shards of at most this size (5GB, 500MB), plus an index."),
+        help="Split into HF-style shards of at most this size (5GB, 500MB), plus an index; "
+        "'none': one file. Default: 5GB for a model in several files, else one file."),
     no_verify: bool = typer.Option(
         False, "--no-verify", help="Do not read the output back and compare it with the source."),
     force: bool = typer.Option(False, "--force", help="Replace destinations that exist."),
@@ -137,8 +139,11 @@ def _parse_rename(text: str) -> tuple[str, str]:
 
 
 def _parse_shard_size(text: str | None) -> int | None:
+    """Bytes; 0 for ``none`` (one file); None when not given (the default applies)."""
     if text is None:
         return None
+    if text.strip().lower() == "none":
+        return 0
     from ckpt_tool.render.units import parse_size
 
     try:
@@ -197,8 +202,10 @@ def _plan_jobs(paths: list[str], to: Target, output: str | None,
     usable = [item for item in items if not item.error]
     sources = [item.path for item in usable]
     bases = [None if item.group == item.path else _base(item.group) for item in usable]
+    models = [item.model is not None and (os.path.isdir(item.path)
+                                          or item.path.endswith(".index.json")) for item in usable]
     try:
-        dests = destinations(sources, to, output, bases)
+        dests = destinations(sources, to, output, bases, models)
     except ConversionError as exc:
         usage_error(str(exc))
     if output is not None and is_folder_output(sources, output, bases):
@@ -229,7 +236,11 @@ def _make_output_folders(output: str, dests: list[str]) -> None:
 
 
 def _size(path: str) -> int:
+    """The bytes of a file, or of every file under a folder; 0 when unknown (a URL)."""
     try:
+        if os.path.isdir(path):
+            return sum(os.path.getsize(os.path.join(folder, name))
+                       for folder, _, names in os.walk(path) for name in names)
         return os.path.getsize(path)
     except OSError:
         return 0
@@ -245,8 +256,8 @@ def _run(job_list: list[Job], options: ConvertOptions, workers: int,
     finished = 0
     with Bar("converting", scale.total, enabled=not quiet, count=len(job_list)) as bar:
 
-        def on_progress(index: int, done: int, total: int) -> None:
-            bar.file(job_list[index].source, finished + 1)
+        def on_progress(index: int, done: int, total: int, label: str | None = None) -> None:
+            bar.file(job_list[index].source, finished + 1, label)
             bar.advance(scale.advance(index, done, total))
 
         def on_result(index: int, result: ConvertResult) -> None:

@@ -105,7 +105,7 @@ def inspect_command(
             if report.error:
                 error_line(report.path, report.error)
             results.append((report, rows))
-    models = [item.model for item in items]
+    models = [item.shard_of for item in items]
     groups = {item.group for item in items}
     root = groups.pop() if len(groups) == 1 and len(paths) == 1 and os.path.isdir(paths[0]) \
         else None

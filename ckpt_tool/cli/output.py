@@ -165,13 +165,15 @@ class Bar:
         if self._progress is not None:
             self._progress.__exit__(*exc)
 
-    def file(self, path: str, index: int | None = None) -> None:
-        """Name the file being worked on (``3 of 10 model.pt`` when a count was given)."""
+    def file(self, path: str, index: int | None = None, detail: str | None = None) -> None:
+        """Name the file being worked on (``3 of 10 model.pt`` when a count was given), and
+        ``detail`` within it (the tensor being written)."""
         if self._progress is None:
             return
         counted = f"{index} of {self.count} " if self.count and index else ""
         name = middle_ellipsis(printable(os.path.basename(path) or path), 30) if path else ""
-        self._progress.update(self._task, item=f"{counted}{name}")
+        within = f" {middle_ellipsis(printable(detail), 30)}" if detail else ""
+        self._progress.update(self._task, item=f"{counted}{name}{within}")
 
     def advance(self, nbytes: int) -> None:
         self.done += nbytes

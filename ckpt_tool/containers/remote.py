@@ -73,6 +73,17 @@ class _CachedSource:
         self._remember(start, data)
         return data[offset - start : offset - start + length]
 
+    def read_bulk(self, offset: int, length: int) -> bytes:
+        """Tensor bytes: fetched as asked and not kept, so that streaming a model through this
+        source costs no memory beyond the block being copied."""
+        self._check(offset, length)
+        if length == 0:
+            return b""
+        data = self._fetch(offset, offset + length)
+        self.bytes_read += len(data)
+        self.requests += 1
+        return data
+
     def read_many(self, ranges: list[tuple[int, int]]) -> list[bytes]:
         for offset, length in ranges:
             self._check(offset, length)

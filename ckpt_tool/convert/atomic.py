@@ -3,11 +3,9 @@
 Each output is written to a temporary file in the destination's folder, flushed, fsynced, given
 the mode the umask asks for, and only then moved to its name; the folder is fsynced after.
 
-Files ckpt writes itself use Linux's ``O_TMPFILE``: the file has no name until ``linkat`` gives it
-one, so even SIGKILL leaves nothing behind. ``safetensors.serialize_file`` needs a path (it writes
-its own temporary file beside it and renames it), so its outputs go to a private hidden folder,
-``.ckpt-tmp-*`` in the destination's folder, removed on any error or Ctrl-C; only SIGKILL or a power
-cut can leave that folder behind, never a destination.
+Outputs use Linux's ``O_TMPFILE``: the file has no name until ``linkat`` gives it one, so even
+SIGKILL leaves nothing behind. Where the filesystem cannot, a named temporary ``.ckpt-tmp-*``
+beside the destination is used and removed on any error or Ctrl-C.
 
 Without ``--force`` an existing destination is refused, and the final step is ``link``, which
 fails rather than replace a file that appeared meanwhile.
@@ -118,7 +116,6 @@ class Staging:
         self.force = force
         self.sources = list(sources)
         self._pending: list[_Pending] = []
-        self._private: str | None = None
         self._placed: list[str] = []
 
     def __enter__(self) -> Staging:
@@ -134,15 +131,6 @@ class Staging:
         self._pending.append(pending)
         pending.file, pending.temp_path = _open_temporary(self.folder, os.path.basename(dest))
         return pending.file
-
-    def path_for(self, dest: str) -> str:
-        """A path in the private folder that a writer may create; it becomes ``dest`` at commit."""
-        check_destination(dest, self.sources, self.force)
-        if self._private is None:
-            self._private = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.folder)
-        path = os.path.join(self._private, os.path.basename(dest))
-        self._pending.append(_Pending(dest, temp_path=path))
-        return path
 
     def readable_path(self, file: BinaryIO) -> str:
         """A path that opens a staged file (``/proc/self/fd/N`` for one with no name)."""
@@ -185,15 +173,10 @@ class Staging:
             if pending.file is not None:
                 with contextlib.suppress(OSError):
                     pending.file.close()
-            private = self._private is not None and pending.temp_path is not None and \
-                os.path.dirname(pending.temp_path) == self._private
-            if pending.temp_path is not None and not private:
+            if pending.temp_path is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(pending.temp_path)
         self._pending = []
-        if self._private is not None:
-            shutil.rmtree(self._private, ignore_errors=True)
-            self._private = None
 
 
 def _open_temporary(folder: str, name: str) -> tuple[BinaryIO, str | None]:

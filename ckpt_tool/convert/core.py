@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from ckpt_tool.containers.remote import is_url
 from ckpt_tool.convert.atomic import (
     Staging,
     check_destination,
@@ -16,9 +17,8 @@ from ckpt_tool.convert.from_safetensors import safetensors_to_torch
 from ckpt_tool.convert.legacy_rewrite import rewrite_legacy
 from ckpt_tool.convert.options import Action, ConvertOptions, ConvertResult, Target
 from ckpt_tool.convert.plan import Plan, plan_safetensors
-from ckpt_tool.convert.progress import Meter, Report
-from ckpt_tool.convert.shards import index_file, shard_files, split_shards
-from ckpt_tool.convert.tensordata import needs_materializing
+from ckpt_tool.convert.progress import Label, Meter, Report
+from ckpt_tool.convert.shards import DEFAULT_SHARD_SIZE, ShardNames, split_shards
 from ckpt_tool.convert.to_safetensors import write_safetensors
 from ckpt_tool.errors import CkptError, ConversionError
 from ckpt_tool.extras import require_safetensors
@@ -29,11 +29,12 @@ _MAX_LISTED = 5
 
 
 def convert_file(source: str, dest: str, options: ConvertOptions,
-                 report: Report | None = None) -> ConvertResult:
-    """Convert ``source`` to ``dest``; failures come back as a result with ``error`` set."""
-    meter = Meter(report)
-    if not os.path.isfile(source) and not os.path.isdir(source):  # never a URL
-        return ConvertResult(source, error="no such file; convert reads local files")
+                 report: Report | None = None, label: Label | None = None) -> ConvertResult:
+    """Convert ``source`` (a file, a folder that is one model, an index, or a URL of one) to
+    ``dest``; failures come back as a result with ``error`` set."""
+    meter = Meter(report, on_label=label)
+    if not is_url(source) and not os.path.isfile(source) and not os.path.isdir(source):
+        return ConvertResult(source, error="no such file or folder")
     try:
         checkpoint = open_checkpoint(source, options.limits)
         result = _convert(checkpoint, dest, options, meter)
@@ -62,6 +63,10 @@ def _convert(checkpoint: Checkpoint, dest: str, options: ConvertOptions,
              meter: Meter) -> ConvertResult:
     if options.target is Target.SAFETENSORS:
         return _to_safetensors(checkpoint, dest, options, meter)
+    if checkpoint.files or is_url(checkpoint.path):
+        what = "a model in several files" if checkpoint.files else "a remote file"
+        raise ConversionError(f"{what} converts --to safetensors only (torch targets copy, move "
+                              "or rewrite one local file)")
     if checkpoint.format is Format.SAFETENSORS:
         return _to_torch_save(checkpoint, dest, options, meter)
     if not checkpoint.format.opened_by_torch_load:
@@ -80,18 +85,18 @@ def _to_safetensors(checkpoint: Checkpoint, dest: str, options: ConvertOptions,
                     meter: Meter) -> ConvertResult:
     if options.move or options.rewrite:
         raise ConversionError("--move and --rewrite apply to --to pt/pth.tar/pwf/bin/ckpt")
-    require_safetensors("converting to safetensors")
+    require_safetensors("converting to safetensors")  # its verification reads with them
     plan = plan_safetensors(checkpoint, options)
-    count = len(split_shards(plan.entries, options.shard_size))
-    planned = shard_files(dest, count) + ([index_file(dest)] if count > 1 else [])
-    for path in planned:
-        check_destination(path, [checkpoint.path], options.force)
-    scratch = sum(entry.nbytes for entry in plan.entries
-                  if needs_materializing(entry, checkpoint.byteorder))
-    check_free_space(dest, plan.total_bytes + scratch)
-    with Staging(_folder(dest), options.force, (checkpoint.path,)) as staging:
-        write_safetensors(checkpoint, plan, dest, staging, options.shard_size, options.verify,
-                          meter)
+    shard_size = options.shard_size
+    if shard_size is None and checkpoint.files:
+        shard_size = DEFAULT_SHARD_SIZE
+    names = ShardNames(dest)
+    sources = tuple(checkpoint.files) or (checkpoint.path,)
+    for path in names.all(len(split_shards(plan.entries, shard_size))):
+        check_destination(path, list(sources), options.force)
+    check_free_space(dest, plan.total_bytes)
+    with Staging(_folder(dest), options.force, sources) as staging:
+        write_safetensors(checkpoint, plan, names, staging, shard_size, options.verify, meter)
         outputs = staging.commit()
     return ConvertResult(checkpoint.path, tuple(outputs), Action.SAFETENSORS, len(plan.entries),
                          plan.total_bytes, plan.root, tuple(plan_notes(plan)))

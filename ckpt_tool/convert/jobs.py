@@ -33,8 +33,9 @@ class Job:
     """The source's size in bytes: the job's share of the progress bar."""
 
 
-OnProgress = Callable[[int, int, int], None]
-"""``on_progress(job_index, done, total)`` in the job's own units."""
+OnProgress = Callable[[int, int, int, str | None], None]
+"""``on_progress(job_index, done, total, label)`` in the job's own units; ``label`` names what
+is being written (a tensor), or None."""
 OnResult = Callable[[int, ConvertResult], None]
 
 
@@ -51,19 +52,21 @@ def _run_here(jobs: list[Job], options: ConvertOptions, on_progress: OnProgress 
               on_result: OnResult | None) -> list[ConvertResult]:
     results = []
     for index, job in enumerate(jobs):
-        report = _throttled(lambda done, total, i=index: on_progress(i, done, total)) \
-            if on_progress else None
-        result = _guarded(job, options, report)
+        reporter = _Reporter(lambda done, total, label, i=index: on_progress(i, done, total, label)
+                             ) if on_progress else None
+        result = _guarded(job, options, reporter)
         results.append(result)
         if on_result:
             on_result(index, result)
     return results
 
 
-def _guarded(job: Job, options: ConvertOptions, report: Any) -> ConvertResult:
+def _guarded(job: Job, options: ConvertOptions, reporter: _Reporter | None) -> ConvertResult:
     """``convert_file``, with a bug in ckpt reported against this file only."""
     try:
-        return convert_file(job.source, job.dest, options, report)
+        if reporter is None:
+            return convert_file(job.source, job.dest, options)
+        return convert_file(job.source, job.dest, options, reporter.report, reporter.label)
     except Exception as exc:
         if os.environ.get("CKPT_DEBUG"):
             raise
@@ -71,16 +74,23 @@ def _guarded(job: Job, options: ConvertOptions, report: Any) -> ConvertResult:
                                                "(set CKPT_DEBUG=1 for the traceback)")
 
 
-def _throttled(report: Callable[[int, int], None]) -> Callable[[int, int], None]:
-    last = [0.0]
+class _Reporter:
+    """Progress of one conversion, sent at most every ``_REPORT_EVERY`` seconds (and at the end),
+    with the label last given."""
 
-    def throttled(done: int, total: int) -> None:
+    def __init__(self, send: Callable[[int, int, str | None], None]) -> None:
+        self.send = send
+        self.last = 0.0
+        self.current: str | None = None
+
+    def report(self, done: int, total: int) -> None:
         now = time.monotonic()
-        if done >= total or now - last[0] >= _REPORT_EVERY:
-            last[0] = now
-            report(done, total)
+        if done >= total or now - self.last >= _REPORT_EVERY:
+            self.last = now
+            self.send(done, total, self.current)
 
-    return throttled
+    def label(self, text: str) -> None:
+        self.current = text
 
 
 # ---- worker processes --------------------------------------------------------------------
@@ -106,8 +116,8 @@ def _interrupt(signum: int, frame: Any) -> None:
 def _work(index: int, job: Job, options: ConvertOptions) -> ConvertResult:
     if _WORKER_STOP.is_set():  # a job queued before Ctrl-C reached the parent
         return ConvertResult(job.source, error="not converted: interrupted")
-    report = _throttled(lambda done, total: _WORKER_QUEUE.put((index, done, total)))
-    return _guarded(job, options, report)
+    reporter = _Reporter(lambda done, total, label: _WORKER_QUEUE.put((index, done, total, label)))
+    return _guarded(job, options, reporter)
 
 
 def _run_in_processes(jobs: list[Job], options: ConvertOptions, workers: int,
@@ -161,11 +171,11 @@ def _outcome(future: Future[ConvertResult], job: Job) -> ConvertResult:
 def _drain(progress_queue: Any, on_progress: OnProgress | None) -> None:
     while True:
         try:
-            index, done, total = progress_queue.get_nowait()
+            index, done, total, label = progress_queue.get_nowait()
         except queue_module.Empty:
             return
         if on_progress:
-            on_progress(index, done, total)
+            on_progress(index, done, total, label)
 
 
 class ByteProgress:
@@ -180,7 +190,10 @@ class ByteProgress:
         return sum(self.sizes)
 
     def advance(self, index: int, done: int, total: int) -> int:
-        """Bytes to add to the bar for this report."""
+        """Bytes to add to the bar for this report. A job of unknown size (a URL) takes the
+        size of its first report's total (the bar's total grows)."""
+        if not self.sizes[index]:
+            self.sizes[index] = total
         now = self.sizes[index] * min(done, total) // max(total, 1)
         delta, self.shown[index] = max(0, now - self.shown[index]), max(now, self.shown[index])
         return delta

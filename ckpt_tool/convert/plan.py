@@ -18,6 +18,7 @@ from ckpt_tool.convert.options import CastTo, ConvertOptions
 from ckpt_tool.convert.roots import LeftOut, select
 from ckpt_tool.errors import ConversionError
 from ckpt_tool.model.checkpoint import Checkpoint, Format, TensorRef
+from ckpt_tool.model.chunks import coverage_problem
 from ckpt_tool.model.dtypes import BY_NAME, DType
 from ckpt_tool.model.values import to_json
 
@@ -88,7 +89,7 @@ def plan_safetensors(checkpoint: Checkpoint, options: ConvertOptions) -> Plan:
             raise ConversionError(f"tensor {source_name}: {reason}; or pass --skip-unsupported "
                                   "to leave it out")
     kept, plan.aliases = fold_aliases(candidates, options.copy_shared)
-    plan.entries = [Entry(name, source_name, tensor, output_dtype(tensor.dtype, options.cast))
+    plan.entries = [Entry(name, source_name, tensor, entry_dtype(tensor, options.cast))
                     for name, source_name, tensor in kept]
     if not plan.entries:
         raise ConversionError("no tensors to convert" + _why_none(plan))
@@ -114,6 +115,8 @@ def compressed_records(checkpoint: Checkpoint) -> frozenset[str]:
 
 def unsupported_reason(tensor: TensorRef, compressed: frozenset[str] = frozenset()) -> str | None:
     """Why safetensors cannot hold this tensor, saying what to do; None when it can."""
+    if tensor.extra and tensor.extra.get("unsupported"):
+        return str(tensor.extra["unsupported"])
     if tensor.kind == "sparse":
         return (f"a sparse tensor ({tensor.layout}); safetensors holds dense tensors only: make "
                 "it dense with .to_dense() before saving")
@@ -130,10 +133,7 @@ def unsupported_reason(tensor: TensorRef, compressed: frozenset[str] = frozenset
     if tensor.kind == "meta":
         return "a meta tensor: it has a shape but no data"
     if tensor.chunks:
-        files = {chunk.file for chunk in tensor.chunks}
-        return (f"a torch.distributed.checkpoint tensor saved in pieces ({len(tensor.chunks)} "
-                f"in {len(files)} file(s)), which convert does not assemble yet: consolidate the "
-                "folder with torch's dcp_to_torch_save first")
+        return _chunks_reason(tensor)
     if tensor.extra.get("pickled_in"):
         return (f"a tensor subclass that torch.export pickled whole in {tensor.extra['pickled_in']}"
                 "; safetensors holds plain tensors: save its inner tensors instead")
@@ -149,14 +149,25 @@ def unsupported_reason(tensor: TensorRef, compressed: frozenset[str] = frozenset
     return None
 
 
+def _chunks_reason(tensor: TensorRef) -> str | None:
+    problem = coverage_problem(tensor)
+    if problem is not None:
+        return (f"saved in {len(tensor.chunks)} pieces, but {problem}: the checkpoint is "
+                "incomplete or damaged")
+    if any(chunk.tensor.offset is None for chunk in tensor.chunks if chunk.tensor.numel):
+        return "a piece of it has no bytes in its file"
+    if tensor.dtype.safetensors is None:
+        return f"dtype {tensor.dtype.name} has no safetensors equivalent"
+    return None
+
+
 def _shard_reason(tensor: TensorRef) -> str:
     sharding = tensor.sharding
     assert sharding is not None
     rank = f"rank {sharding.rank}'s" if sharding.rank is not None else "one rank's"
     return (f"a DTensor of which this file holds only {rank} part ({list(tensor.shape)} of "
             f"{list(sharding.global_shape)}, placements {', '.join(sharding.placements)}); "
-            "merge the ranks' files first (torch.distributed.checkpoint, or .full_tensor() "
-            "before saving)")
+            "convert the folder holding every rank's file, which merges them")
 
 
 def rename_all(names: list[str], options: ConvertOptions) -> list[str]:
@@ -192,7 +203,10 @@ def _substitute(pattern: re.Pattern[str], replacement: str, name: str) -> str:
 
 
 def _region(tensor: TensorRef) -> tuple[Any, ...]:
-    assert tensor.storage is not None
+    """What makes two names one tensor: the same storage region, or, for a tensor made of
+    pieces (no storage of its own), the same tensor."""
+    if tensor.storage is None:
+        return ("tensor", id(tensor))
     return (id(tensor.storage), tensor.storage_offset, tensor.shape, tensor.stride,
             tensor.dtype.name)
 
@@ -216,6 +230,15 @@ def fold_aliases(
     return kept, aliases
 
 
+def entry_dtype(tensor: TensorRef, cast: CastTo | None) -> DType:
+    """``--dtype`` when given; else the dtype the producer's own consolidation writes (a ZeRO
+    buffer saved in bf16 becomes float32, as zero_to_fp32.py makes it); else its own."""
+    consolidated = tensor.extra.get("consolidated_dtype") if tensor.extra else None
+    if cast is None and isinstance(consolidated, str) and tensor.dtype.name in CASTABLE:
+        return BY_NAME[consolidated]
+    return output_dtype(tensor.dtype, cast)
+
+
 def output_dtype(dtype: DType, cast: CastTo | None) -> DType:
     if cast is None or dtype.name not in CASTABLE:
         return dtype
@@ -224,7 +247,12 @@ def output_dtype(dtype: DType, cast: CastTo | None) -> DType:
 
 def _cast_notes(entries: list[Entry], cast: CastTo | None) -> list[str]:
     if cast is None:
-        return []
+        consolidated = [e.name for e in entries if e.is_cast]
+        if not consolidated:
+            return []
+        shown = ", ".join(consolidated[:5]) + (" ..." if len(consolidated) > 5 else "")
+        return [f"cast {len(consolidated)} tensors as the producer's own consolidation does "
+                f"({shown}; --dtype overrides)"]
     cast_count = sum(entry.is_cast for entry in entries)
     kept = sorted({e.dtype.name for e in entries if not e.is_cast and e.dtype.is_floating
                    and e.dtype.name not in CASTABLE})

@@ -1,130 +1,78 @@
-"""Write a plan as safetensors, streaming tensor bytes from a memory map of the source.
+"""Write a plan as safetensors, each tensor's bytes going straight from its source pieces to
+its place in the output. No torch, and no tensor assembled in memory.
 
-No torch: ``safetensors.serialize_file`` takes ``TensorSpec(dtype, shape, data_ptr, data_len)``
-(safetensors >= 0.8) and copies from those addresses into the file. A contiguous tensor's
-address is inside the source's map, so its bytes go from the page cache straight to the output.
-Tensors that must be materialized (strided views, casts, byte swaps) are written block by block
-to an unnamed scratch file in the destination's folder, which is then mapped the same way: memory
-stays flat whatever the file or tensor size, and the scratch vanishes with the process.
+Each output file is laid out first (header and every tensor's offsets, ``safetensors_layout``),
+then filled in data order: a tensor whose bytes need no change is byte ranges copied by
+``byte_copy.copy_ranges`` (a DCP chunk along dim 0, a ZeRO slice, a contiguous tensor: one range
+each); any other is built in bounded blocks (``assemble``) and written at its offset.
 """
 
 from __future__ import annotations
 
-import tempfile
-from typing import Any
+import os
+from typing import BinaryIO
 
+from ckpt_tool.containers.remote import is_url
+from ckpt_tool.convert.assemble import assembled_blocks
 from ckpt_tool.convert.atomic import Staging
+from ckpt_tool.convert.byte_copy import copy_ranges, write_all
+from ckpt_tool.convert.pieces import byte_runs, pieces_of
 from ckpt_tool.convert.plan import Entry, Plan
 from ckpt_tool.convert.progress import Meter
-from ckpt_tool.convert.shards import index_file, index_json, shard_files, split_shards
-from ckpt_tool.convert.tensordata import file_view, needs_materializing, output_blocks
+from ckpt_tool.convert.safetensors_layout import Layout, lay_out
+from ckpt_tool.convert.shards import ShardNames, index_json, split_shards
+from ckpt_tool.convert.sources import SourceFiles
 from ckpt_tool.convert.verify import verify_safetensors
-from ckpt_tool.errors import ConversionError
 from ckpt_tool.model.checkpoint import Checkpoint
-from ckpt_tool.readers.tensor_bytes import open_map
 
 
-def write_safetensors(checkpoint: Checkpoint, plan: Plan, dest: str, staging: Staging,
+def write_safetensors(checkpoint: Checkpoint, plan: Plan, names: ShardNames, staging: Staging,
                       shard_size: int | None, verify: bool, meter: Meter) -> list[str]:
-    """Stage the output file(s) for ``dest``; return their final paths (index last)."""
+    """Stage the output file(s); return their final paths (index last)."""
     shards = split_shards(plan.entries, shard_size)
-    files = shard_files(dest, len(shards))
+    files = names.files(len(shards))
     meter.grow(plan.total_bytes * (2 if verify else 1))
-    with open_map(checkpoint.path) as source_map:
+    with SourceFiles(checkpoint.path) as sources:
         for shard, file in zip(shards, files, strict=True):
-            path = staging.path_for(file)
-            _write_shard(shard, path, file, plan.metadata, source_map, checkpoint.byteorder,
-                         staging, meter)
+            output = staging.open_for(file)
+            layout = lay_out(shard, plan.metadata)
+            write_file(output, layout, sources, checkpoint.byteorder, verify, meter)
             if verify:
-                verify_safetensors(path, shard, plan.metadata, source_map, checkpoint.byteorder,
-                                   meter)
+                verify_safetensors(staging.readable_path(output), layout, plan.metadata,
+                                   sources, checkpoint.byteorder, meter)
     if len(shards) == 1:
         return files
-    index = index_file(dest)
+    index = names.index()
     staging.open_for(index).write(index_json(shards, files).encode("utf-8"))
     return [*files, index]
 
 
-def _write_shard(entries: list[Entry], path: str, dest: str, metadata: dict[str, str],
-                 source_map: Any, byteorder: str, staging: Staging, meter: Meter) -> None:
-    """Write ``entries`` to ``path`` (a staged file that becomes ``dest``)."""
-    from safetensors import SafetensorError, serialize_file
-
-    with _Scratch(staging.folder) as scratch:
-        for entry in entries:
-            if needs_materializing(entry, byteorder) and entry.tensor.numel:
-                scratch.add(entry.name, output_blocks(source_map, entry, byteorder), meter)
-        scratch_map = scratch.map()
-        buffers: list[Any] = []
-        try:
-            specs = {entry.name: _spec(entry, _buffer(entry, source_map, scratch, scratch_map),
-                                       buffers) for entry in entries}
-            serialize_file(specs, path, metadata=metadata)
-        except SafetensorError as exc:
-            raise ConversionError(f"safetensors could not write {dest}: {exc}") from None
-        finally:
-            buffers.clear()
-            del scratch_map
-    meter.add(sum(entry.nbytes for entry in entries if entry.name not in scratch.places))
+def write_file(output: BinaryIO, layout: Layout, sources: SourceFiles, byteorder: str,
+               check_remote: bool, meter: Meter) -> None:
+    output.flush()
+    fd = output.fileno()
+    os.ftruncate(fd, layout.size)
+    write_all(fd, layout.header, 0)
+    for entry in layout.entries:
+        meter.label(entry.name)
+        write_tensor(entry, fd, layout.places[entry.name][0], sources, byteorder, check_remote,
+                     meter)
 
 
-def _buffer(entry: Entry, source_map: Any, scratch: _Scratch, scratch_map: Any) -> Any:
-    """A uint8 array holding the entry's output bytes, without copying them."""
-    import numpy as np
+def write_tensor(entry: Entry, fd: int, begin: int, sources: SourceFiles, byteorder: str,
+                 check_remote: bool, meter: Meter) -> None:
+    pieces = pieces_of(entry.tensor, sources.own_file)
+    runs = byte_runs(entry, pieces, byteorder)
+    if runs is not None:
+        for run in runs:
+            copy_ranges(sources.get(run.file), [(run.offset, run.length)], fd, begin + run.at,
+                        meter.add, check_remote)
+        return
+    remote = check_remote and any(is_url(piece.file) for piece in pieces)
+    for at, block in assembled_blocks(entry, pieces, sources, byteorder):
+        write_all(fd, block, begin + at)
+        if remote:
+            from ckpt_tool.convert.verify import check_written
 
-    if entry.tensor.numel == 0:
-        return np.zeros(1, np.uint8)  # a valid address for zero bytes
-    if entry.name in scratch.places:
-        offset, length = scratch.places[entry.name]
-        return np.frombuffer(scratch_map, np.uint8, count=length, offset=offset)
-    return file_view(source_map, entry)
-
-
-def _spec(entry: Entry, buffer: Any, keep: list[Any]) -> Any:
-    from safetensors import TensorSpec
-
-    keep.append(buffer)  # serialize_file reads the address; the array must outlive the call
-    return TensorSpec(dtype=entry.dtype.name, shape=list(entry.tensor.shape),
-                      data_ptr=buffer.ctypes.data, data_len=entry.nbytes)
-
-
-class _Scratch:
-    """Materialized tensors, one after another in an unnamed file (O_TMPFILE where possible)."""
-
-    def __init__(self, folder: str) -> None:
-        self.folder = folder
-        self.file: Any = None
-        self.size = 0
-        self.places: dict[str, tuple[int, int]] = {}
-        self._map: Any = None
-
-    def __enter__(self) -> _Scratch:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._map is not None:
-            import contextlib
-
-            with contextlib.suppress(BufferError):
-                self._map.close()
-        if self.file is not None:
-            self.file.close()
-
-    def add(self, name: str, blocks: Any, meter: Meter) -> None:
-        if self.file is None:
-            self.file = tempfile.TemporaryFile(dir=self.folder)  # noqa: SIM115 (closed in __exit__)
-        start = self.size
-        for block in blocks:
-            self.file.write(block)
-            self.size += block.size
-            meter.add(block.size)
-        self.places[name] = (start, self.size - start)
-
-    def map(self) -> Any:
-        if not self.size:
-            return None
-        import mmap
-
-        self.file.flush()
-        self._map = mmap.mmap(self.file.fileno(), 0, access=mmap.ACCESS_READ)
-        return self._map
+            check_written(fd, begin + at, block, entry)
+        meter.add(block.size * (2 if remote else 1))

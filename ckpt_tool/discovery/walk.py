@@ -52,9 +52,10 @@ def gitignore_hint(passed: list[Passed]) -> str:
 
 
 def walk_folders(root: str, rules: WalkRules,
-                 passed: list[Passed]) -> Iterator[tuple[str, list[str]]]:
-    """``(folder, file names)`` for ``root`` and every folder below it that is not excluded;
-    names sorted and already filtered. ``root`` itself is never excluded."""
+                 passed: list[Passed]) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``(folder, file names, subfolder names)`` for ``root`` and every folder below it that is
+    not excluded; names sorted and already filtered. As with ``os.walk``, the caller may remove
+    subfolders from the list to keep the walk out of them. ``root`` itself is never excluded."""
     ignores = Ignores.above(root) if rules.respect_gitignore else None
     stack: list[tuple[str, Ignores | None]] = [(root, ignores)]
     while stack:
@@ -82,8 +83,9 @@ def walk_folders(root: str, rules: WalkRules,
                 folders.append(path)
             else:
                 names.append(entry.name)
-        yield folder, names
-        stack += [(path, ignores) for path in reversed(folders)]
+        subfolders = [os.path.basename(path) for path in folders]
+        yield folder, names, subfolders
+        stack += [(os.path.join(folder, name), ignores) for name in reversed(subfolders)]
 
 
 def _exclusion(path: str, is_folder: bool, rules: WalkRules,

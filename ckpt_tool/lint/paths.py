@@ -59,7 +59,7 @@ def collect_paths(arguments: list[str], rules: WalkRules = DEFAULT_RULES) -> Sel
 
 def _walk(root: str, rules: WalkRules, excluded: list[Passed]) -> list[str]:
     return [os.path.normpath(os.path.join(folder, name))
-            for folder, names in _walk_folders(root, rules, excluded) for name in names]
+            for folder, names, _ in _walk_folders(root, rules, excluded) for name in names]
 
 
 def _skip_reason(path: str) -> str | None:

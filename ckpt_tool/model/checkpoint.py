@@ -47,6 +47,9 @@ class Format(str, Enum):
     """A torch.export ``.pt2`` archive."""
     TORCH_PACKAGE = "torch-package"
     """A torch.package archive (``PackageExporter``)."""
+    DEEPSPEED_ZERO = "deepspeed-zero"
+    """A DeepSpeed ZeRO checkpoint folder (``latest``, ``global_stepN/*_model_states.pt`` and
+    ``*_optim_states.pt``), read as one model: the fp32 master weights of its partitions."""
 
     @property
     def is_torch(self) -> bool:
@@ -112,10 +115,13 @@ class TensorRef:
     extra: dict[str, Any] = field(default_factory=dict)
     """Quantizer parameters, subclass type and state, ``components`` (the parts of a sparse or
     nested tensor, by name), ``nested_shape`` (None where ragged), ``sharding`` (a DTensor's
-    :class:`Sharding`; ``shape`` is then its local part's)..."""
+    :class:`Sharding`; ``shape`` is then its local part's), ``consolidated_dtype`` (the dtype
+    the producer's own consolidation gives it: zero_to_fp32.py makes floating buffers float32;
+    convert writes that dtype unless ``--dtype`` says otherwise)..."""
     chunks: tuple[Chunk, ...] = ()
-    """For a tensor saved in pieces (DCP): every piece, each placed in the whole. The tensor
-    itself then has no storage; its shape is the global shape and its stride C order."""
+    """For a tensor saved in pieces (DCP, per-rank DTensor files, ZeRO partitions): every piece,
+    each placed in the whole. The tensor itself then has no storage; its shape is the global
+    shape and its stride C order."""
     numel: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -176,14 +182,21 @@ class TensorRef:
 
 @dataclass(frozen=True)
 class Chunk:
-    """One saved piece of a logical tensor (a DCP shard): where it sits in the whole tensor, and
-    the tensor that holds its bytes. Its storage says which file and where; it is contiguous in
-    C order unless the producer kept another layout (its stride says)."""
+    """One saved piece of a logical tensor (a DCP shard, a rank's DTensor part, a slice of a ZeRO
+    partition): where it sits in the whole tensor, and the tensor that holds its bytes. Its
+    storage says which file and where; it is contiguous in C order unless the producer kept
+    another layout (its stride says)."""
 
     offsets: tuple[int, ...]
-    """Index of the piece's first element along each dimension of the whole tensor."""
+    """Index of the piece's first element along each dimension of the whole tensor; for a flat
+    piece, the one index of its first element in the whole tensor's C order."""
     tensor: TensorRef
-    """The piece itself: shape = the chunk's sizes, dtype = the whole tensor's."""
+    """The piece itself: shape = the chunk's sizes (one dimension for a flat piece), dtype = the
+    whole tensor's."""
+    flat: bool = False
+    """A run of consecutive elements of the whole tensor in C order, whatever its shape: how
+    DeepSpeed ZeRO partitions a parameter (``narrow(0, offset, numel).view(shape)`` of a flat
+    fp32 group)."""
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -311,8 +324,8 @@ class Checkpoint:
     requests: int = 0
     """Range requests made to read a remote file (0 for a local one)."""
     files: dict[str, int] = field(default_factory=dict)
-    """For a checkpoint made of several files (a DCP folder): each file, as opened, and its
-    size; ``size`` is their sum."""
+    """For a model made of several files (a DCP or ZeRO folder, an HF index and its shards,
+    per-rank DTensor files): each file, as opened, and its size; ``size`` is their sum."""
     built: BuiltFacts = field(default_factory=BuiltFacts)
     source_records: list[str] = field(default_factory=list)
     """Classes whose source code a legacy stream carries (its ``('module', class, file,

@@ -5,19 +5,15 @@ from __future__ import annotations
 import os
 
 from ckpt_tool.containers.detect import Kind, sniff
+from ckpt_tool.containers.locations import is_folder
 from ckpt_tool.containers.remote import is_url, open_url
 from ckpt_tool.containers.source import FileSource, Source
 from ckpt_tool.errors import FormatError, NotACheckpoint, UnsupportedFormat
 from ckpt_tool.limits import DEFAULT_LIMITS, Limits
 from ckpt_tool.model.checkpoint import Checkpoint, Format
 from ckpt_tool.pickles.weights_only import judge_weights_only
-from ckpt_tool.readers.dcp import (
-    dcp_folder_owning,
-    folder_checkpoint,
-    is_dcp_metadata,
-    read_dcp,
-    read_dcp_safetensors,
-)
+from ckpt_tool.readers.dcp import dcp_folder_owning, is_dcp_metadata, read_dcp
+from ckpt_tool.readers.hf_index import looks_like_index, read_hf_index
 from ckpt_tool.readers.legacy import read_legacy
 from ckpt_tool.readers.safetensors import read_safetensors
 from ckpt_tool.readers.torch_export import read_torch_export
@@ -71,6 +67,8 @@ def read_checkpoint(source: Source, limits: Limits = DEFAULT_LIMITS) -> Checkpoi
         checkpoint = read_safetensors(source, limits)
     elif kind is Kind.PICKLE and is_dcp_metadata(source):
         checkpoint = read_dcp(source, limits)
+    elif kind is Kind.OTHER and looks_like_index(source.read_at(0, min(source.size, 4096))):
+        checkpoint = read_hf_index(source.name, limits)
     elif kind is Kind.TAR:
         raise UnsupportedFormat(
             "a tar archive (torch's pre-0.4 tar format?): not supported; load it with an old "
@@ -99,23 +97,17 @@ def open_source(path: str | os.PathLike[str]) -> Source:
 
 
 def open_checkpoint(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Checkpoint:
-    """Read a checkpoint's structure (never its tensor bytes): a file, a URL, or a folder that
-    is one checkpoint (DCP)."""
-    if not (isinstance(path, str) and is_url(path)) and os.path.isdir(path):
-        return _open_folder(os.fspath(path), limits)
+    """Read a checkpoint's structure (never its tensor bytes): a file, a URL, an HF index, or a
+    folder (local, or a URL ending in ``/``) that is one model (DCP, DeepSpeed ZeRO, an HF index
+    and its shards, per-rank DTensor files)."""
+    if is_folder(os.fspath(path)):
+        from ckpt_tool.readers.folders import open_folder
+
+        checkpoint = open_folder(os.fspath(path), limits)
+        checkpoint.weights_only = judge_weights_only(checkpoint)
+        return checkpoint
     source = open_source(path)
     try:
         return read_checkpoint(source, limits)
     finally:
         source.close()
-
-
-def _open_folder(folder: str, limits: Limits) -> Checkpoint:
-    found = folder_checkpoint(folder, limits)
-    if found is None:
-        raise FormatError("is a directory (not a DCP checkpoint folder)")
-    if found.metadata is not None:
-        return open_checkpoint(found.metadata, limits)
-    checkpoint = read_dcp_safetensors(folder, sorted(found.files), limits)
-    checkpoint.weights_only = judge_weights_only(checkpoint)
-    return checkpoint

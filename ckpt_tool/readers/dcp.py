@@ -152,17 +152,6 @@ def _sharded_safetensors(folder: str, names: list[str], limits: Limits) -> list[
     return shards if marked else []
 
 
-def folder_checkpoint(folder: str, limits: Limits) -> FolderCheckpoint | None:
-    """The checkpoint ``open_checkpoint(folder)`` reads: ``.metadata``, else rank 0's, else the
-    safetensors shards (torch's order: global metadata first, then the rank's own)."""
-    try:
-        names = sorted(os.listdir(folder))
-    except OSError:
-        return None
-    found = find_in_folder(folder, names, limits, with_files=False)
-    return found[0] if found else None
-
-
 def dcp_folder_owning(path: str) -> str | None:
     """The folder whose DCP metadata names this file as one of its data files, if any (never for
     the metadata file itself, which DCP unpickles)."""

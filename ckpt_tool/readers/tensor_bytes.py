@@ -90,6 +90,9 @@ class TensorFiles:
         whole = np.empty(tensor.shape, dtype=numpy_dtype(tensor.dtype, byteorder))
         for chunk in tensor.chunks:
             piece = flat_view(self.map_for(chunk.tensor), chunk.tensor, byteorder)
+            if chunk.flat:  # a run of C-order elements (a ZeRO partition's slice)
+                whole.reshape(-1)[chunk.offsets[0]:chunk.offsets[0] + piece.size] = piece
+                continue
             place = tuple(slice(start, start + size)
                           for start, size in zip(chunk.offsets, chunk.sizes, strict=True))
             whole[place] = piece.reshape(chunk.sizes)

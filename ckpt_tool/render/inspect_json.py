@@ -78,6 +78,7 @@ def chunk_json(chunk: Chunk) -> dict[str, Any]:
         "offset": piece.offset,
         "nbytes": piece.nbytes,
         "stride": list(piece.stride),
+        "flat": chunk.flat,
     }
 
 

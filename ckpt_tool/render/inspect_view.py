@@ -130,17 +130,30 @@ def _files_text(report: FileReport, limit: int = 10) -> str:
     """Each file of a multi-file checkpoint: its size and the tensor bytes it holds."""
     assert report.checkpoint is not None
     tensor_bytes = report.bytes_by_file()
-    lines = [f"{os.path.basename(path)}  {human_bytes(size)}"
+    lines = [f"{_file_label(path, report.checkpoint.path)}  {human_bytes(size)}"
              + (f", tensors {human_bytes(tensor_bytes[path])}" if path in tensor_bytes else "")
              for path, size in report.checkpoint.files.items()]
     more = len(lines) - limit
     return "\n".join(lines[:limit] + ([f"... {more} more"] if more > 0 else []))
 
 
+def _file_label(path: str, checkpoint_path: str) -> str:
+    """The file's path inside the model's folder (``global_step1/mp_rank_00_model_states.pt``)."""
+    folder = checkpoint_path if os.path.isdir(checkpoint_path) else os.path.dirname(
+        checkpoint_path)
+    if folder and not path.startswith(("http://", "https://")) and "://" not in path:
+        relative = os.path.relpath(path, folder)
+        if not relative.startswith(".."):
+            return relative
+    return os.path.basename(path.rstrip("/"))
+
+
 def chunks_text(tensor: TensorRef) -> str:
     """How a tensor was saved in pieces: their count and the dimensions they split."""
     if not tensor.chunks:
         return ""
+    if any(chunk.flat for chunk in tensor.chunks):
+        return f"{len(tensor.chunks)} (flat)"
     split = [d for d in range(len(tensor.shape))
              if len({chunk.offsets[d] for chunk in tensor.chunks}) > 1]
     dims = f" (dim {', '.join(map(str, split))})" if split else ""

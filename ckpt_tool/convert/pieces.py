@@ -1,0 +1,76 @@
+"""Where a tensor's output bytes come from: the pieces of the source files that make it.
+
+A plain tensor is one piece, the whole. A tensor saved in chunks (a DCP folder, per-rank DTensor
+files, ZeRO partitions) is one piece per chunk, each placed in the whole. When nothing needs
+changing on the way (no cast, no byte swap) and every piece is C-contiguous in its file and lands
+on consecutive elements of the output (a chunk along dim 0, a flat ZeRO slice), the tensor is a
+list of byte ranges to copy; anything else is assembled through a bounded buffer (assemble.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ckpt_tool.convert.plan import Entry
+from ckpt_tool.model.checkpoint import Chunk, TensorRef
+from ckpt_tool.model.chunks import flat_range
+
+
+@dataclass(frozen=True)
+class Piece:
+    file: str
+    """Path or URL of the file holding its bytes."""
+    tensor: TensorRef
+    """Its own layout: shape, stride, storage offset (and storage: the byte offset)."""
+    offsets: tuple[int, ...]
+    """Its place in the whole tensor (one C-order element index when ``flat``)."""
+    flat: bool = False
+
+
+@dataclass(frozen=True)
+class Run:
+    """Bytes to copy as they are: ``length`` bytes of ``file`` from ``offset`` go to byte ``at``
+    of the tensor's output."""
+
+    file: str
+    offset: int
+    length: int
+    at: int
+
+
+def pieces_of(tensor: TensorRef, own_file: str) -> list[Piece]:
+    """Every piece holding some of the tensor's elements (empty chunks left out)."""
+    if not tensor.chunks:
+        return [Piece(_file_of(tensor, own_file), tensor, (0,) * len(tensor.shape))]
+    return [Piece(_file_of(chunk.tensor, own_file), chunk.tensor, chunk.offsets, chunk.flat)
+            for chunk in tensor.chunks if chunk.tensor.numel]
+
+
+def _file_of(tensor: TensorRef, own_file: str) -> str:
+    storage = tensor.storage
+    return storage.file if storage is not None and storage.file else own_file
+
+
+def needs_swap(entry: Entry, byteorder: str) -> bool:
+    dtype = entry.tensor.dtype
+    component = dtype.itemsize // 2 if dtype.is_complex else dtype.itemsize
+    return byteorder == "big" and component > 1
+
+
+def byte_runs(entry: Entry, pieces: list[Piece], byteorder: str) -> list[Run] | None:
+    """The entry's output as byte copies in output order, or None when some byte must change or
+    some piece is not one range of the source landing on one range of the output."""
+    if entry.is_cast or needs_swap(entry, byteorder):
+        return None
+    itemsize = entry.tensor.dtype.itemsize
+    runs = []
+    for piece in pieces:
+        offset = piece.tensor.offset
+        if offset is None or not piece.tensor.is_contiguous:
+            return None
+        span = flat_range(Chunk(piece.offsets, piece.tensor, piece.flat), entry.tensor.shape)
+        if span is None:
+            return None
+        runs.append(Run(piece.file, offset, piece.tensor.numel * itemsize, span[0] * itemsize))
+    runs.sort(key=lambda run: run.at)
+    return runs
