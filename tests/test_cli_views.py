@@ -74,7 +74,7 @@ def test_several_files_are_one_row_each_and_shards_one_model(tmp_path: Path) -> 
     assert "safetensors" in shards
     assert "structure" not in result.stdout  # the full views only with -v
     verbose = runner.invoke(app, ["inspect", "-v", str(tmp_path)])
-    assert verbose.stdout.count("structure") == 5
+    assert verbose.stdout.count("structure") == 4  # the two shards are one model, read merged
     assert "files" in lines[-1] and "parameters" in lines[-1]
 
 

@@ -277,7 +277,7 @@ def test_inspect_shows_the_merged_model(kind: str, tmp_path: Path) -> None:
     assert ours == {name: (str(t.dtype).removeprefix("torch."), list(t.shape))
                     for name, t in reference.items()}
     unique = {t.untyped_storage().data_ptr(): t.numel() for t in reference.values()}
-    assert model["parameter_count"] == sum(unique.values())
+    assert model["element_count"] == sum(unique.values())
     assert len(model["files"]) > 1
 
 

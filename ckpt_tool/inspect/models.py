@@ -33,12 +33,22 @@ def model_rows(reports: list[FileReport], models: list[str | None],
     return [_row(key, members, root) for key, members in groups.items()]
 
 
+def _metadata_files(report: FileReport) -> int:
+    """Files of a model that hold no tensors of their own (an index, DCP metadata)."""
+    checkpoint = report.checkpoint
+    assert checkpoint is not None
+    return sum(1 for path in checkpoint.files if path.endswith((".json", ".metadata", "latest")))
+
+
 def _row(key: str, members: list[FileReport], root: str | None) -> ModelRow:
     ok = [r for r in members if r.ok and r.checkpoint is not None]
     path = members[0].path if key.startswith("\x00") else key
     label = os.path.relpath(path, root) if root else path
-    if not key.startswith("\x00"):
-        label += f" ({len(members)} shards)"
+    files = len(members)
+    if key.startswith("\x00") and members[0].checkpoint is not None:
+        files = max(1, len(members[0].checkpoint.files) - _metadata_files(members[0]))
+    if files > 1:
+        label += f" ({files} shards)"
     if not ok:
         return ModelRow(label, "unreadable", 0, 0, 0, "-", "-", len(members))
     formats = sorted({r.checkpoint.format.value for r in ok if r.checkpoint})
