@@ -13,8 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ckpt_tool.limits import Limits
-from ckpt_tool.pickles.scan import _scan_symbolic, scan_pickle
+from ckpt_tool.pickles.scan import scan_pickle
 from tests.conftest import FIXTURES
 
 
@@ -63,9 +62,6 @@ def test_scan_matches_pickletools(value, protocol: int) -> None:
     assert scan.error is None
     assert scan.end == end
     assert [(g.module, g.name) for g in scan.globals] == found
-    symbolic = _scan_symbolic(data, 0, Limits())
-    assert symbolic.end == end
-    assert [(g.module, g.name) for g in symbolic.globals] == found
 
 
 @pytest.mark.parametrize("name", ["checkpoint.pth.tar", "protocol4.pt", "custom_model.pt"])

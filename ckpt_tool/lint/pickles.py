@@ -37,6 +37,8 @@ from ckpt_tool.pickles.scan import (
 MAX_NESTING = 3
 """Pickles inside pickles inside pickles: deeper payloads are not opened."""
 MAX_PICKLES_PER_STREAM = 64
+MAX_NESTED_PAYLOADS = 256
+"""Pickles (or archives) inside string arguments opened per file, at every depth together."""
 MAX_NESTED_MEMBER_BYTES = 64 << 20
 """An archive inside a pickle is not trusted to inflate further than this (a zip bomb)."""
 _PICKLE_MEMBER_ENDINGS = (".pkl", ".pickle", "_pkl")
@@ -164,10 +166,12 @@ class PickleCollector:
     problems: list[Problem] = field(default_factory=list)
     depth: int = 0
     inflated: list[int] = field(default_factory=lambda: [0])
-    native_code: list[str] = field(default_factory=list)
-    """Archive members that hold native code (shared libraries, executables)."""
     """Member bytes read so far in this file, shared with nested collectors: many compressed
     members together may not cost more than one pickle may (``max_pickle_bytes``)."""
+    native_code: list[str] = field(default_factory=list)
+    """Archive members that hold native code (shared libraries, executables)."""
+    opened: list[int] = field(default_factory=lambda: [0])
+    """Nested payloads opened so far in this file, shared likewise (``MAX_NESTED_PAYLOADS``)."""
 
     @property
     def quiet(self) -> bool:
@@ -325,16 +329,23 @@ class PickleCollector:
             return
         self.inflated[0] += len(data)
         collector = PickleCollector(self.limits, self.sites, self.problems, self.depth + 1,
-                                    self.inflated, self.native_code)
+                                    self.inflated, self.native_code, self.opened)
         collector.scan_zip(inner, members, None, prefix=name + " > ")
 
     def _nested(self, site: PickleSite, embedded: Embedded) -> None:
         if self.depth >= MAX_NESTING:
             return
+        self.opened[0] += 1
+        if self.opened[0] > MAX_NESTED_PAYLOADS:
+            if self.opened[0] == MAX_NESTED_PAYLOADS + 1:
+                self.problems.append(Problem(
+                    f"stopped opening pickles inside strings after {MAX_NESTED_PAYLOADS}: a file "
+                    "that hides this many is not a checkpoint to load", site.member))
+            return
         label = (f"{site.member or 'the file'} > {embedded.opcode} argument at offset "
                  f"{site.base + embedded.offset}")
         inner = PickleCollector(self.limits, self.sites, self.problems, self.depth + 1,
-                                self.inflated, self.native_code)
+                                self.inflated, self.native_code, self.opened)
         if embedded.payload.startswith(b"PK\x03\x04"):
             source = BytesSource(embedded.payload, label)
             try:

@@ -62,7 +62,10 @@ _QUIET = bytes(
     1 if kind >= 0 and OPCODES[code].name in TORCH_WEIGHTS_ONLY_OPCODES else 0
     for code, kind in enumerate(_KINDS)
 )
+MAX_EMBEDDED = 1024
+"""String arguments kept per pickle as possible payloads (each is a copy of its bytes)."""
 _BINUNICODE = ord("X")
+_FRAME = 0x95
 _SIGNED_LENGTH = frozenset(ord(c) for c in ("T", "\x8b"))  # BINSTRING, LONG4
 _U32 = struct.Struct("<I").unpack_from
 
@@ -116,6 +119,10 @@ class PickleScan:
     error: str | None = None
     """Why the walk stopped early: a corrupt pickle or a limit; None when it reached STOP."""
     embedded: list[Embedded] = field(default_factory=list)
+    stack_globals: list[int] = field(default_factory=list)
+    """Offsets of the STACK_GLOBALs whose names are not resolved (yet)."""
+    frames: list[int] = field(default_factory=list)
+    """Offsets of the FRAME opcodes (protocol 4 and later group opcodes in frames)."""
 
 
 def map_python2_name(module: str, name: str, protocol: int) -> tuple[str, str]:
@@ -138,14 +145,18 @@ def scan_pickle(
     """Walk one pickle starting at ``start``; never raises on bad input (see ``error``).
 
     ``find_embedded`` also collects string and bytes arguments that look like a pickle or a zip
-    archive (``PickleScan.embedded``), for ``ckpt lint`` to scan in turn. ``resolve_names=False``
-    leaves STACK_GLOBAL's names to whoever unpickles the data (the reader's ``find_class`` sees
-    them exactly), so the fast walk never needs the symbolic one.
+    archive (``PickleScan.embedded``), for ``ckpt lint`` to scan in turn. STACK_GLOBAL takes its
+    names from the stack, where a pickle can build them any way it likes: ``resolve_names`` has
+    the restricted unpickler (which imports and calls nothing) build the pickle and record what
+    ``find_class`` is asked for; ``False`` leaves them to whoever unpickles the data (the
+    reader's ``find_class`` sees them exactly).
     """
     view = data if isinstance(data, bytes) else bytes(data)
-    result = _scan_fast(view, start, limits, find_embedded, resolve_names)
-    if result is None:
-        result = _scan_symbolic(view, start, limits, find_embedded)
+    result = _scan_fast(view, start, limits, find_embedded)
+    if resolve_names and result.stack_globals:
+        from ckpt_tool.pickles.unpickler import resolve_stack_globals
+
+        resolve_stack_globals(view, result)
     return result
 
 
@@ -180,9 +191,8 @@ def _length_argument(data: bytes, pos: int, kind: int, signed: bool = False) -> 
 
 def _scan_fast(
     data: bytes, start: int, limits: Limits, find_embedded: bool = False,
-    resolve_names: bool = True,
-) -> PickleScan | None:
-    """Measure-only walk; returns None when the pickle needs the symbolic walk.
+) -> PickleScan:
+    """Measure-only walk: arguments skipped, STACK_GLOBALs only located.
 
     The hot loop only advances past fixed-size opcodes torch's weights-only unpickler knows;
     everything else takes a slower branch that also records the opcode.
@@ -237,13 +247,14 @@ def _scan_fast(
                     raise _Stop(f"{_NAME[op]} at offset {pos} has no MARK")
                 pos += 1
             elif kind >= 0:
+                if op == _FRAME:
+                    result.frames.append(pos)
                 pos += kind + 1
             elif kind == _STOP:
                 pos += 1
                 break
             elif kind == _STACK_GLOBAL:
-                if resolve_names:
-                    return None
+                result.stack_globals.append(pos)
                 pos += 1
             else:
                 pos, depth = _scan_rare(data, pos, op, kind, depth, result, limits, embedded)
@@ -330,14 +341,14 @@ def _note_argument(
             payload = payload.decode("utf-8").encode("latin-1")
         except (UnicodeDecodeError, UnicodeEncodeError):
             return
-    if looks_embedded(payload):
+    if looks_embedded(payload) and len(embedded) < MAX_EMBEDDED:
         embedded.append(Embedded(pos, _NAME[data[pos]], payload))
 
 
 def _note_line_argument(line: bytes, pos: int, name: str, embedded: list[Embedded]) -> None:
     """STRING and UNICODE (protocol 0) carry their text escaped on one line."""
     payload = _decode_line_argument(line, name)
-    if payload is not None and looks_embedded(payload):
+    if payload is not None and looks_embedded(payload) and len(embedded) < MAX_EMBEDDED:
         embedded.append(Embedded(pos, name, payload))
 
 
@@ -368,181 +379,6 @@ def _record_extension(data: bytes, pos: int, kind: int, result: PickleScan) -> i
     reason = f"extension code {code}: the global comes from the loader's copyreg registry"
     result.unresolved.append(Unresolved(pos, name, reason))
     return pos + 1 + width
-
-
-def _stack_effect(op: pickletools.OpcodeInfo) -> tuple[int, int]:
-    before = op.stack_before
-    pops = before.index(pickletools.markobject) if pickletools.markobject in before else len(before)
-    return pops, len(op.stack_after)
-
-
-_EFFECTS = {code: _stack_effect(op) for code, op in OPCODES.items()}
-
-
-_STRING_DECODERS = {
-    "SHORT_BINUNICODE": "utf-8", "BINUNICODE": "utf-8", "BINUNICODE8": "utf-8",
-    "SHORT_BINSTRING": "latin-1", "BINSTRING": "latin-1",
-}
-_POPS_MARK = bytes(
-    1 if code in OPCODES and pickletools.markobject in OPCODES[code].stack_before else 0
-    for code in range(256)
-)
-_POPS = [(_EFFECTS[code][0] if code in _EFFECTS else 0) for code in range(256)]
-_PUSHES = [(_EFFECTS[code][1] if code in _EFFECTS else 0) for code in range(256)]
-
-
-def _scan_symbolic(
-    data: bytes, start: int, limits: Limits, find_embedded: bool = False
-) -> PickleScan:
-    """Walk with a stack of constant strings (other values are None) to name STACK_GLOBALs.
-
-    Same argument table as the fast walk, plus each opcode's stack effect from pickletools; a
-    name that is not a constant string on the stack is reported as unresolved, never guessed.
-    """
-    result = PickleScan(start=start)
-    walk = _SymbolicWalk(data, result, limits, result.embedded if find_embedded else None)
-    try:
-        walk.run(start)
-    except _Stop as stop:
-        result.error = str(stop)
-    except (IndexError, struct.error):
-        result.error = "the pickle ends before STOP (truncated?)"
-    except (ValueError, UnicodeDecodeError) as exc:
-        result.error = f"corrupt pickle near offset {walk.pos}: {exc}"
-    result.end = min(walk.pos, len(data))
-    result.opcodes = walk.opcodes
-    result.opcode_count = walk.count
-    return result
-
-
-class _SymbolicWalk:
-    def __init__(self, data: bytes, result: PickleScan, limits: Limits,
-                 embedded: list[Embedded] | None) -> None:
-        self.data, self.result, self.limits, self.embedded = data, result, limits, embedded
-        self.stack: list[object] = []
-        self.marks: list[int] = []
-        self.memo: dict[int, object] = {}
-        self.opcodes: set[str] = set()
-        self.pos = 0
-        self.count = 0
-
-    def run(self, start: int) -> None:
-        data, stack, memo = self.data, self.stack, self.memo
-        kinds, max_count = _KINDS, self.limits.max_opcodes
-        pos = start
-        while True:
-            self.pos = pos
-            op = data[pos]
-            kind = kinds[op]
-            self.count += 1
-            if self.count > max_count:
-                raise _Stop(f"more than {max_count} opcodes (limit max_opcodes)")
-            name = _NAME.get(op)
-            if name is None:
-                raise _Stop(f"invalid opcode 0x{op:02x} at offset {pos}")
-            self.opcodes.add(name)
-            if kind == _STOP:
-                self.pos = pos + 1
-                return
-            value, pos = self._argument(op, kind, name, pos)
-            if kind == _MARK:
-                self.marks.append(len(stack))
-                if len(self.marks) > self.limits.max_depth:
-                    raise _Stop(f"MARKs nested deeper than {self.limits.max_depth} "
-                                "(limit max_depth)")
-            elif name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
-                index = len(memo) if name == "MEMOIZE" else value
-                if not 0 <= index <= self.limits.max_memo_index:
-                    raise _Stop(f"memo index {index} out of range (limit max_memo_index)")
-                memo[index] = stack[-1] if stack else None
-            elif name in ("GET", "BINGET", "LONG_BINGET"):
-                stack.append(memo.get(value))
-            elif name == "DUP":
-                stack.append(stack[-1] if stack else None)
-            elif name == "STACK_GLOBAL":
-                self._stack_global(self.pos)
-            else:
-                self._apply(op, name, value)
-
-    def _argument(self, op: int, kind: int, name: str, pos: int) -> tuple[object, int]:
-        """The opcode's argument (ints for memo indices, str for strings) and the next pos."""
-        data = self.data
-        if kind >= 0:
-            if name in ("BINPUT", "BINGET"):
-                return data[pos + 1], pos + 2
-            if name in ("LONG_BINPUT", "LONG_BINGET"):
-                return _U32(data, pos + 1)[0], pos + 5
-            if name == "PROTO":
-                self.result.protocol = data[pos + 1]
-            return None, pos + 1 + kind
-        if kind == _LONG_BINPUT:
-            return _U32(data, pos + 1)[0], pos + 5
-        if kind in (_LEN1, _LEN4, _LEN8):
-            after = _length_argument(data, pos + 1, kind, signed=op in _SIGNED_LENGTH)
-            if after > len(data):
-                raise _Stop("an argument runs past the end of the pickle (truncated?)")
-            if self.embedded is not None and _ARGUMENT_TYPE[op]:
-                _note_argument(data, pos, after, kind, self.embedded)
-            encoding = _STRING_DECODERS.get(name)
-            if encoding is None:
-                return None, after
-            start = pos + 1 + {_LEN1: 1, _LEN4: 4, _LEN8: 8}[kind]
-            return data[start:after].decode(encoding, "surrogatepass"), after
-        if kind in (_GLOBAL, _INST):
-            module, attr, after = _global_names(data, pos + 1, self.result.protocol)
-            self.result.globals.append(GlobalUse(module, attr, pos, name))
-            return None, after
-        if kind in (_LINE, _PUT_LINE):
-            line, after = _read_line(data, pos + 1)
-            return self._line_value(line, name, pos), after
-        if kind in (_EXT1, _EXT2, _EXT4):
-            return None, _record_extension(data, pos, kind, self.result)
-        if kind in (_MARK, _POP_MARK, _STACK_GLOBAL, _PROTO):
-            if kind == _PROTO:
-                self.result.protocol = data[pos + 1]
-                return None, pos + 2
-            return None, pos + 1
-        raise _Stop(f"invalid opcode 0x{op:02x} at offset {pos}")
-
-    def _line_value(self, line: bytes, name: str, pos: int) -> object:
-        if name in ("PUT", "GET"):
-            try:
-                return int(line)
-            except ValueError:
-                raise _Stop(f"{name} takes a decimal memo index") from None
-        if name in ("STRING", "UNICODE"):
-            if self.embedded is not None:
-                _note_line_argument(line, pos, name, self.embedded)
-            payload = _decode_line_argument(line, name)
-            return None if payload is None else payload.decode("latin-1")
-        return None
-
-    def _stack_global(self, offset: int) -> None:
-        stack = self.stack
-        attr = stack.pop() if stack else None
-        module = stack.pop() if stack else None
-        if isinstance(module, str) and isinstance(attr, str):
-            module, attr = map_python2_name(module, attr, self.result.protocol)
-            self.result.globals.append(GlobalUse(module, attr, offset, "STACK_GLOBAL"))
-        else:
-            reason = "module or name is not a constant string"
-            self.result.unresolved.append(Unresolved(offset, "STACK_GLOBAL", reason))
-        stack.append(None)
-
-    def _apply(self, op: int, name: str, value: object) -> None:
-        stack = self.stack
-        if _POPS_MARK[op]:
-            if not self.marks:
-                raise _Stop(f"{name} at offset {self.pos} has no MARK")
-            del stack[self.marks.pop():]
-        pops = _POPS[op]
-        if pops:
-            del stack[max(0, len(stack) - pops):]
-        pushes = _PUSHES[op]
-        if pushes == 1:
-            stack.append(value if isinstance(value, str) else None)
-        elif pushes:
-            stack.extend([None] * pushes)
 
 
 _FIRST_READ = 1 << 16

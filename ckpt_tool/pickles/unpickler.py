@@ -38,7 +38,7 @@ from ckpt_tool.model.objects import (
     is_placeholder_type,
     placeholder,
 )
-from ckpt_tool.pickles.scan import map_python2_name
+from ckpt_tool.pickles.scan import GlobalUse, PickleScan, Unresolved, map_python2_name
 from ckpt_tool.pickles.tensor_parts import (
     DTENSOR_TYPES,
     as_dtensor,
@@ -544,3 +544,67 @@ def _record_built(log: list[Any], built: BuiltFacts) -> None:
             built.script_classes.add(str(value.class_name))
         elif isinstance(value, Opaque) and value.called:
             built.called.add(value.global_name)
+
+
+class _NameRecorder(RestrictedUnpickler):
+    """Records every ``find_class`` call in order; persistent ids become inert values."""
+
+    def __init__(self, file: io.BufferedIOBase, protocol: int) -> None:
+        super().__init__(file, lambda pid: None, protocol)
+        self.calls: list[tuple[str, str]] = []
+
+    def find_class(self, module: str, name: str) -> Any:
+        self.calls.append(_mapped(module, name, self._protocol))
+        return super().find_class(module, name)
+
+
+def _mapped(module: str, name: str, protocol: int) -> tuple[str, str]:
+    module, name = map_python2_name(module, name, protocol)
+    return ("torch._tensor" if module == "torch.tensor" else module), name
+
+
+def _without_frames(data: bytes, scan: PickleScan) -> bytes:
+    """The walked bytes with their FRAME opcodes cut out: the unpickler reads a whole frame
+    before running any of it, so a pickle cut short inside one would resolve nothing. A FRAME
+    only groups the opcodes that follow; without it they run the same."""
+    parts, pos = [], scan.start
+    for frame in scan.frames:
+        parts.append(data[pos:frame])
+        pos = frame + 9
+    parts.append(data[pos : scan.end])
+    return b"".join(parts)
+
+
+def resolve_stack_globals(data: bytes, scan: PickleScan) -> None:
+    """Name the scan's STACK_GLOBALs by building the pickle (as far as the walk got, so within
+    the limits it checked) with the restricted unpickler and recording what ``find_class`` is
+    asked for, in order: GLOBAL, INST and STACK_GLOBAL each ask once, so the calls line up with
+    those opcodes. Names built any way on the stack (memo, REDUCE of ``str``...) come out exact;
+    the ones after a point where building fails stay unresolved."""
+    recorder = _NameRecorder(io.BytesIO(_without_frames(data, scan)), scan.protocol)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        recorder.load()
+    except Exception:  # a broken pickle: what came before the break is resolved
+        pass
+    finally:
+        if collecting:
+            gc.enable()
+    named = {use.offset: use for use in scan.globals}
+    opcodes = sorted([*named, *scan.stack_globals])
+    resolved: list[GlobalUse] = []
+    for offset, call in zip(opcodes, recorder.calls, strict=False):
+        use = named.get(offset)
+        if use is None:
+            resolved.append(GlobalUse(call[0], call[1], offset, "STACK_GLOBAL"))
+        elif (use.module, use.name) != call:
+            break  # out of step: name nothing rather than the wrong thing
+    done = {use.offset for use in resolved}
+    scan.globals = sorted([*scan.globals, *resolved], key=lambda use: use.offset)
+    scan.unresolved += [
+        Unresolved(offset, "STACK_GLOBAL", "the unpickler could not build its names (the pickle "
+                   "breaks before them, or they are not strings)")
+        for offset in scan.stack_globals if offset not in done]
+    scan.unresolved.sort(key=lambda item: item.offset)
+    scan.stack_globals = []
