@@ -113,8 +113,33 @@ def load_config(
     selected = (DEFAULT_CODES if base is None else base) - (file_ignore - forced) - cli_ignore
     root = project.root if source else os.path.abspath(start)
     return LintConfig(selected, _per_file_ignores(table, where), forced,
-                      AllowedGlobals.parse(_strings(table, "allowed-globals", where)), root, source,
+                      _allowed_globals(_strings(table, "allowed-globals", where), where), root,
+                      source,
                       tuple(_strings(table, "exclude", where)), project)
+
+
+def _allowed_globals(entries: list[str], where: str) -> AllowedGlobals:
+    """The project's extra globals, refusing what ckpt knows runs code: a configuration file
+    travels with the files it configures (a downloaded model repository can ship one), so it
+    must not be able to switch CKPT002 off for ``builtins.exec``."""
+    from ckpt_tool.model.checkpoint import Safety
+    from ckpt_tool.pickles.reviewed import Tier, reviewed_table
+    from ckpt_tool.pickles.safety import rate
+
+    code = reviewed_table().names(Tier.CODE)
+    for entry in entries:
+        if entry.endswith(".*"):
+            module = entry[:-2]
+            known = [name for name in code if name == module or name.startswith(module + ".")]
+            reason = f"it holds {', '.join(known[:3])}" if known else None
+        else:
+            module, _, name = entry.rpartition(".")
+            rating = rate(module, name)
+            reason = rating.reason if rating.safety is Safety.CODE else None
+        if reason is not None:
+            raise ConfigError(f"{where}: allowed-globals cannot allow {entry!r}: ckpt knows it "
+                              f"runs code or touches the system ({reason})")
+    return AllowedGlobals.parse(entries)
 
 
 def _strings(table: dict[str, Any], key: str, where: str) -> list[str]:

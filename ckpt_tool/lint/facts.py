@@ -13,7 +13,7 @@ import tarfile
 import zlib
 from dataclasses import dataclass, field
 
-from ckpt_tool.containers import zipdir
+from ckpt_tool.containers import npy, zipdir
 from ckpt_tool.containers.detect import Kind, sniff
 from ckpt_tool.containers.remote import is_url, open_url
 from ckpt_tool.containers.source import FileSource, Source
@@ -163,6 +163,9 @@ def _gather(source: Source, facts: FileFacts, limits: Limits) -> None:
     collector = PickleCollector(limits, facts.sites, facts.problems)
     if kind is Kind.PICKLE or polyglot:
         _gather_plain(source, collector)
+    if kind is Kind.OTHER and source.read_at(0, min(source.size, 6)) == npy.MAGIC:
+        facts.description = "a numpy .npy array file"
+        collector.scan_npy(source, None)
     if kind is Kind.ZIP:
         _gather_zip(source, facts, collector)
     elif kind is Kind.LEGACY:

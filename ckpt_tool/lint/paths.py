@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from ckpt_tool.containers.remote import is_url
 from ckpt_tool.discovery.walk import DEFAULT_RULES, Passed, WalkRules, named_path_exclusion
 from ckpt_tool.discovery.walk import walk_folders as _walk_folders
+from ckpt_tool.errors import CkptError
 from ckpt_tool.inputs import holds_checkpoint
 from ckpt_tool.lint.names import checkpoint_suffix
 
@@ -70,9 +71,21 @@ def _skip_reason(path: str) -> str | None:
         return "a broken symbolic link"
     if not os.path.isfile(path):
         return "not a regular file"
-    if holds_checkpoint(path) or _names_code_as_a_pickle(path):
+    if holds_checkpoint(path) or _holds_objects_array(path) or _names_code_as_a_pickle(path):
         return None
     return "neither named nor shaped like a checkpoint or pickle"
+
+
+def _holds_objects_array(path: str) -> bool:
+    """A numpy ``.npy`` of objects: a pickle behind a header (``numpy.load`` unpickles it)."""
+    from ckpt_tool.containers import npy
+    from ckpt_tool.containers.source import FileSource
+
+    try:
+        with FileSource(path) as source:
+            return npy.pickle_start(source.read_at, source.size) is not None
+    except (OSError, ValueError, CkptError):
+        return False
 
 
 def _names_code_as_a_pickle(path: str) -> bool:

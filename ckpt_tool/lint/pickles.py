@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass, field
 from enum import Enum
 
-from ckpt_tool.containers import zipdir
+from ckpt_tool.containers import npy, zipdir
 from ckpt_tool.containers.source import SliceSource, Source
 from ckpt_tool.errors import CkptError, FormatError
 from ckpt_tool.limits import Limits
@@ -291,6 +291,8 @@ class PickleCollector:
             return
         if is_native_code(member.name, head):
             self.native_code.append(name)
+        elif head.startswith(npy.MAGIC):
+            self._scan_npy_member(source, member, name)
         elif head.startswith(_ZIP_MAGIC):
             self._nested_archive(source, member, name)
         elif member.method == zipdir.STORED and not member.encrypted:
@@ -313,6 +315,23 @@ class PickleCollector:
             self.inflated[0] += len(data)
             self.scan_buffer(data, name, Role.NESTED if self.quiet else Role.EXTRA,
                              quiet_errors=True)
+
+    def scan_npy(self, source: Source, name: str | None) -> None:
+        """A ``.npy`` array of objects: the pickle after its header (``numpy.load`` with
+        ``allow_pickle=True`` unpickles it)."""
+        start = npy.pickle_start(source.read_at, source.size)
+        if start is not None:
+            self.scan_stream(source, start, source.size, [name], base=start)
+
+    def _scan_npy_member(self, source: Source, member: Member, name: str) -> None:
+        budget = min(self.limits.max_pickle_bytes - self.inflated[0], MAX_NESTED_MEMBER_BYTES)
+        try:
+            data = zipdir.read_member(source, member, budget)
+        except CkptError as exc:
+            self.problem(f"could not read {member.name}: {exc}", name)
+            return
+        self.inflated[0] += len(data)
+        self.scan_npy(BytesSource(data, name), name)
 
     def _nested_archive(self, source: Source, member: Member, name: str) -> None:
         """A zip archive stored as a member (torch.export keeps torch.save files so): its
