@@ -1,4 +1,5 @@
-"""The five measured sections: start-up, inspect, lint, convert, convert a sharded model.
+"""The measured sections: start-up, inspect, lint, convert, convert a sharded model, batch and
+remote.
 
 Every command runs as its own process, start-up included, the way a user runs it. The
 alternatives are what a user would otherwise reach for: torch.load, picklescan, fickling, cp,
@@ -17,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench_data import Dataset, lint_sample
 from bench_proc import Command, Measurement, NotAvailable, RunResult, last_line, measure, run_once
@@ -481,12 +483,111 @@ def fresh_folder(path: Path) -> Callable[[], None]:
     return make
 
 
+# ----------------------------------------------------------------------------------- batch
+
+# One `ckpt lint FILE` process per file, the way a hook that passes one file at a time runs it.
+ONE_PROCESS_EACH = """
+import json, subprocess, sys
+command = json.loads(sys.argv[1])
+for path in sys.argv[2:]:
+    subprocess.run([*command, path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+"""
+PER_FILE_SAMPLE = {True: 20, False: 100}
+"""Files run one process each (quick, full): a process per file for all 1,000 would take
+minutes for one figure; files per second is the same over a sample."""
+
+
+def batch_section(ctx: Context) -> Section:
+    corpus, tools = ctx.data["lint"], ctx.tools
+    folder, count = str(corpus.path), corpus.files
+    case = f"{count:,} files, {size(corpus.size())}"
+    sample = sorted(str(p) for p in corpus.path.iterdir())[: PER_FILE_SAMPLE[count < 1000]]
+    runs = [
+        (case, "ckpt lint --jobs 2 --format jsonl DIR", count,
+         Command([*tools.ckpt, "lint", "--jobs", "2", "--format", "jsonl", folder], (0, 1),
+                 functools.partial(jsonl_check, count))),
+        (case, "ckpt lint DIR (one process)", count,
+         Command([*tools.ckpt, "lint", folder], (0, 1))),
+        (f"{len(sample)} of those files", "ckpt lint FILE, a process per file", len(sample),
+         Command([tools.python, "-c", ONE_PROCESS_EACH, json.dumps([*tools.ckpt, "lint"]),
+                  *sample])),
+        (case, "picklescan --path DIR", count,
+         Command([*tools.picklescan, "--path", folder], (0, 1, 2), picklescan_check)),
+    ]
+    rows, rates = [], []
+    for label_case, label, files, command in runs:
+        m = ctx.attempt(f"batch: {label}", command)
+        rates.append(None if isinstance(m, str) else files / m.median)
+        rows.append(Row(label_case, label, m, "" if rates[-1] is None
+                        else f"{rates[-1]:,.0f} files/s"))
+    for index in (2, 3):  # --jobs 2 against a process per file and against picklescan
+        r = None if rates[0] is None or rates[index] is None else rates[0] / rates[index]
+        row = rows[index]
+        rows[index] = Row(row.case, row.tool, row.result,
+                          row.ratio + ("" if r is None else f"; --jobs 2 {r:.1f}× the rate"),
+                          ratio_at_least(r, 1.0, "--jobs 2 faster"), row.note)
+    rows += remote_rows(ctx)
+    intro = (
+        "Files per second for lint over the corpus of the Lint section: `--jobs 2` (worker "
+        "processes, results streamed as JSON lines), one process, one process per file (how a "
+        "hook that passes one file at a time runs it; timed over a sample), and picklescan. "
+        "Then remote reads: each file served over loopback HTTP with range requests; ratio: the "
+        "bytes the server sent against the file's size; note: the requests it counted."
+    )
+    return Section("Batch and remote", intro, rows)
+
+
+def jsonl_check(count: int, result: RunResult) -> str:
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    try:
+        flagged = sum(1 for line in lines if json.loads(line)["findings"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise NotAvailable(f"unexpected --format jsonl output ({type(exc).__name__})") from exc
+    if len(lines) != count:
+        return f"{len(lines)} lines for {count} files"
+    return f"{len(lines):,} lines, {flagged} files with findings"
+
+
+def remote_rows(ctx: Context) -> list[Row]:
+    from bench_http import serve
+
+    hub, tiny = ctx.data["hub"], ctx.data["tiny"]
+    files = [hub.path / "pytorch_model.bin", hub.path / "model.safetensors", tiny.path]
+    if ctx.data["llm"].path.exists():  # generated for the other sections; not made for this one
+        files.append(ctx.data["llm"].path)
+    rows = []
+    with serve(ctx.data_dir) as server:
+        for path in files:
+            url = f"{server.url}/{path.relative_to(ctx.data_dir).as_posix()}"
+            for command in (["inspect", "--json"], ["lint", "--format", "json"]):
+                server.reset()
+                rows.append(remote_row(ctx, path, url, command, server))
+    return rows
+
+
+def remote_row(ctx: Context, path: Path, url: str, command: list[str], server: Any) -> Row:
+    label = f"ckpt {' '.join(command)} URL"
+    case = f"{path.name}, {size(path.stat().st_size)}"
+    ctx.log(f"remote: {label} {path.name}")
+    try:
+        run_once(Command([*ctx.tools.ckpt, *command, url], (0, 1), sample_memory=False),
+                 ctx.timeout, capture_stdout=False)
+    except NotAvailable as exc:
+        return Row(case, label, ctx.unavailable(exc))
+    share = server.bytes_sent / path.stat().st_size
+    goal = 1 if path.suffix == ".safetensors" else 3
+    target = Target(f"≤ {goal} requests", server.requests <= goal, f"{server.requests} requests")
+    return Row(case, label, None, f"{share:.2%} of the file", target,
+               f"{server.requests} requests, {size(server.bytes_sent)} sent")
+
+
 SECTIONS: dict[str, Callable[[Context], Section]] = {
     "startup": startup_section,
     "inspect": inspect_section,
     "lint": lint_section,
     "convert": convert_section,
     "sharded": sharded_section,
+    "batch": batch_section,
 }
 
 NEEDS: dict[str, Sequence[str]] = {
@@ -495,4 +596,5 @@ NEEDS: dict[str, Sequence[str]] = {
     "lint": ("lint",),
     "convert": ("llm", "legacy", "training"),
     "sharded": ("dcp", "hf"),
+    "batch": ("lint", "hub", "tiny"),
 }

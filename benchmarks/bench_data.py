@@ -224,6 +224,9 @@ def plan(data_dir: Path, sizes: Sizes) -> dict[str, Dataset]:
         Dataset("hf", "HF .bin shards + index", data_dir / f"hf-h{hf}-s{sizes.hf_shard_bytes}-{v}",
                 n_llm, n_llm, partial(save_hf_shards, llm_specs(hf), sizes.hf_shard_bytes),
                 files=len(hf_shards(llm_specs(hf), sizes.hf_shard_bytes)) + 1),
+        Dataset("hub", f"a {HUB_TENSORS}-tensor model as .bin and .safetensors",
+                data_dir / f"hub-{HUB_TENSORS}-{v}", HUB_TENSORS, HUB_TENSORS, make_hub_model,
+                files=2),
     ]  # fmt: skip
     return {d.key: d for d in sets}
 
@@ -406,6 +409,19 @@ def _dcp_rank(rank: int, specs: list[Spec], folder: str, ranks: int, port: int) 
         dcp.save(state, checkpoint_id=folder)
     finally:
         dist.destroy_process_group()
+# ------------------------------------------------------------------------ hub-style model
+
+HUB_TENSORS = 169
+"""A 169-tensor pytorch_model.bin (issue 14: 174 requests over HTTP before), 64×64 float32."""
+
+
+def make_hub_model(folder: Path) -> None:
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True)
+    state = {f"h.{i}.w": pattern((64, 64), "float32", i) for i in range(HUB_TENSORS)}
+    _torch().save(state, folder / "pytorch_model.bin")
+    save_file(state, str(folder / "model.safetensors"))
 
 
 # --------------------------------------------------------------------------- lint corpus

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING
 
 from ckpt_tool.containers.detect import Kind, sniff
 from ckpt_tool.containers.locations import read_small
-from ckpt_tool.containers.remote import is_url
+from ckpt_tool.containers.remote import NO_OPTIONS, RemoteOptions, is_url
 from ckpt_tool.containers.source import FileSource
 from ckpt_tool.errors import CkptError
 from ckpt_tool.limits import DEFAULT_LIMITS
-from ckpt_tool.readers.folders import ModelKind, find_models
+from ckpt_tool.readers.dcp import METADATA_NAME
+from ckpt_tool.readers.folders import FolderModel, ModelKind, find_models
 from ckpt_tool.readers.hf_index import parse_index, shard_names
 
 if TYPE_CHECKING:
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 
 CHECKPOINT_KINDS = (Kind.ZIP, Kind.LEGACY, Kind.SAFETENSORS, Kind.PICKLE, Kind.TAR)
 INDEX_SUFFIX = ".index.json"
+_MODEL_MARKERS = {METADATA_NAME, "latest"}
+"""Names DCP and DeepSpeed write beside a model's files (``readers.zero.LATEST``)."""
 _SHARD_NAME = re.compile(r"(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})(?P<ext>\.[\w.]+)")
 
 
@@ -41,17 +44,21 @@ class InputFile:
     shard_of: str | None = None
     """For a shard found without its index: the model it is part of (its name without the shard
     number), shared by every shard of that model."""
+    size: int | None = None
+    """A remote file's size, when the listing that found it gave it."""
 
 
 def expand_inputs(paths: list[str], rules: WalkRules | None = None,
-                  passed: list[Passed] | None = None) -> list[InputFile]:
+                  passed: list[Passed] | None = None,
+                  remote: RemoteOptions = NO_OPTIONS) -> list[InputFile]:
     """The inputs to read; ``passed`` collects what folder walks passed over (``rules``: the
-    default walk when None)."""
+    default walk when None). A URL of a remote folder or repository is listed
+    (``containers.remote_folders``), its models in several files kept whole."""
     passed = passed if passed is not None else []
     files: list[InputFile] = []
     for path in paths:
         if is_url(path):
-            files.append(InputFile(path))
+            files += _expand_url(path, remote, passed)
         elif os.path.isdir(path):
             files += _walk_directory(path, rules, passed)
         elif path.endswith(INDEX_SUFFIX) and os.path.isfile(path):
@@ -59,6 +66,56 @@ def expand_inputs(paths: list[str], rules: WalkRules | None = None,
         else:
             files.append(InputFile(path))
     return files
+
+
+def _expand_url(url: str, remote: RemoteOptions, passed: list[Passed]) -> list[InputFile]:
+    from ckpt_tool.containers.remote_folders import expand_url
+    from ckpt_tool.discovery.walk import Passed
+
+    listing = expand_url(url, remote)
+    top = url if url.endswith("/") else url + "/"
+    models, owned = _remote_models([found.url for found in listing.files] + listing.skipped, top)
+    passed += [Passed(path, "not named as a checkpoint (remote files are chosen by name)", False)
+               for path in listing.skipped if path not in owned]
+    found = [InputFile(model.path, group=url, model=model.kind) for model in models]
+    return found + [InputFile(file.url, group=file.folder, error=file.error, size=file.size)
+                    for file in listing.files if file.url not in owned]
+
+
+def _remote_models(urls: list[str], top: str) -> tuple[list[FolderModel], set[str]]:
+    """The models in several files among a remote listing's files, and the URLs they own. Below
+    the folder listed (``top``), only folders holding a file a producer names (``.metadata``,
+    ``latest``, ``*.index.json``) are looked at: per-rank DTensor files would cost a read of
+    every file."""
+    names: dict[str, set[str]] = {}
+    for url in urls:
+        folder, name = url.rsplit("/", 1)
+        while "://" in folder and not folder.endswith(":/"):
+            names.setdefault(folder + "/", set()).add(name)
+            folder, name = folder.rsplit("/", 1)
+            name += "/"
+    models: list[FolderModel] = []
+    owned: set[str] = set()
+    for folder in sorted(names):
+        if any(folder.startswith(taken) for taken in owned if taken.endswith("/")):
+            continue
+        files = sorted(name.rstrip("/") for name in names[folder])
+        named = any(name in _MODEL_MARKERS or name.endswith(INDEX_SUFFIX) for name in files)
+        if not named and folder != top:
+            continue
+        try:
+            found = find_models(folder, files, DEFAULT_LIMITS)
+        except CkptError:
+            continue
+        for model in found:
+            if model.kind is ModelKind.DTENSOR_RANKS and folder != top:
+                continue
+            models.append(model)
+            owned |= {folder + name for name in model.files}
+            owned |= {folder + name + "/" for name in model.folders}
+    owned |= {url for url in urls if any(url.startswith(taken) for taken in owned
+                                         if taken.endswith("/"))}
+    return models, owned
 
 
 def holds_checkpoint(path: str) -> bool:

@@ -58,7 +58,7 @@ def test_completion_completes_commands_and_choices() -> None:
     assert done.stdout.split() == ["lint"]
     done = run(env={"_CKPT_COMPLETE": "complete_bash",
                     "COMP_WORDS": "ckpt lint --output-format ", "COMP_CWORD": "3"})
-    assert done.stdout.split() == ["concise", "full", "json", "github", "sarif"]
+    assert done.stdout.split() == ["concise", "full", "json", "jsonl", "github", "sarif"]
 
 
 @pytest.mark.parametrize("command", [

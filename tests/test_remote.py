@@ -153,3 +153,17 @@ def test_a_predicted_offset_is_checked_against_the_local_header(tmp_path: Path) 
         zipdir.check_data_offset(source, record, actual)
         with pytest.raises(FormatError, match="does not start where"):
             zipdir.check_data_offset(source, record, zipdir.predicted_data_offset(record))
+
+
+@pytest.mark.parametrize(("name", "most"), [("pytorch_model.bin", 3), ("model.safetensors", 1)])
+def test_lint_json_reports_the_requests_and_bytes_of_a_url(many_tensors: Path, name: str,
+                                                            most: int) -> None:
+    with serve(many_tensors) as server:
+        result = runner.invoke(app, ["lint", "--format", "json", f"{server.url}/{name}"])
+        requests, sent = server.requests, server.bytes_sent
+    document = json.loads(result.stdout)
+    (read,) = document["reads"]
+    assert read["requests"] == requests <= most
+    assert read["bytes_read"] == sent
+    assert read["size"] == (many_tensors / name).stat().st_size
+    assert document["summary"]["requests"] == requests

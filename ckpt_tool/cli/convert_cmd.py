@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import re
 import sys
+from enum import Enum
 from typing import TYPE_CHECKING
 
 import typer
@@ -19,10 +19,19 @@ from ckpt_tool.cli.app import (
     parse_limits,
     usage_error,
 )
+from ckpt_tool.cli.batch import FROM_LIST_HELP, RESUME_HELP
 from ckpt_tool.convert.options import CastTo, ConvertOptions, ConvertResult, Target
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ckpt_tool.convert.jobs import Job
+
+
+class ConvertFormat(str, Enum):
+    text = "text"
+    json = "json"
+    jsonl = "jsonl"
 
 
 _TO_HELP = ("Output format: safetensors (default), or a torch extension (pt, pth.tar, pwf, bin, "
@@ -35,7 +44,8 @@ _EPILOG = epilog(
      "ckpt convert model.pth --to pt --move           # fix CKPT001 (a .pth name)",
      "ckpt convert old.pt --to pt --rewrite -o new.pt # legacy format -> zip format",
      "ckpt convert ddp.pt --strip-prefix module. --dtype bf16 --shard-size 5GB",
-     "ckpt convert runs/ -o converted/ --jobs 4       # keeps runs/'s tree below converted/"],
+     "ckpt convert runs/ -o converted/ --jobs 4       # keeps runs/'s tree below converted/",
+     "ckpt convert --from-list todo.txt --format jsonl --resume o.jsonl >> o.jsonl"],
     {0: "every file was converted", 2: "a file failed (the others were still converted), or "
      "bad usage", **COMMON_EXIT_CODES})
 _KEY_HELP = ("Convert the tensors under this dotted path (default: the usual weights root, such "
@@ -44,8 +54,8 @@ _KEY_HELP = ("Convert the tensors under this dotted path (default: the usual wei
 
 @app.command("convert", cls=Command, epilog=_EPILOG)
 def convert_command(
-    paths: list[str] = typer.Argument(
-        ..., metavar="SRC...", help="Checkpoint files, folders (walked; a DCP, DeepSpeed ZeRO or "
+    paths: list[str] | None = typer.Argument(
+        None, metavar="SRC...", help="Checkpoint files, folders (walked; a DCP, DeepSpeed ZeRO or "
         "per-rank DTensor folder is one model), *.index.json, or URLs."),
     to: Target = typer.Option(Target.SAFETENSORS, "--to", metavar="FORMAT", help=_TO_HELP),
     output: str | None = typer.Option(None, "-o", "--output", metavar="DEST", help=_OUTPUT_HELP),
@@ -87,6 +97,16 @@ def convert_command(
         help="Convert this many files at once, in worker processes."),
     quiet: bool = typer.Option(
         False, "--quiet", "-q", help="Print failures only; no progress bar, no summary."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout "
+                                 "(--format json)."),
+    output_format: ConvertFormat = typer.Option(
+        ConvertFormat.text, "--format", metavar="FORMAT",
+        help="text (default: a line per file), json (one document) or jsonl (one result a "
+        "line, as each file is done)."),
+    from_list: str | None = typer.Option(None, "--from-list", metavar="FILE",
+                                         help=FROM_LIST_HELP),
+    resume: str | None = typer.Option(None, "--resume", metavar="RESULTS.jsonl",
+                                      help=RESUME_HELP),
     exclude: list[str] | None = typer.Option(
         None, "--exclude", metavar="PATTERN",
         help="Patterns to pass over in folder walks, replacing the defaults (.git, .venv, "
@@ -99,25 +119,48 @@ def convert_command(
 ) -> None:
     """Write a checkpoint in another format (safetensors by default); never changes the
     source."""
+    from ckpt_tool.api.convert import convert_options
+    from ckpt_tool.cli.batch import check_resume, gather_paths
     from ckpt_tool.cli.output import Timer, error_line
+    from ckpt_tool.errors import ConfigError
 
     timer = Timer()
-    options = ConvertOptions(
-        target=to, key=key, all_tensors=all_tensors, include_optimizer=include_optimizer,
-        strip_prefixes=tuple(strip_prefix or ()),
-        renames=tuple(_parse_rename(text) for text in rename or ()),
-        copy_shared=copy_shared, skip_unsupported=skip_unsupported, cast=dtype,
-        shard_size=_parse_shard_size(shard_size), verify=not no_verify, force=force, move=move,
-        rewrite=rewrite, limits=parse_limits(set_limit))
-    _check_combinations(options)
-    failures, job_list = _plan_jobs(paths, to, output, _walk_rules(paths, exclude, extend_exclude))
-    results = _run(job_list, options, jobs, quiet)
-    for result in failures + results:
+    if as_json:
+        output_format = ConvertFormat.json
+    check_resume(resume, output_format is ConvertFormat.jsonl)
+    arguments = gather_paths(paths, from_list)
+    try:
+        options = convert_options(
+            to=to, key=key, all_tensors=all_tensors, include_optimizer=include_optimizer,
+            strip_prefix=tuple(strip_prefix or ()), rename=tuple(rename or ()),
+            copy_shared=copy_shared, skip_unsupported=skip_unsupported, dtype=dtype,
+            shard_size=shard_size, verify=not no_verify, force=force, move=move,
+            rewrite=rewrite, limits=parse_limits(set_limit))
+    except ConfigError as exc:
+        usage_error(str(exc))
+    failures, job_list = _plan_jobs(arguments, to, output,
+                                    _walk_rules(arguments, exclude, extend_exclude))
+    job_list = _resumed(job_list, resume, quiet)
+    text = output_format is ConvertFormat.text
+    stream = _stream_line if output_format is ConvertFormat.jsonl else None
+    if stream:
+        for failure in failures:
+            stream(failure)
+    results = _run(job_list, options, jobs, quiet or not text, stream)
+    everything = failures + results
+    for result in everything:
         if not result.ok:
             error_line(result.source, result.error or "failed")
-    everything = failures + results
     failed = any(not result.ok for result in everything)
-    if not quiet or failed:
+    if output_format is ConvertFormat.json:
+        from ckpt_tool.api.results import with_exit_code
+        from ckpt_tool.cli.output import write
+        from ckpt_tool.render.convert_json import convert_document
+        from ckpt_tool.render.safe import json_text
+
+        code = exitcodes.ERROR if failed else exitcodes.OK
+        write(json_text(with_exit_code(convert_document(everything), code)) + "\n")
+    if text and (not quiet or failed):
         from ckpt_tool.render.convert_text import summary_line
 
         print(f"ckpt convert: {summary_line(everything)} ({timer})", file=sys.stderr)
@@ -125,52 +168,19 @@ def convert_command(
         raise typer.Exit(exitcodes.ERROR)
 
 
-def _parse_rename(text: str) -> tuple[str, str]:
-    """Split REGEX=REPLACEMENT at the first ``=`` that leaves a valid regex (``(?<=x)`` has one)."""
-    for match in re.finditer("=", text):
-        pattern = text[: match.start()]
-        try:
-            re.compile(pattern)
-        except re.error:
-            continue
-        if pattern:
-            return pattern, text[match.end():]
-    usage_error(f"--rename takes REGEX=REPLACEMENT, got {text!r}")
+def _stream_line(result: ConvertResult) -> None:
+    from ckpt_tool.api.convert import convert_result
+    from ckpt_tool.cli.batch import write_line
+
+    write_line(convert_result(result))
 
 
-def _parse_shard_size(text: str | None) -> int | None:
-    """Bytes; 0 for ``none`` (one file); None when not given (the default applies)."""
-    if text is None:
-        return None
-    if text.strip().lower() == "none":
-        return 0
-    from ckpt_tool.render.units import parse_size
+def _resumed(job_list: list[Job], resume: str | None, quiet: bool) -> list[Job]:
+    from ckpt_tool.cli.batch import resumed
 
-    try:
-        size = parse_size(text)
-    except ValueError:
-        usage_error(f"--shard-size: not a size: {text!r} (try 5GB or 500MB)")
-    if size <= 0:
-        usage_error("--shard-size must be more than 0")
-    return size
-
-
-def _check_combinations(options: ConvertOptions) -> None:
-    if options.target is Target.SAFETENSORS and (options.move or options.rewrite):
-        usage_error("--move and --rewrite go with a torch --to (pt, pth.tar, pwf, bin, ckpt)")
-    if options.move and options.rewrite:
-        usage_error("--move renames the file as it is; --rewrite writes a new one: pick one")
-    safetensors_only = {"--key": options.key, "--all": options.all_tensors,
-                        "--include-optimizer": options.include_optimizer,
-                        "--strip-prefix": options.strip_prefixes, "--rename": options.renames,
-                        "--copy-shared": options.copy_shared,
-                        "--skip-unsupported": options.skip_unsupported, "--dtype": options.cast,
-                        "--shard-size": options.shard_size}
-    used = [name for name, value in safetensors_only.items() if value]
-    if options.target is not Target.SAFETENSORS and used:
-        usage_error(f"{', '.join(used)} go with --to safetensors")
-    if options.key is not None and options.all_tensors:
-        usage_error("--key and --all both choose what to convert: pick one")
+    wanted = set(resumed("convert", resume, [job.source for job in job_list],
+                         lambda entry: "summary" in entry and entry.get("error") is None, quiet))
+    return [job for job in job_list if job.source in wanted]
 
 
 def _walk_rules(paths: list[str], exclude: list[str] | None, extend: list[str] | None):
@@ -246,8 +256,9 @@ def _size(path: str) -> int:
         return 0
 
 
-def _run(job_list: list[Job], options: ConvertOptions, workers: int,
-         quiet: bool) -> list[ConvertResult]:
+def _run(job_list: list[Job], options: ConvertOptions, workers: int, quiet: bool,
+         stream: Callable[[ConvertResult], None] | None = None) -> list[ConvertResult]:
+    """Convert every job; ``stream`` is given each result as soon as it is done."""
     from ckpt_tool.cli.output import Bar, write
     from ckpt_tool.convert.jobs import ByteProgress, run_jobs
     from ckpt_tool.render.convert_text import result_lines
@@ -264,7 +275,9 @@ def _run(job_list: list[Job], options: ConvertOptions, workers: int,
             nonlocal finished
             finished += 1
             bar.advance(scale.complete(index))
-            if result.ok and not quiet:
+            if stream is not None:
+                stream(result)
+            elif result.ok and not quiet:
                 write("\n".join(result_lines(result)) + "\n")
 
         return run_jobs(job_list, options, workers, on_progress if bar.enabled else None,

@@ -18,6 +18,7 @@ from ckpt_tool.cli.app import (
     parse_limits,
     usage_error,
 )
+from ckpt_tool.cli.batch import FROM_LIST_HELP, JOBS_HELP, RESUME_HELP, STORAGE_HELP
 
 if TYPE_CHECKING:
     from ckpt_tool.cli.output import Bar
@@ -30,21 +31,42 @@ class SortKey(str, Enum):
     file = "file"
 
 
+class InspectFormat(str, Enum):
+    rich = "rich"
+    json = "json"
+    jsonl = "jsonl"
+
+
 _EPILOG = epilog(
     ["ckpt inspect model.pth.tar                 # summary, structure, values, tensors",
      "ckpt inspect checkpoints/                  # one row per file (-v: every file in full)",
      "ckpt inspect model.safetensors.index.json  # every shard",
      "ckpt inspect --stats --filter '*.weight' m.pt",
-     "ckpt inspect --json m.pt | jq '.files[0].parameter_count'"],
+     "ckpt inspect --json m.pt | jq '.files[0].parameter_count'",
+     "ckpt inspect --format jsonl --jobs 8 --from-list urls.txt > out.jsonl"],
     {0: "every file was read", 2: "a file could not be read (the others are still shown), or "
      "bad usage", **COMMON_EXIT_CODES})
 
 
 @app.command("inspect", cls=Command, epilog=_EPILOG)
 def inspect_command(
-    paths: list[str] = typer.Argument(
-        ..., metavar="PATH...", help="Checkpoint files, folders (walked), *.index.json or URLs."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+    paths: list[str] | None = typer.Argument(
+        None, metavar="PATH...", help="Checkpoint files, folders (walked), *.index.json or URLs "
+        "(a remote folder or repository is listed)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout "
+                                 "(--format json)."),
+    output_format: InspectFormat = typer.Option(
+        InspectFormat.rich, "--format", metavar="FORMAT",
+        help="rich (default: the view), json (one document) or jsonl (one result a line, as "
+        "each file is done)."),
+    from_list: str | None = typer.Option(None, "--from-list", metavar="FILE",
+                                         help=FROM_LIST_HELP),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, metavar="N",
+                             help=JOBS_HELP + " Goes with --format json or jsonl."),
+    resume: str | None = typer.Option(None, "--resume", metavar="RESULTS.jsonl",
+                                      help=RESUME_HELP),
+    storage_options: str | None = typer.Option(None, "--storage-options", metavar="JSON",
+                                               help=STORAGE_HELP),
     verbose: bool = typer.Option(
         False, "--verbose", "-v",
         help="The full view of every file (several files are otherwise one row each)."),
@@ -77,53 +99,132 @@ def inspect_command(
                                                help=LIMIT_HELP),
 ) -> None:
     """Report what a checkpoint holds, without running it."""
-    from ckpt_tool.cli.output import Bar, Timer, error_line, summary_line
+    from ckpt_tool.cli.batch import check_resume, gather_paths, parse_storage_options
+    from ckpt_tool.cli.output import Timer, summary_line
+    from ckpt_tool.containers.remote import RemoteOptions
     from ckpt_tool.discovery.walk import Passed
     from ckpt_tool.inputs import expand_inputs
-    from ckpt_tool.inspect.report import FileReport, inspect_file, select_rows
 
     timer = Timer()
+    if as_json:
+        output_format = InspectFormat.json
+    check_resume(resume, output_format is InspectFormat.jsonl)
+    if jobs > 1 and output_format is InspectFormat.rich:
+        usage_error("--jobs goes with --format json or jsonl (the view is drawn in this "
+                    "process)")
+    arguments = gather_paths(paths, from_list)
     limits = parse_limits(set_limit)
-    rules = _walk_rules(paths, exclude, extend_exclude, respect_gitignore)
+    remote = RemoteOptions(parse_storage_options(storage_options))
+    rules = _walk_rules(arguments, exclude, extend_exclude, respect_gitignore)
     passed: list[Passed] = []
-    items = expand_inputs(paths, rules, passed)
+    items = expand_inputs(arguments, rules, passed, remote)
     if show_files:
         _show_files([item.path for item in items if not item.error], passed, quiet)
         raise typer.Exit(exitcodes.OK)
     if stats:
         _require_numpy()
+    query = {"stats": stats, "pattern": pattern, "sort": sort.value, "limit": limit}
+    if output_format is InspectFormat.rich:
+        results = _inspect_here(items, limits, remote, query, quiet)
+        failed = [report.path for report, _ in results if not report.ok]
+        root = _walked_root(items, arguments)
+        full = verbose or len(results) == 1 or stats or pattern is not None or limit is not None
+        _show(results, [item.shard_of for item in items], full, expand, not no_tree, root)
+        if not quiet:
+            from ckpt_tool.discovery.walk import gitignore_hint
+
+            reports = [report for report, _ in results]
+            summary_line("inspect", _summary(reports, str(timer), gitignore_hint(passed)))
+    else:
+        documents = _inspect_batch(items, limits, remote, query, jobs, resume, quiet,
+                                   output_format is InspectFormat.jsonl)
+        failed = [document["path"] for document in documents if document["error"]]
+        if output_format is InspectFormat.json:
+            from ckpt_tool.api.results import with_exit_code
+            from ckpt_tool.cli.output import write
+            from ckpt_tool.render.inspect_json import merge_documents, render_document
+
+            code = exitcodes.ERROR if failed else exitcodes.OK
+            write(render_document(with_exit_code(merge_documents(documents), code)) + "\n")
+    if failed:
+        raise typer.Exit(exitcodes.ERROR)
+
+
+def _walked_root(items: list, arguments: list[str]) -> str | None:
+    groups = {item.group for item in items}
+    if len(groups) == 1 and len(arguments) == 1 and os.path.isdir(arguments[0]):
+        return groups.pop()
+    return None
+
+
+def _inspect_here(items: list, limits, remote, query: dict, quiet: bool) -> list:
+    """The reports the view draws, one file after another (statistics under a progress bar)."""
+    from ckpt_tool.api.inspect import add_stats, inspect_report
+    from ckpt_tool.cli.output import Bar, error_line
+    from ckpt_tool.containers.remote import RemoteOptions
+    from ckpt_tool.inspect.report import FileReport
+
     results = []
-    with Bar("statistics", enabled=stats and not quiet) as bar:
+    with Bar("statistics", enabled=query["stats"] and not quiet) as bar:
         for item in items:
             if item.error:
-                report = FileReport(item.path, error=item.error)
+                report, rows = FileReport(item.path, error=item.error), []
             else:
-                report = inspect_file(item.path, limits)
-            rows = select_rows(report.tensors, pattern, sort.value, limit)
-            if stats and report.ok:
-                _add_stats(report, rows, bar)
+                options = RemoteOptions(remote.storage_options, item.size)
+                report, rows = inspect_report(item.path, limits, options, False,
+                                              query["pattern"], query["sort"], query["limit"])
+            if query["stats"] and report.ok:
+                _add_stats(report, rows, bar, add_stats)
             if report.error:
                 error_line(report.path, report.error)
             results.append((report, rows))
-    models = [item.shard_of for item in items]
-    groups = {item.group for item in items}
-    root = groups.pop() if len(groups) == 1 and len(paths) == 1 and os.path.isdir(paths[0]) \
-        else None
-    if as_json:
-        from ckpt_tool.cli.output import write
-        from ckpt_tool.render.inspect_json import render_json
+    return results
 
-        write(render_json(results, models) + "\n")
-    else:
-        full = verbose or len(results) == 1 or stats or pattern is not None or limit is not None
-        _show(results, models, full, expand, not no_tree, root)
-    reports = [report for report, _ in results]
-    if not quiet and not as_json:
-        from ckpt_tool.discovery.walk import gitignore_hint
 
-        summary_line("inspect", _summary(reports, str(timer), gitignore_hint(passed)))
-    if any(not report.ok for report in reports):
-        raise typer.Exit(exitcodes.ERROR)
+def _inspect_batch(items: list, limits, remote, query: dict, jobs: int, resume: str | None,
+                   quiet: bool, jsonl: bool) -> list[dict]:
+    """``inspect_one`` of every file (``jobs`` at a time), in the inputs' order; with ``jsonl``,
+    each result is written as soon as it is done."""
+    from functools import partial
+
+    from ckpt_tool.api.inspect import inspect_one, inspect_result
+    from ckpt_tool.batch.runner import Task, run_tasks
+    from ckpt_tool.cli.batch import ok_result, resumed, write_line
+    from ckpt_tool.cli.output import error_line
+    from ckpt_tool.inspect.report import FileReport
+
+    wanted = set(resumed("inspect", resume, [item.path for item in items],
+                         lambda entry: ok_result(entry, "total"), quiet))
+    items = [item for item in items if item.path in wanted]
+    results: list[dict | None] = [None] * len(items)
+
+    def done(index: int, result: dict) -> None:
+        if result["error"]:
+            error_line(result["path"], result["error"]["message"])
+        if jsonl:
+            write_line(result)
+        results[index] = result
+
+    runnable = []
+    for index, item in enumerate(items):
+        if item.error:
+            done(index, inspect_result(FileReport(item.path, error=item.error), [], item.shard_of))
+        else:
+            runnable.append(index)
+    tasks = [Task(items[i].path, {"size": items[i].size, "model": items[i].shard_of})
+             for i in runnable]
+    function = partial(inspect_one, limits=limits,
+                       storage_options=dict(remote.storage_options), **query)
+    failed = partial(_failed_result, FileReport)
+    for position, result in run_tasks(function, tasks, jobs, failed):
+        done(runnable[position], result)
+    return [result for result in results if result is not None]
+
+
+def _failed_result(report_type, path: str, message: str) -> dict:
+    from ckpt_tool.api.inspect import inspect_result
+
+    return inspect_result(report_type(path, error=message), [])
 
 
 def _walk_rules(paths: list[str], exclude: list[str] | None, extend: list[str] | None,
@@ -200,23 +301,8 @@ def _summary(reports: list[FileReport], elapsed: str, hint: str = "") -> str:
             f"({elapsed})")
 
 
-def _add_stats(report: FileReport, rows: list, bar: Bar) -> None:
-    from ckpt_tool.containers.remote import is_url
-    from ckpt_tool.inspect.stats import tensor_stats
-    from ckpt_tool.readers.tensor_bytes import TensorFiles
-
-    assert report.checkpoint is not None
-    if report.checkpoint.size == 0:
-        return
-    if is_url(report.path):
-        report.error = "--stats reads tensor bytes: download the file first"
-        return
+def _add_stats(report: FileReport, rows: list, bar: Bar, add_stats) -> None:
+    """``add_stats`` under the progress bar."""
     bar.total += sum(row.tensor.nbytes for row in rows)
     bar.update(bar.done, bar.total, report.path)
-    try:
-        with TensorFiles(report.checkpoint.path) as files:
-            report.stats = {row.name: tensor_stats(files, row.tensor, report.checkpoint.byteorder,
-                                                   bar.advance)
-                            for row in rows}
-    except (OSError, ValueError) as exc:
-        report.error = f"reading tensor bytes failed: {exc}"
+    add_stats(report, rows, bar.advance)

@@ -23,6 +23,7 @@ from ckpt_tool.cli.app import (
     parse_limits,
     usage_error,
 )
+from ckpt_tool.cli.batch import FROM_LIST_HELP, JOBS_HELP, RESUME_HELP, STORAGE_HELP
 from ckpt_tool.lint.findings import Finding
 from ckpt_tool.lint.formats import OutputFormat
 
@@ -33,21 +34,31 @@ _EPILOG = epilog(
      "ckpt lint --format sarif . > ckpt.sarif",
      "ckpt lint --fix .                      # rename *.pth checkpoints to *.pt",
      "ckpt lint --show-files .               # which files would be checked",
+     "ckpt lint --from-list urls.txt --format jsonl -j 8 --resume o.jsonl >> o.jsonl",
      "ckpt rule CKPT002                      # what a rule means"],
     {0: "nothing reported (also: --exit-zero, or no checkpoint file found: a warning)",
      1: "findings (an unreadable file is one), or --fix changed a file",
-     2: "bad usage (unknown rule, bad configuration) or an internal error",
+     2: "bad usage (unknown rule, bad configuration), or an internal error on a file",
      **COMMON_EXIT_CODES})
 
 
 @app.command("lint", cls=Command, epilog=_EPILOG)
 def lint_command(
-    paths: list[str] = typer.Argument(..., metavar="PATH...",
-                                      help="Checkpoint files or folders (walked)."),
+    paths: list[str] | None = typer.Argument(
+        None, metavar="PATH...", help="Checkpoint files, folders (walked) or URLs (a remote "
+        "folder or repository is listed)."),
     output_format: OutputFormat = typer.Option(
         OutputFormat.CONCISE, "--output-format", "--format", metavar="FORMAT",
         help="concise (default: one short line per finding), full (the whole message), json, "
-        "github (workflow annotations) or sarif (SARIF 2.1.0 for code scanning)."),
+        "jsonl (one result a line, as each file is done), github (workflow annotations) or "
+        "sarif (SARIF 2.1.0 for code scanning)."),
+    from_list: str | None = typer.Option(None, "--from-list", metavar="FILE",
+                                         help=FROM_LIST_HELP),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, metavar="N", help=JOBS_HELP),
+    resume: str | None = typer.Option(None, "--resume", metavar="RESULTS.jsonl",
+                                      help=RESUME_HELP),
+    storage_options: str | None = typer.Option(None, "--storage-options", metavar="JSON",
+                                               help=STORAGE_HELP),
     select: list[str] | None = typer.Option(
         None, "--select", metavar="CODES",
         help="Rules to check: codes, prefixes, slugs or ALL (comma-separated, repeatable); "
@@ -90,16 +101,25 @@ def lint_command(
                                                help=LIMIT_HELP),
 ) -> None:
     """Check checkpoint files for code, unsafe names and formats, without loading them."""
-    from ckpt_tool.cli.output import Timer, colour, write
+    from ckpt_tool.cli.batch import check_resume, gather_paths, parse_storage_options
+    from ckpt_tool.cli.output import Timer, colour, error_line, write
+    from ckpt_tool.containers.remote import RemoteOptions
     from ckpt_tool.discovery.project import WalkFlags, find_project, walk_rules
     from ckpt_tool.errors import ConfigError
-    from ckpt_tool.lint import lint_file, load_config
+    from ckpt_tool.lint import load_config
     from ckpt_tool.lint.config import split_commas
     from ckpt_tool.lint.formats import render
     from ckpt_tool.lint.paths import collect_paths
 
     timer = Timer()
+    jsonl = output_format is OutputFormat.JSONL
+    check_resume(resume, jsonl)
+    if jsonl and (fix or statistics):
+        usage_error(f"{'--fix' if fix else '--statistics'} needs every file's findings first: "
+                    "not with --format jsonl")
+    arguments = gather_paths(paths, from_list)
     limits = parse_limits(set_limit)
+    remote = RemoteOptions(parse_storage_options(storage_options))
     flags = WalkFlags(tuple(split_commas(exclude)) if exclude else None,
                       tuple(split_commas(extend_exclude)), respect_gitignore, force_exclude)
     try:
@@ -108,29 +128,59 @@ def lint_command(
         rules = walk_rules(project, flags, config.exclude)
     except ConfigError as exc:
         usage_error(str(exc))
-    selection = collect_paths(paths, rules)
+    selection = collect_paths(arguments, rules, remote)
     if show_files:
         _show_files(selection, quiet)
         raise typer.Exit(exitcodes.OK)
     if not selection.files and not quiet:
-        _warn_nothing_checked(paths, selection)
-    findings = [finding for path in selection.files for finding in lint_file(path, config, limits)]
+        _warn_nothing_checked(arguments, selection)
+    results = _lint_files(selection, config, limits, remote, jobs, resume, quiet, jsonl)
+    errors = [result for result in results if result["error"] is not None]
+    for result in errors:
+        error_line(result["path"], result["error"]["message"])
+    findings = [Finding.from_dict(entry) for result in results for entry in result["findings"]]
     renamed: list[tuple[str, str]] = []
     if fix:
         findings, renamed = _apply_fixes(findings, unsafe_fixes, quiet)
+    failed = bool(findings or renamed) and not exit_zero
+    code = exitcodes.ERROR if errors else exitcodes.FINDINGS if failed else exitcodes.OK
     if statistics:
         _print_statistics(findings, output_format)
-    else:
+    elif not jsonl:
         document = None
         if output_format is OutputFormat.JSON:
+            from ckpt_tool.api.results import with_exit_code
             from ckpt_tool.lint.report import lint_document
 
-            document = lint_document(findings, selection, renamed)
+            reads = [read for result in results for read in result["reads"]]
+            document = with_exit_code(lint_document(findings, selection, renamed, reads), code)
         write(render(findings, output_format, colour(sys.stdout), document))
     if output_format.is_text and not quiet:
         _summary(findings, selection, len(renamed), str(timer))
-    failed = bool(findings or renamed) and not exit_zero
-    raise typer.Exit(exitcodes.FINDINGS if failed else exitcodes.OK)
+    raise typer.Exit(code)
+
+
+def _lint_files(selection, config, limits, remote, jobs: int, resume: str | None, quiet: bool,
+                jsonl: bool) -> list[dict]:
+    """``lint_one`` of every selected file (``jobs`` at a time), in the selection's order;
+    with ``jsonl``, each result is written as soon as it is done."""
+    from functools import partial
+
+    from ckpt_tool.api.lint import lint_failure, lint_one
+    from ckpt_tool.batch.runner import Task, run_tasks
+    from ckpt_tool.cli.batch import ok_result, resumed, write_line
+
+    files = resumed("lint", resume, selection.files,
+                    lambda entry: ok_result(entry, "findings"), quiet)
+    tasks = [Task(path, {"size": selection.sizes.get(path)}) for path in files]
+    function = partial(lint_one, config=config, limits=limits,
+                       storage_options=dict(remote.storage_options))
+    results: list[dict | None] = [None] * len(tasks)
+    for index, result in run_tasks(function, tasks, jobs, lint_failure):
+        if jsonl:
+            write_line(result)
+        results[index] = result
+    return [result for result in results if result is not None]
 
 
 def _show_files(selection, quiet: bool) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from ckpt_tool.containers.remote import NO_OPTIONS, RemoteOptions
 from ckpt_tool.errors import CkptError
 from ckpt_tool.inspect.names import NameWarning, name_warnings
 from ckpt_tool.inspect.parts import Parts, split_parts
@@ -100,10 +101,11 @@ class FileReport:
         return [names for names in groups.values() if len(names) > 1]
 
 
-def inspect_file(path: str, limits: Limits = DEFAULT_LIMITS) -> FileReport:
+def inspect_file(path: str, limits: Limits = DEFAULT_LIMITS,
+                 remote: RemoteOptions = NO_OPTIONS) -> FileReport:
     report = FileReport(path)
     try:
-        checkpoint = open_checkpoint(path, limits)
+        checkpoint = open_checkpoint(path, limits, remote)
         report.checkpoint = checkpoint
         for leaf in walk(checkpoint.root, limits):
             name = leaf.name if leaf.path else "(root)"

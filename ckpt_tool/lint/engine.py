@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
+from ckpt_tool.containers.remote import NO_OPTIONS, RemoteOptions
 from ckpt_tool.limits import DEFAULT_LIMITS, Limits
 from ckpt_tool.lint import rules_file, rules_pickle
 from ckpt_tool.lint.config import DEFAULT_CONFIG, LintConfig
@@ -26,9 +28,23 @@ CHECKS: dict[str, Check] = {
 assert CHECKS.keys() == RULES.keys()
 
 
-def lint_file(
-    path: str, config: LintConfig = DEFAULT_CONFIG, limits: Limits = DEFAULT_LIMITS
-) -> list[Finding]:
+@dataclass(frozen=True)
+class FileLint:
+    """One file's findings, and what reading it cost."""
+
+    path: str
+    findings: list[Finding] = field(default_factory=list)
+    size: int | None = None
+    bytes_read: int = 0
+    requests: int = 0
+
+    def read_json(self) -> dict[str, object]:
+        return {"path": self.path, "size": self.size, "bytes_read": self.bytes_read,
+                "requests": self.requests}
+
+
+def check_file(path: str, config: LintConfig = DEFAULT_CONFIG, limits: Limits = DEFAULT_LIMITS,
+               remote: RemoteOptions = NO_OPTIONS) -> FileLint:
     """The findings of the rules ``config`` enables for ``path``, in code order.
 
     Never raises on bad input: a file that cannot be opened or read is a CKPT006 finding. Reads
@@ -37,9 +53,17 @@ def lint_file(
     """
     codes = config.codes_for(path)
     if not codes:
-        return []
-    facts = gather_facts(path, limits)
+        return FileLint(path)
+    facts = gather_facts(path, limits, remote)
     findings: list[Finding] = []
     for code in sorted(codes):
         findings += CHECKS[code](facts, config.allowed_globals)
-    return findings
+    size = facts.size if facts.kind is not None or facts.size else None
+    return FileLint(path, findings, size, facts.bytes_read, facts.requests)
+
+
+def lint_file(
+    path: str, config: LintConfig = DEFAULT_CONFIG, limits: Limits = DEFAULT_LIMITS
+) -> list[Finding]:
+    """``check_file``'s findings."""
+    return check_file(path, config, limits).findings

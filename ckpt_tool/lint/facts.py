@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from ckpt_tool.containers import npy, zipdir
 from ckpt_tool.containers.detect import Kind, sniff
-from ckpt_tool.containers.remote import is_url, open_url
+from ckpt_tool.containers.remote import NO_OPTIONS, RemoteOptions, is_url, open_url
 from ckpt_tool.containers.source import FileSource, Source
 from ckpt_tool.errors import CkptError, GlobalMutation, NotACheckpoint
 from ckpt_tool.limits import DEFAULT_LIMITS, Limits
@@ -77,16 +77,20 @@ class FileFacts:
     the model could not be read)."""
     code_calls: list[CodeCall] = field(default_factory=list)
     """Risky calls in a TorchScript archive's own code."""
+    bytes_read: int = 0
+    """Bytes read from the file (distinct bytes of a local file; fetched bytes of a URL)."""
+    requests: int = 0
+    """Requests made for a URL (0 for a local file)."""
 
     def main_sites(self) -> list[PickleSite]:
         return [site for site in self.sites if site.role is Role.MAIN]
 
 
-def gather_facts(path: str, limits: Limits) -> FileFacts:
+def gather_facts(path: str, limits: Limits, remote: RemoteOptions = NO_OPTIONS) -> FileFacts:
     """Never raises on bad input: what could not be read becomes a ``Problem``."""
     facts = FileFacts(path)
     if is_url(path):
-        return _gather_url(path, facts, limits)
+        return _gather_url(path, facts, limits, remote)
     if os.path.isdir(path):
         facts.problems.append(Problem("is a directory"))
         return facts
@@ -103,13 +107,14 @@ def gather_facts(path: str, limits: Limits) -> FileFacts:
             _gather(source, facts, limits)
         except READ_ERRORS as exc:
             facts.problems.append(Problem(_describe(exc)))
+        facts.bytes_read = source.bytes_read
     return facts
 
 
-def _gather_url(url: str, facts: FileFacts, limits: Limits) -> FileFacts:
+def _gather_url(url: str, facts: FileFacts, limits: Limits, remote: RemoteOptions) -> FileFacts:
     """A remote file, read through range requests like a local one."""
     try:
-        source = open_url(url)
+        source = open_url(url, remote)
     except CkptError as exc:
         facts.problems.append(Problem(str(exc)))
         return facts
@@ -118,6 +123,7 @@ def _gather_url(url: str, facts: FileFacts, limits: Limits) -> FileFacts:
     except READ_ERRORS as exc:
         facts.problems.append(Problem(_describe(exc)))
     finally:
+        facts.bytes_read, facts.requests = source.bytes_read, source.requests
         source.close()
     return facts
 

@@ -96,6 +96,15 @@ class Finding:
                 "globals": list(self.globals), "allow_list": list(self.allow_list),
                 "read_back_by": self.read_back_by}
 
+    @classmethod
+    def from_dict(cls, entry: dict[str, Any]) -> Finding:
+        """The finding ``to_dict`` wrote (a result that came back from a worker or a JSON
+        line)."""
+        return cls(entry["path"], entry["code"], entry["rule"], Severity(entry["severity"]),
+                   entry["message"], entry.get("member"), entry.get("offset"),
+                   entry.get("concise", ""), tuple(entry.get("globals", ())),
+                   tuple(entry.get("allow_list", ())), entry.get("read_back_by"))
+
 
 _CONCISE_WIDTH = 160
 

@@ -23,6 +23,7 @@ class OutputFormat(str, Enum):
     CONCISE = "concise"
     FULL = "full"
     JSON = "json"
+    JSONL = "jsonl"
     GITHUB = "github"
     SARIF = "sarif"
 

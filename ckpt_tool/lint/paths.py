@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from ckpt_tool.containers.remote import is_url
+from ckpt_tool.containers.remote import NO_OPTIONS, RemoteOptions, is_url
 from ckpt_tool.discovery.walk import DEFAULT_RULES, Passed, WalkRules, named_path_exclusion
 from ckpt_tool.discovery.walk import walk_folders as _walk_folders
 from ckpt_tool.errors import CkptError
@@ -29,15 +29,21 @@ class Selection:
     """(path, why) of the files looked at and passed over (not checkpoints)."""
     excluded: list[Passed] = field(default_factory=list)
     """Files and folders the walk did not enter (excludes, .gitignore, environments)."""
+    sizes: dict[str, int] = field(default_factory=dict)
+    """Sizes of remote files, from the listing of the folder they were found in."""
 
 
-def collect_paths(arguments: list[str], rules: WalkRules = DEFAULT_RULES) -> Selection:
+def collect_paths(arguments: list[str], rules: WalkRules = DEFAULT_RULES,
+                  remote: RemoteOptions = NO_OPTIONS) -> Selection:
     """Files named on the command line are checked if they may be checkpoints (a missing one is
-    reported later); a directory is walked, symlinked folders not followed."""
+    reported later); a directory is walked, symlinked folders not followed; a remote folder or
+    repository URL is listed (its files chosen by name)."""
     selection = Selection()
     seen: set[str] = set()
     for argument in arguments:
-        if os.path.isdir(argument):
+        if is_url(argument):
+            found = _list_url(argument, remote, selection)
+        elif os.path.isdir(argument):
             found = _walk(argument, rules, selection.excluded)
         else:
             excluded = None if is_url(argument) else named_path_exclusion(argument, rules)
@@ -56,6 +62,20 @@ def collect_paths(arguments: list[str], rules: WalkRules = DEFAULT_RULES) -> Sel
             else:
                 selection.skipped.append((path, reason))
     return selection
+
+
+def _list_url(url: str, remote: RemoteOptions, selection: Selection) -> list[str]:
+    """The files a URL stands for; a folder that cannot be listed is checked as given (and
+    reported unreadable)."""
+    from ckpt_tool.containers.remote_folders import expand_url
+
+    listing = expand_url(url, remote)
+    selection.skipped += [(path, "not named as a checkpoint (remote files are chosen by name)")
+                          for path in listing.skipped]
+    for found in listing.files:
+        if found.size is not None:
+            selection.sizes[found.url] = found.size
+    return [found.url for found in listing.files]
 
 
 def _walk(root: str, rules: WalkRules, excluded: list[Passed]) -> list[str]:

@@ -1,5 +1,8 @@
 """A lint run as plain data: the JSON document (schema 1) and the ``--statistics`` counts. No
-printing: the CLI (and the Python API) turn these into output."""
+printing: the CLI (and the Python API) turn these into output.
+
+``reads`` (added in schema 1): one entry per checked file, ``{"path", "size", "bytes_read",
+"requests"}``, what reading it cost; the summary adds their ``bytes_read`` and ``requests``."""
 
 from __future__ import annotations
 
@@ -15,19 +18,24 @@ SCHEMA = 1
 
 
 def lint_document(findings: list[Finding], selection: Selection,
-                  renamed: list[tuple[str, str]] = ()) -> dict[str, Any]:
-    """``{"schema", "ckpt_version", "findings", "summary", "files"}`` (documented in the README)."""
+                  renamed: list[tuple[str, str]] = (),
+                  reads: list[dict[str, Any]] = ()) -> dict[str, Any]:
+    """``{"schema", "ckpt_version", "findings", "summary", "files", "reads"}`` (documented in the
+    README)."""
     return {
         "schema": SCHEMA,
         "ckpt_version": __version__,
         "findings": [finding.to_dict() for finding in findings],
-        "summary": summary(findings, selection, len(renamed)),
+        "summary": {**summary(findings, selection, len(renamed)),
+                    "bytes_read": sum(read["bytes_read"] for read in reads),
+                    "requests": sum(read["requests"] for read in reads)},
         "files": {
             "checked": list(selection.files),
             "skipped": [{"path": path, "reason": reason} for path, reason in selection.skipped],
             "excluded": [{"path": item.path, "reason": item.reason} for item in selection.excluded],
             "renamed": [{"from": source, "to": target} for source, target in renamed],
         },
+        "reads": list(reads),
     }
 
 

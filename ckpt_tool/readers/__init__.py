@@ -6,7 +6,7 @@ import os
 
 from ckpt_tool.containers.detect import Kind, sniff
 from ckpt_tool.containers.locations import is_folder
-from ckpt_tool.containers.remote import is_url, open_url
+from ckpt_tool.containers.remote import NO_OPTIONS, RemoteOptions, is_url, open_url
 from ckpt_tool.containers.source import FileSource, Source
 from ckpt_tool.errors import FormatError, NotACheckpoint, UnsupportedFormat
 from ckpt_tool.limits import DEFAULT_LIMITS, Limits
@@ -82,10 +82,10 @@ def read_checkpoint(source: Source, limits: Limits = DEFAULT_LIMITS) -> Checkpoi
     return checkpoint
 
 
-def open_source(path: str | os.PathLike[str]) -> Source:
-    """A local file, or a URL read with range requests."""
+def open_source(path: str | os.PathLike[str], remote: RemoteOptions = NO_OPTIONS) -> Source:
+    """A local file, or a URL read with range requests (``remote``: how to reach it)."""
     if isinstance(path, str) and is_url(path):
-        return open_url(path)
+        return open_url(path, remote)
     if os.path.isdir(path):
         raise FormatError("is a directory")
     try:
@@ -96,17 +96,19 @@ def open_source(path: str | os.PathLike[str]) -> Source:
         raise FormatError(exc.strerror or str(exc)) from None
 
 
-def open_checkpoint(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Checkpoint:
+def open_checkpoint(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS,
+                    remote: RemoteOptions = NO_OPTIONS) -> Checkpoint:
     """Read a checkpoint's structure (never its tensor bytes): a file, a URL, an HF index, or a
     folder (local, or a URL ending in ``/``) that is one model (DCP, DeepSpeed ZeRO, an HF index
-    and its shards, per-rank DTensor files)."""
+    and its shards, per-rank DTensor files). ``remote``: how to reach a URL (a folder's files are
+    read with fsspec's defaults)."""
     if is_folder(os.fspath(path)):
         from ckpt_tool.readers.folders import open_folder
 
         checkpoint = open_folder(os.fspath(path), limits)
         checkpoint.weights_only = judge_weights_only(checkpoint)
         return checkpoint
-    source = open_source(path)
+    source = open_source(path, remote)
     try:
         return read_checkpoint(source, limits)
     finally:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -133,12 +134,20 @@ def _data_files(metadata_path: str, limits: Limits) -> set[str]:
     return {name for name in names if isinstance(name, str)}
 
 
+SAFETENSORS_SUFFIX = ".safetensors"
+"""torch.distributed.checkpoint._hf_utils.SUFFIX"""
+
+
 def _sharded_safetensors(folder: str, names: list[str], limits: Limits) -> list[str]:
-    """The safetensors files of the folder when at least one says it is a DCP shard."""
+    """The safetensors files of the folder when at least one says it is a DCP shard. Only names
+    ending in ``.safetensors`` are opened, as torch's reader lists them
+    (``_HuggingFaceStorageReader.read_metadata``): a folder of other files costs no read."""
     from ckpt_tool.containers.detect import Kind, sniff
 
     shards, marked = [], False
     for name in names:
+        if not name.endswith(SAFETENSORS_SUFFIX):
+            continue
         path = os.path.join(folder, name)
         try:
             with FileSource(path) as source:
@@ -158,15 +167,41 @@ def dcp_folder_owning(path: str) -> str | None:
     if is_url(path) or not os.path.isfile(path):
         return None
     folder, name = os.path.split(path)
-    try:
-        names = sorted(os.listdir(folder or "."))
-    except OSError:
+    names = _dcp_names(folder or ".")
+    if names is None:
         return None
     for found in find_in_folder(folder or ".", names, DEFAULT_LIMITS):
         is_metadata = found.metadata is not None and os.path.basename(found.metadata) == name
         if name in found.files and found.metadata is not None and not is_metadata:
             return found.path
     return None
+
+
+_LISTINGS: dict[str, tuple[int, float, list[str]]] = {}
+_SETTLED = 2.0
+"""Seconds after a folder's last change past which its modification time is trusted to move on
+any later change (file systems stamp it with a coarse clock)."""
+
+
+def _dcp_names(folder: str) -> list[str] | None:
+    """The folder's metadata and safetensors names: the only ones that can make it a DCP
+    checkpoint. Linting each file of a folder asks for them again; a listing is reused while the
+    folder's modification time has not moved since a listing made well after it (linting the
+    1,000 files of one folder lists it once, not 1,000 times)."""
+    try:
+        changed = os.stat(folder).st_mtime_ns
+        cached = _LISTINGS.get(folder)
+        if cached is not None and cached[0] == changed and cached[1] > changed / 1e9 + _SETTLED:
+            return cached[2]
+        listed_at = time.time()
+        names = sorted(entry for entry in os.listdir(folder)
+                       if entry.endswith((".metadata", SAFETENSORS_SUFFIX)))
+    except OSError:
+        return None
+    if len(_LISTINGS) > 256:
+        _LISTINGS.clear()
+    _LISTINGS[folder] = (changed, listed_at, names)
+    return names
 
 
 def slices_of(metadata_path: str, relative: str, limits: Limits) -> list[tuple[int, int, str]]:
