@@ -156,7 +156,8 @@ def machine_markdown(mode: str, runs: int, data: list[tuple[str, str]]) -> str:
         "# ckpt benchmarks",
         "",
         f"- date: {now}; mode: {mode}; median of {runs} timed run(s) after one warm-up run "
-        "(page cache warm)",
+        "(page cache warm); measured processes run with a byte-code cache, as an installed "
+        "package does (PYTHONDONTWRITEBYTECODE unset, ckpt compiled before timing)",
         f"- machine: {os.cpu_count()} cores ({_cpu_model()}), {_memory()} memory, "
         f"{platform.system()} {platform.release()}; load average at start {load}",
         f"- Python {platform.python_version()}, torch {_version('torch')}, "

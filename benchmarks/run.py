@@ -20,6 +20,7 @@ from pathlib import Path
 
 import bench_data
 from bench_cases import NEEDS, SECTIONS, Context, Tools
+from bench_proc import compile_package
 from bench_report import Section, machine_markdown, missed_targets, section_markdown, size
 
 HERE = Path(__file__).resolve().parent
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     planned = bench_data.plan(args.data, sizes)
     needed = [planned[key] for key in dict.fromkeys(k for name in names for k in NEEDS[name])]
     bench_data.ensure(needed, log)
+    compile_package()
 
     described = [
         (d.key, f"{d.label}, {size(d.size())}, {describe_count(d)} ({d.path.name})") for d in needed

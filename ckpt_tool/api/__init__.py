@@ -19,10 +19,26 @@ check, with sizes when a listing gave them.
 
 from __future__ import annotations
 
-from ckpt_tool.api.convert import convert_one
-from ckpt_tool.api.inspect import inspect_one
-from ckpt_tool.api.lint import lint_one
-from ckpt_tool.api.sources import expand_sources
-from ckpt_tool.limits import Limits
+from typing import Any
 
 __all__ = ["Limits", "convert_one", "expand_sources", "inspect_one", "lint_one"]
+
+_HOMES = {"convert_one": "ckpt_tool.api.convert", "inspect_one": "ckpt_tool.api.inspect",
+          "lint_one": "ckpt_tool.api.lint", "expand_sources": "ckpt_tool.api.sources",
+          "Limits": "ckpt_tool.limits"}
+
+
+def __getattr__(name: str) -> Any:
+    """Each function is imported when first asked for: ``lint_one`` does not load convert."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'ckpt_tool.api' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ckpt_tool.cli.app import usage_error
+from ckpt_tool.cli.application import usage_error
 
 FROM_LIST_HELP = "Also read paths or URLs from FILE, one a line (- for standard input)."
 RESUME_HELP = ("With --format jsonl: skip the files RESULTS.jsonl (an earlier run's output) "

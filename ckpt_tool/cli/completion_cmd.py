@@ -6,7 +6,7 @@ from enum import Enum
 
 import typer
 
-from ckpt_tool.cli.app import Command, app, epilog
+from ckpt_tool.cli.application import Command, app, epilog
 
 
 class Shell(str, Enum):

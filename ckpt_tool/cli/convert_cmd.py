@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from ckpt_tool import exitcodes
-from ckpt_tool.cli.app import (
+from ckpt_tool.cli.application import (
     COMMON_EXIT_CODES,
     LIMIT_HELP,
     Command,

@@ -7,7 +7,7 @@ import os
 import typer
 
 from ckpt_tool import exitcodes
-from ckpt_tool.cli.app import (
+from ckpt_tool.cli.application import (
     COMMON_EXIT_CODES,
     LIMIT_HELP,
     Command,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from ckpt_tool import exitcodes
-from ckpt_tool.cli.app import Command, app, epilog, usage_error
+from ckpt_tool.cli.application import Command, app, epilog, usage_error
 
 _EPILOG = epilog(
     ["ckpt rule CKPT002", "ckpt rule pth-extension",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,6 +113,8 @@ class _CachedSource:
                 groups[-1][1] = max(groups[-1][1], end)
             else:
                 groups.append([start, end])
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(_PARALLEL) as pool:
             fetched = list(pool.map(lambda g: self._fetch(g[0], g[1]), groups))
         for (start, _), data in zip(groups, fetched, strict=True):
@@ -180,6 +181,8 @@ class FsspecSource(_CachedSource):
             self.size = options.size
             self._remember(0, self._fetch(0, min(self.size, _HEAD)))
             return
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(2) as pool:
             size = pool.submit(self._fs.size, self._path)
             head = pool.submit(self._fetch, 0, _HEAD)

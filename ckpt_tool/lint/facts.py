@@ -172,14 +172,15 @@ def _gather(source: Source, facts: FileFacts, limits: Limits) -> None:
     if kind is Kind.OTHER and source.read_at(0, min(source.size, 6)) == npy.MAGIC:
         facts.description = "a numpy .npy array file"
         collector.scan_npy(source, None)
+    archive = None
     if kind is Kind.ZIP:
-        _gather_zip(source, facts, collector)
+        archive = _gather_zip(source, facts, collector)
     elif kind is Kind.LEGACY:
         collector.scan_stream(source, 0, source.size, LEGACY_PARTS)
     elif tar_members is not None:
         facts.torch_tar = scan_torch_tar(source, tar_members, collector)
     if kind in (Kind.ZIP, Kind.LEGACY):
-        _read_model(source, facts, limits)
+        _read_model(source, facts, limits, archive)
 
 
 def _gather_dcp_data(source: Source, facts: FileFacts, limits: Limits, owner: str) -> None:
@@ -256,9 +257,12 @@ def _gather_plain(source: Source, collector: PickleCollector) -> None:
         collector.problem(f"the pickle is corrupt: {found[0][0].error}")
 
 
-def _gather_zip(source: Source, facts: FileFacts, collector: PickleCollector) -> None:
+def _gather_zip(source: Source, facts: FileFacts, collector: PickleCollector
+                ) -> TorchArchive | None:
+    """Scan the archive's pickles; return its torch directory for the reader (read once)."""
     main: Member | None = None
     raw_records = None
+    archive: TorchArchive | None = None
     try:
         archive = TorchArchive(source, collector.limits)
     except NotACheckpoint:
@@ -270,6 +274,10 @@ def _gather_zip(source: Source, facts: FileFacts, collector: PickleCollector) ->
         if main is not None:
             raw_records = archive.prefix + "data/"
     collector.scan_zip(source, members, main, raw_records=raw_records)
+    if archive is not None and main is not None:
+        archive.scans.update(("data.pkl", site.scan) for site in facts.sites
+                             if site.member == main.name and site.role is Role.MAIN
+                             and site.base == 0 and site.scan.start == 0)
     facts.package_modules = _package_modules(members)
     classic = zipdir.classic_directory(source, collector.limits)
     if classic is not None:  # what readers that ignore the zip64 record load instead
@@ -281,6 +289,7 @@ def _gather_zip(source: Source, facts: FileFacts, collector: PickleCollector) ->
     checked = members if getattr(source, "mapped", None) is not None else [
         m for m in members if is_pickle_member(m.name) or m is main]
     facts.anomalies += zipdir.local_header_disagreements(source, checked)
+    return archive
 
 
 def _package_modules(members: list[Member]) -> frozenset[str]:
@@ -315,9 +324,10 @@ def _read_torchscript_code(source: Source, facts: FileFacts, collector: PickleCo
         facts.code_calls += risky_calls(member.name, data.decode("utf-8", "replace"))
 
 
-def _read_model(source: Source, facts: FileFacts, limits: Limits) -> None:
+def _read_model(source: Source, facts: FileFacts, limits: Limits,
+                archive: TorchArchive | None = None) -> None:
     try:
-        facts.checkpoint = read_checkpoint(source, limits)
+        facts.checkpoint = read_checkpoint(source, limits, archive)
     except GlobalMutation as exc:
         facts.global_mutations.append(exc.global_name)
         return

@@ -5,7 +5,6 @@ Every renderer returns a string (the CLI prints it); none needs torch or Rich.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import urllib.parse
@@ -133,6 +132,8 @@ def _sarif_result(finding: Finding, index: dict[str, int]) -> dict[str, Any]:
     }
     if finding.member:
         location["logicalLocations"] = [{"name": finding.member, "kind": "member"}]
+    import hashlib
+
     key = f"{finding.code}\0{finding.path}\0{finding.member}\0{finding.message}"
     result: dict[str, Any] = {
         "ruleId": finding.code,

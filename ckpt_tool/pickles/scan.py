@@ -1,17 +1,16 @@
 """Walk a pickle's opcodes without building anything: where it stops, which globals it names, by
 which opcode and at which offset, and whether it stays within the limits.
 
-One table, derived from CPython's ``pickletools.opcodes``, drives the walk. Torch pickles
-(protocol 2) take a fast path that only measures arguments; a pickle that names a global from the
-stack (``STACK_GLOBAL``, protocol 4) is walked again with a small symbolic stack of constant
-strings, so names built on the stack or fetched from the memo are still resolved.
+One table of opcodes, as CPython's ``pickletools.opcodes`` describes them, drives the walk.
+Torch pickles (protocol 2) take a fast path that only measures arguments; a pickle that names a
+global from the stack (``STACK_GLOBAL``, protocol 4) is walked again with a small symbolic stack
+of constant strings, so names built on the stack or fetched from the memo are still resolved.
 """
 
 from __future__ import annotations
 
 import _compat_pickle
 import codecs
-import pickletools
 import struct
 from dataclasses import dataclass, field
 
@@ -24,42 +23,87 @@ _LEN1, _LEN4, _LEN8, _LINE, _PUT_LINE, _LONG_BINPUT = -2, -3, -4, -5, -6, -7
 _MARK, _POP_MARK, _INST, _GLOBAL, _STACK_GLOBAL = -8, -9, -10, -11, -12
 _EXT1, _EXT2, _EXT4, _PROTO, _STOP, _INVALID = -13, -14, -15, -16, -17, -100
 
-OPCODES: dict[int, pickletools.OpcodeInfo] = {ord(op.code): op for op in pickletools.opcodes}
-_NAME = {code: op.name for code, op in OPCODES.items()}
-
-
-def _argument_kinds() -> list[int]:
-    kinds = [_INVALID] * 256
-    specials = {
-        "MARK": _MARK, "INST": _INST, "GLOBAL": _GLOBAL, "STACK_GLOBAL": _STACK_GLOBAL,
-        "EXT1": _EXT1, "EXT2": _EXT2, "EXT4": _EXT4, "PROTO": _PROTO, "STOP": _STOP,
-        "PUT": _PUT_LINE, "LONG_BINPUT": _LONG_BINPUT,
-    }
-    by_length = {
-        pickletools.UP_TO_NEWLINE: _LINE,
-        pickletools.TAKEN_FROM_ARGUMENT1: _LEN1,
-        pickletools.TAKEN_FROM_ARGUMENT4: _LEN4,
-        pickletools.TAKEN_FROM_ARGUMENT4U: _LEN4,
-        pickletools.TAKEN_FROM_ARGUMENT8U: _LEN8,
-    }
-    for code, op in OPCODES.items():
-        if op.name in specials:
-            kinds[code] = specials[op.name]
-        elif pickletools.markobject in op.stack_before:
-            kinds[code] = _POP_MARK
-        elif op.arg is None:
-            kinds[code] = 0
-        elif op.arg.n >= 0:
-            kinds[code] = op.arg.n
-        else:
-            kinds[code] = by_length[op.arg.n]
-    return kinds
-
-
-_KINDS = _argument_kinds()
+# Every opcode of CPython's pickle: (code, argument kind), as ``pickletools.opcodes`` describes
+# them (a test derives this table from it again). Kept as a literal: building it from
+# pickletools at import cost each start-up more than linting a small file.
+OPCODE_TABLE: dict[str, tuple[int, int]] = {
+    "MARK": (0x28, _MARK),
+    "EMPTY_TUPLE": (0x29, 0),
+    "STOP": (0x2e, _STOP),
+    "POP": (0x30, 0),
+    "POP_MARK": (0x31, _POP_MARK),
+    "DUP": (0x32, 0),
+    "BINBYTES": (0x42, _LEN4),
+    "SHORT_BINBYTES": (0x43, _LEN1),
+    "FLOAT": (0x46, _LINE),
+    "BINFLOAT": (0x47, 8),
+    "INT": (0x49, _LINE),
+    "BININT": (0x4a, 4),
+    "BININT1": (0x4b, 1),
+    "LONG": (0x4c, _LINE),
+    "BININT2": (0x4d, 2),
+    "NONE": (0x4e, 0),
+    "PERSID": (0x50, _LINE),
+    "BINPERSID": (0x51, 0),
+    "REDUCE": (0x52, 0),
+    "STRING": (0x53, _LINE),
+    "BINSTRING": (0x54, _LEN4),
+    "SHORT_BINSTRING": (0x55, _LEN1),
+    "UNICODE": (0x56, _LINE),
+    "BINUNICODE": (0x58, _LEN4),
+    "EMPTY_LIST": (0x5d, 0),
+    "APPEND": (0x61, 0),
+    "BUILD": (0x62, 0),
+    "GLOBAL": (0x63, _GLOBAL),
+    "DICT": (0x64, _POP_MARK),
+    "APPENDS": (0x65, _POP_MARK),
+    "GET": (0x67, _LINE),
+    "BINGET": (0x68, 1),
+    "INST": (0x69, _INST),
+    "LONG_BINGET": (0x6a, 4),
+    "LIST": (0x6c, _POP_MARK),
+    "OBJ": (0x6f, _POP_MARK),
+    "PUT": (0x70, _PUT_LINE),
+    "BINPUT": (0x71, 1),
+    "LONG_BINPUT": (0x72, _LONG_BINPUT),
+    "SETITEM": (0x73, 0),
+    "TUPLE": (0x74, _POP_MARK),
+    "SETITEMS": (0x75, _POP_MARK),
+    "EMPTY_DICT": (0x7d, 0),
+    "PROTO": (0x80, _PROTO),
+    "NEWOBJ": (0x81, 0),
+    "EXT1": (0x82, _EXT1),
+    "EXT2": (0x83, _EXT2),
+    "EXT4": (0x84, _EXT4),
+    "TUPLE1": (0x85, 0),
+    "TUPLE2": (0x86, 0),
+    "TUPLE3": (0x87, 0),
+    "NEWTRUE": (0x88, 0),
+    "NEWFALSE": (0x89, 0),
+    "LONG1": (0x8a, _LEN1),
+    "LONG4": (0x8b, _LEN4),
+    "SHORT_BINUNICODE": (0x8c, _LEN1),
+    "BINUNICODE8": (0x8d, _LEN8),
+    "BINBYTES8": (0x8e, _LEN8),
+    "EMPTY_SET": (0x8f, 0),
+    "ADDITEMS": (0x90, _POP_MARK),
+    "FROZENSET": (0x91, _POP_MARK),
+    "NEWOBJ_EX": (0x92, 0),
+    "STACK_GLOBAL": (0x93, _STACK_GLOBAL),
+    "MEMOIZE": (0x94, 0),
+    "FRAME": (0x95, 8),
+    "BYTEARRAY8": (0x96, _LEN8),
+    "NEXT_BUFFER": (0x97, 0),
+    "READONLY_BUFFER": (0x98, 0),
+}
+_NAME = {code: name for name, (code, _) in OPCODE_TABLE.items()}
+_KINDS = [_INVALID] * 256
+for _code, _kind in OPCODE_TABLE.values():
+    _KINDS[_code] = _kind
+del _code, _kind
 # Fixed-size opcodes torch's weights-only unpickler implements need no bookkeeping at all.
 _QUIET = bytes(
-    1 if kind >= 0 and OPCODES[code].name in TORCH_WEIGHTS_ONLY_OPCODES else 0
+    1 if kind >= 0 and _NAME[code] in TORCH_WEIGHTS_ONLY_OPCODES else 0
     for code, kind in enumerate(_KINDS)
 )
 MAX_EMBEDDED = 1024

@@ -39,8 +39,8 @@ def archive_format(archive: TorchArchive) -> Format | None:
     return None
 
 
-def read_zip(source: Source, limits: Limits) -> Checkpoint:
-    archive = TorchArchive(source, limits)
+def read_zip(source: Source, limits: Limits, archive: TorchArchive | None = None) -> Checkpoint:
+    archive = archive or TorchArchive(source, limits)
     kind = archive_format(archive)
     if kind is Format.TORCH_EXPORT:
         return read_torch_export(archive, limits)
@@ -49,11 +49,13 @@ def read_zip(source: Source, limits: Limits) -> Checkpoint:
     return read_torch_zip(source, limits, archive)
 
 
-def read_checkpoint(source: Source, limits: Limits = DEFAULT_LIMITS) -> Checkpoint:
+def read_checkpoint(source: Source, limits: Limits = DEFAULT_LIMITS,
+                    archive: TorchArchive | None = None) -> Checkpoint:
+    """``archive``: the zip's directory when the caller has read it already (lint)."""
     kind, description = sniff(source)
     if kind is Kind.ZIP:
         try:
-            checkpoint = read_zip(source, limits)
+            checkpoint = read_zip(source, limits, archive)
         except FormatError as exc:
             owner = dcp_folder_owning(source.name)
             if owner is None:

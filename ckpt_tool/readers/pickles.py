@@ -20,13 +20,22 @@ def scan_or_fail(data: bytes, where: str, limits: Limits, start: int = 0) -> Pic
     return scan
 
 
+def _reusable(scan: PickleScan | None, start: int) -> bool:
+    """A walk made elsewhere serves when it starts here, completed, and named no global from the
+    stack (whose names this reader leaves to ``find_class``)."""
+    return (scan is not None and scan.start == start and scan.error is None
+            and not scan.stack_globals)
+
+
 def load_pickle(
     data: bytes, where: str, limits: Limits, persistent: PersistentLoad | None, start: int = 0,
-    built: BuiltFacts | None = None,
+    built: BuiltFacts | None = None, scan: PickleScan | None = None,
 ) -> tuple[Any, PickleScan, list[tuple[str, str]]]:
     """Scan then unpickle ``data[start:scan.end]``; errors name ``where``; ``built`` collects
-    what building showed."""
-    scan = scan_or_fail(data, where, limits, start)
+    what building showed. ``scan``: this pickle's walk when the caller has made it already."""
+    if not _reusable(scan, start):
+        scan = scan_or_fail(data, where, limits, start)
+    assert scan is not None
     try:
         root, referenced = unpickle(data[start : scan.end], persistent, scan.protocol, built)
     except GlobalMutation:

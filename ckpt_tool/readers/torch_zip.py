@@ -8,7 +8,7 @@ is the part before the first ``/`` of the first member's name, records are looke
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ckpt_tool.containers import zipdir
 from ckpt_tool.containers.source import Source
@@ -17,6 +17,9 @@ from ckpt_tool.limits import Limits
 from ckpt_tool.model.checkpoint import Anomaly, Checkpoint, Format, Member, PickleRecord, Storage
 from ckpt_tool.model.objects import ScriptArchive, StorageType, StorageView
 from ckpt_tool.readers.pickles import collect_globals, load_pickle
+
+if TYPE_CHECKING:
+    from ckpt_tool.pickles.scan import PickleScan
 
 _SMALL_RECORD = 4096
 
@@ -37,6 +40,9 @@ class TorchArchive:
         self.name = first.split("/", 1)[0]
         self.prefix = self.name + "/"
         self.records: dict[str, Member] = {}
+        self.scans: dict[str, PickleScan] = {}
+        """Walks of records' pickles that a caller made already (lint's), so a read does not
+        walk them again; only walks from byte 0 with every name read from its opcode."""
         self._index()
 
     def _index(self) -> None:
@@ -142,7 +148,7 @@ def _load_archive_pickle(archive: TorchArchive, checkpoint: Checkpoint,
     data = archive.read(record)
     storages = _StorageResolver(archive, checkpoint, f"{name}/")
     root, scan, referenced = load_pickle(data, record, archive.limits, storages,
-                                         built=checkpoint.built)
+                                         built=checkpoint.built, scan=archive.scans.get(record))
     member = archive.member(record)
     assert member is not None
     checkpoint.pickles.append(PickleRecord(record, scan, zipdir.data_offset(archive.source,

@@ -1,0 +1,49 @@
+"""Start-up: a run imports what its command needs and nothing more (issue 15). A pre-commit hook
+pays start-up once per batch of files, so every import on the lint path is lint's cost."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "checkpoint.pth.tar"
+
+PROBE = """
+import json, runpy, sys
+sys.argv = ["ckpt", *sys.argv[1:]]
+try:
+    runpy.run_module("ckpt_tool", run_name="__main__")
+except SystemExit:
+    pass
+print(json.dumps(sorted(sys.modules)), file=sys.stderr)
+"""
+
+
+def _modules_after(*arguments: str) -> set[str]:
+    run = subprocess.run([sys.executable, "-c", PROBE, *arguments], capture_output=True,
+                         text=True, timeout=120)
+    return set(json.loads(run.stderr.strip().splitlines()[-1]))
+
+
+def test_version_is_answered_without_building_the_app() -> None:
+    loaded = _modules_after("--version")
+    assert not {"typer", "rich", "click", "ckpt_tool.cli.application"} & loaded
+
+
+def test_lint_of_one_file_imports_only_lint() -> None:
+    loaded = _modules_after("lint", str(FIXTURE))
+    assert "ckpt_tool.cli.lint_cmd" in loaded
+    unwanted = {"ckpt_tool.cli.convert_cmd", "ckpt_tool.cli.inspect_cmd", "ckpt_tool.cli.diff_cmd",
+                "ckpt_tool.convert.options", "ckpt_tool.api.convert", "ckpt_tool.batch.pool",
+                "multiprocessing", "concurrent.futures", "hashlib", "numpy", "torch"}
+    assert not unwanted & loaded
+
+
+def test_help_still_lists_every_command() -> None:
+    run = subprocess.run([sys.executable, "-m", "ckpt_tool", "-h"], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0
+    for command in ("inspect", "lint", "convert", "diff", "rule", "completion"):
+        assert f"  {command} " in run.stdout
