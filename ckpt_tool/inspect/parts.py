@@ -39,19 +39,22 @@ def split_parts(root: Any, rows: list) -> Parts:
         weights, description = find_weights_root(root)
         training = [p for p in find_training_state(root) if weights is None
                     or not is_prefix(p, weights)]
-    counts = {"parameters": 0, "training_state": 0, "other": 0}
+    parameters = training_state = other = 0
+    depth = len(weights) if weights is not None else 0
     seen: set[tuple] = set()
     for row in rows:
         tensor = row.tensor
-        key = ((tensor.storage.key, id(tensor.storage), tensor.storage_offset, tensor.shape,
-                tensor.stride) if tensor.storage is not None else (id(tensor),))
+        storage = tensor.storage
+        key = ((storage.key, id(storage), tensor.storage_offset, tensor.shape, tensor.stride)
+               if storage is not None else (id(tensor),))
         if key in seen:
             continue
         seen.add(key)
-        if any(is_prefix(p, row.path) for p in training):
-            counts["training_state"] += tensor.numel
-        elif weights is not None and is_prefix(weights, row.path):
-            counts["parameters"] += tensor.numel
+        path = row.path
+        if training and any(is_prefix(p, path) for p in training):
+            training_state += tensor.numel
+        elif weights is not None and path[:depth] == weights:
+            parameters += tensor.numel
         else:
-            counts["other"] += tensor.numel
-    return Parts(description, **counts)
+            other += tensor.numel
+    return Parts(description, parameters, training_state, other)

@@ -150,7 +150,10 @@ class TensorRef:
         components = self.extra.get("components") if self.extra else None
         if components:
             return sum(part.nbytes for part in components.values() if isinstance(part, TensorRef))
-        return self.dtype.nbytes_of(self.shape)
+        dtype = self.dtype
+        if dtype.elements_per_byte == 1:
+            return self.numel * dtype.itemsize
+        return dtype.nbytes_of(self.shape)
 
     @property
     def offset(self) -> int | None:

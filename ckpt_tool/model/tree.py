@@ -12,7 +12,6 @@ class's, a ``torch.ScriptObject``'s) is named by position. An OmegaConf config i
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ckpt_tool.errors import LimitExceeded
@@ -32,8 +31,7 @@ _HIDDEN_MODULE_ATTRIBUTES = frozenset({"training", "_is_full_backward_hook"})
 _PLAIN_TYPES = frozenset({str, int, float, bool, complex, bytes, set, frozenset})
 
 
-@dataclass(frozen=True)
-class Leaf:
+class Leaf(NamedTuple):  # one per tensor and value: a tuple is the cheapest record to build
     path: tuple[str, ...]
     value: Any
 

@@ -102,10 +102,12 @@ for _code, _kind in OPCODE_TABLE.values():
     _KINDS[_code] = _kind
 del _code, _kind
 # Fixed-size opcodes torch's weights-only unpickler implements need no bookkeeping at all.
-_QUIET = bytes(
-    1 if kind >= 0 and _NAME[code] in TORCH_WEIGHTS_ONLY_OPCODES else 0
+_QUIET_STEP = bytes(
+    kind + 1 if kind >= 0 and _NAME[code] in TORCH_WEIGHTS_ONLY_OPCODES else 0
     for code, kind in enumerate(_KINDS)
 )
+"""Per opcode, the bytes to skip (opcode and argument), for the fixed-size opcodes torch's
+weights-only unpickler implements, which need no bookkeeping at all; 0 for every other."""
 MAX_EMBEDDED = 1024
 """String arguments kept per pickle as possible payloads (each is a copy of its bytes)."""
 _BINUNICODE = ord("X")
@@ -239,10 +241,11 @@ def _scan_fast(
     """Measure-only walk: arguments skipped, STACK_GLOBALs only located.
 
     The hot loop only advances past fixed-size opcodes torch's weights-only unpickler knows;
-    everything else takes a slower branch that also records the opcode.
+    everything else takes a slower branch that also records the opcode and checks the opcode
+    count (a run of quiet opcodes may overshoot the limit; it is bounded by the pickle's size).
     """
     result = PickleScan(start=start)
-    kinds, quiet = _KINDS, _QUIET
+    kinds, quiet_step = _KINDS, _QUIET_STEP
     embedded = result.embedded if find_embedded else None
     binunicode = -1 if find_embedded else _BINUNICODE  # lint looks inside every string
     embed_first = _EMBED_FIRST
@@ -255,11 +258,12 @@ def _scan_fast(
         while True:
             op = data[pos]
             count += 1
-            if quiet[op]:
-                pos += kinds[op] + 1
-                if count > max_count:
-                    raise _Stop(f"more than {max_count} opcodes (limit max_opcodes)")
+            step = quiet_step[op]
+            if step:
+                pos += step
                 continue
+            if count > max_count:
+                raise _Stop(f"more than {max_count} opcodes (limit max_opcodes)")
             kind = kinds[op]
             seen[op] = 1
             if kind == _LEN1:  # short strings and bytes (protocol 3 and 4 pickles use many)

@@ -67,8 +67,12 @@ def _numpy_scalar(dtype: Any, data: Any) -> Any:
 
 
 def _as_shape(value: Any) -> tuple[int, ...]:
-    if type(value) is tuple and all(type(v) is int for v in value):
-        return value
+    if type(value) is tuple:  # the usual case, tested without a generator (50,000 tensors)
+        for v in value:
+            if type(v) is not int:
+                break
+        else:
+            return value
     if not isinstance(value, tuple | list) or not all(isinstance(v, int) for v in value):
         raise TypeError("shape must be a tuple of ints")
     return tuple(int(v) for v in value)

@@ -21,6 +21,7 @@ SCHEMA = 2
 
 def tensor_json(row: TensorRow, stats: Any = None) -> dict[str, Any]:
     t = row.tensor
+    storage = t.storage
     entry: dict[str, Any] = {
         "name": row.name,
         "dtype": t.dtype.name,
@@ -30,15 +31,16 @@ def tensor_json(row: TensorRow, stats: Any = None) -> dict[str, Any]:
         "device": t.device,
         "offset": t.offset,
         "stride": list(t.stride),
-        "storage": t.storage.key if t.storage else None,
+        "storage": storage.key if storage else None,
         "storage_offset": t.storage_offset,
         "requires_grad": t.requires_grad,
         "kind": t.kind,
         "layout": t.layout,
     }
-    details = tensor_details(t)
-    if details:
-        entry["details"] = details
+    if t.extra:  # a plain tensor has no details
+        details = tensor_details(t)
+        if details:
+            entry["details"] = details
     if t.chunks:
         entry["chunks"] = [chunk_json(chunk) for chunk in t.chunks]
     if stats is not None:
