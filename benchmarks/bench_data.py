@@ -43,11 +43,17 @@ class Sizes:
     dcp_bytes: int
     hf_bytes: int
     hf_shard_bytes: int
+    scaling_tensors: tuple[int, ...]
+    """Tensor counts of the scaling table's small-tensor files (the same count in each mode)."""
+    scaling_bytes: tuple[int, ...]
+    """Sizes of its LLM state_dicts (291 tensors each)."""
 
 
 FULL = Sizes(2_000 * MB, 2 * MB, 50_000, 500 * MB, 200 * MB, 1_000, 2_000 * MB, 2_000 * MB,
-             500 * MB)
-QUICK = Sizes(40 * MB, 2 * MB, 2_000, 10 * MB, 5 * MB, 50, 40 * MB, 40 * MB, 10 * MB)
+             500 * MB, (1_000, 10_000, 50_000, 200_000), (100 * MB, 1_000 * MB, 6_000 * MB))
+QUICK = Sizes(40 * MB, 2 * MB, 2_000, 10 * MB, 5 * MB, 50, 40 * MB, 40 * MB, 10 * MB,
+              (1_000, 2_000, 5_000, 10_000), (5 * MB, 10 * MB, 40 * MB))
+SCALING_KEYS = (*(f"scale-t{i}" for i in range(4)), *(f"scale-b{i}" for i in range(3)))
 DCP_RANKS = 2
 
 
@@ -228,6 +234,14 @@ def plan(data_dir: Path, sizes: Sizes) -> dict[str, Dataset]:
                 data_dir / f"hub-{HUB_TENSORS}-{v}", HUB_TENSORS, HUB_TENSORS, make_hub_model,
                 files=2),
     ]  # fmt: skip
+    for i, count in enumerate(sizes.scaling_tensors):
+        sets.append(Dataset(f"scale-t{i}", f"{count:,} small tensors",
+                            data_dir / f"many-{count}-{v}.pt", count, count,
+                            partial(save_specs, many_specs(count))))
+    for i, target in enumerate(sizes.scaling_bytes):
+        hidden = llm_hidden_for(target)
+        sets.append(Dataset(f"scale-b{i}", "LLM state_dict", data_dir / f"llm-h{hidden}-{v}.pt",
+                            n_llm, n_llm, partial(save_specs, llm_specs(hidden))))
     return {d.key: d for d in sets}
 
 
