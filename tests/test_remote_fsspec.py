@@ -178,3 +178,69 @@ def test_hf_urls_say_what_to_install_without_huggingface_hub() -> None:
     assert result["error"]["exit_code"] == 2
     assert "huggingface_hub" in result["error"]["message"]
     assert "huggingface_hub" in expand_sources(["hf://org/repo@main"])[0]["error"]
+
+
+class FakeHub(MemoryFileSystem):
+    """Stands in for huggingface_hub's ``HfFileSystem`` under the ``hf`` scheme, with its paths
+    (``org/repo@revision/file``, no leading slash): the Hub itself is not reachable here."""
+
+    protocol = "hf"
+    root_marker = ""
+    store: ClassVar[dict[str, Any]] = {}
+    pseudo_dirs: ClassVar[list[str]] = [""]
+    cachable = False
+
+    @classmethod
+    def _strip_protocol(cls, path: str) -> str:
+        return str(path).removeprefix("hf://").strip("/")
+
+
+@pytest.fixture
+def hub(bucket) -> Any:
+    fsspec.register_implementation("hf", FakeHub, clobber=True)
+    hub = FakeHub()
+    for name in ("pytorch_model.bin", "model.safetensors", "README.md"):
+        hub.pipe(f"org/repo@v1/{name}", bucket[name])
+    yield hub
+    FakeHub.store.clear()
+    from fsspec.registry import _registry
+
+    _registry.pop("hf", None)  # back to huggingface_hub's HfFileSystem, if installed
+
+
+def test_a_repository_by_id_expands_into_its_checkpoint_files(hub) -> None:
+    rows = expand_sources(["hf://org/repo@v1"])
+    assert [row["path"] for row in rows] == ["hf://org/repo@v1/model.safetensors",
+                                             "hf://org/repo@v1/pytorch_model.bin"]
+    results = [lint_one(row["path"], size=row["size"]) for row in rows]
+    assert [result["exit_code"] for result in results] == [0, 0]
+    assert inspect_one("hf://org/repo@v1/pytorch_model.bin")["files"][0]["tensor_count"] == 169
+
+
+class Unreachable(MemoryFileSystem):
+    """A backend whose network fails with its own exception type, as httpx, botocore and
+    huggingface_hub raise theirs (not OSError)."""
+
+    protocol = "unreachable"
+    cachable = False
+
+    def _fail(self, *args: Any, **kwargs: Any) -> Any:
+        raise ConnectionAbortedByBackend("Name or service not known")
+
+    info = size = cat_file = find = ls = _fail
+
+
+class ConnectionAbortedByBackend(Exception):
+    pass
+
+
+@pytest.mark.parametrize("url", ["unreachable://org/model.pt", "unreachable://org/run/"])
+def test_a_backends_own_errors_are_one_line_errors(url: str) -> None:
+    fsspec.register_implementation("unreachable", Unreachable, clobber=True)
+    for command in (["inspect"], ["lint"], ["convert", "-o", "/nonexistent/x.safetensors"]):
+        result = runner.invoke(app, [*command, url])
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        assert result.exit_code in (1, 2), (command, result.output)
+        assert "internal error" not in result.output
+        assert "ConnectionAbortedByBackend: Name or service not known" in result.output
+    assert inspect_one(url)["error"]["exit_code"] == 2

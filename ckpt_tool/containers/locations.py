@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import urllib.parse
 
-from ckpt_tool.containers.remote import is_url, open_url
+from ckpt_tool.containers.remote import backend_error, filesystem, is_url, open_url
 from ckpt_tool.errors import FormatError
 
 SMALL_FILE_LIMIT = 64 << 20
@@ -52,14 +52,11 @@ def list_folder(folder: str) -> list[str] | None:
             raise FormatError(exc.strerror or str(exc)) from None
     if folder.lower().startswith(("http://", "https://")):
         return None
-    from ckpt_tool.extras import require_fsspec
-
-    fsspec = require_fsspec(folder.split("://", 1)[0])
+    fs, path = filesystem(folder)
     try:
-        fs, path = fsspec.core.url_to_fs(folder)
         entries = fs.ls(path, detail=False)
-    except (OSError, ValueError) as exc:
-        raise FormatError(f"cannot list {folder}: {exc}") from None
+    except Exception as exc:  # any backend's error: see backend_error
+        raise backend_error(f"cannot list {folder}", exc) from None
     return sorted(str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in entries)
 
 

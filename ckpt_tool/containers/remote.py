@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ckpt_tool.errors import FormatError, MissingExtra
+from ckpt_tool.errors import CkptError, FormatError, MissingExtra
 from ckpt_tool.extras import require_fsspec
 
 _MIN_FETCH = 16 << 10
@@ -190,8 +190,8 @@ class FsspecSource(_CachedSource):
                 self.size = int(size.result())
             except FileNotFoundError:
                 raise FormatError("no such file") from None
-            except (OSError, ValueError, TypeError) as exc:
-                raise FormatError(f"cannot open: {exc}") from None
+            except Exception as exc:  # any backend's error: see backend_error
+                raise backend_error("cannot open", exc) from None
             data = head.result()[: self.size]
         self.requests += 1
         self._remember(0, data)
@@ -199,8 +199,18 @@ class FsspecSource(_CachedSource):
     def _fetch(self, start: int, end: int) -> bytes:
         try:
             return bytes(self._fs.cat_file(self._path, start=start, end=end))
-        except (OSError, ValueError) as exc:
-            raise FormatError(f"cannot read bytes {start}..{end}: {exc}") from None
+        except Exception as exc:  # any backend's error: see backend_error
+            raise backend_error(f"cannot read bytes {start}..{end}", exc) from None
+
+
+def backend_error(what: str, exc: Exception) -> CkptError:
+    """An fsspec backend's failure as a one-line error. Backends raise their own types
+    (botocore's, httpx's and huggingface_hub's errors are not OSErrors), so every exception from
+    a backend call lands here; ckpt's own errors pass through as they are."""
+    if isinstance(exc, CkptError):
+        return exc
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return FormatError(f"{what}: {type(exc).__name__}{': ' + detail if detail else ''}")
 
 
 def filesystem(url: str, options: RemoteOptions = NO_OPTIONS) -> tuple[Any, str]:
@@ -214,8 +224,8 @@ def filesystem(url: str, options: RemoteOptions = NO_OPTIONS) -> tuple[Any, str]
             else ""
         raise MissingExtra(f"fsspec has no backend installed for {scheme}:// URLs: "
                            f"{exc}{hint}") from None
-    except (OSError, ValueError, TypeError) as exc:
-        raise FormatError(f"cannot open: {exc}") from None
+    except Exception as exc:  # any backend's error: see backend_error
+        raise backend_error("cannot open", exc) from None
 
 
 def open_url(url: str, options: RemoteOptions = NO_OPTIONS) -> _CachedSource:

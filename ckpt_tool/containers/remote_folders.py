@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ckpt_tool.containers.remote import NO_OPTIONS, RemoteOptions, filesystem, is_http
+from ckpt_tool.containers.remote import (
+    NO_OPTIONS,
+    RemoteOptions,
+    backend_error,
+    filesystem,
+    is_http,
+)
 from ckpt_tool.containers.suffixes import CHECKPOINT_SUFFIXES
 from ckpt_tool.errors import CkptError, FormatError
 
@@ -57,8 +63,8 @@ def _list(url: str, options: RemoteOptions) -> RemoteListing:
         found = fs.find(path, detail=True)
     except FileNotFoundError:
         raise FormatError("no such file or folder") from None
-    except (OSError, ValueError) as exc:
-        raise FormatError(f"cannot list: {exc}") from None
+    except Exception as exc:  # any backend's error: see backend_error
+        raise backend_error("cannot list", exc) from None
     files, skipped = [], []
     for name in sorted(found):
         entry = found[name]
