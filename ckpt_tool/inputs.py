@@ -18,17 +18,16 @@ from ckpt_tool.containers.remote import NO_OPTIONS, RemoteOptions, is_url
 from ckpt_tool.containers.source import FileSource
 from ckpt_tool.errors import CkptError
 from ckpt_tool.limits import DEFAULT_LIMITS
-from ckpt_tool.readers.dcp import METADATA_NAME
-from ckpt_tool.readers.folders import FolderModel, ModelKind, find_models
-from ckpt_tool.readers.hf_index import parse_index, shard_names
 
 if TYPE_CHECKING:
     from ckpt_tool.discovery.walk import Passed, WalkRules
+    from ckpt_tool.readers.folders import FolderModel, ModelKind
 
 CHECKPOINT_KINDS = (Kind.ZIP, Kind.LEGACY, Kind.SAFETENSORS, Kind.PICKLE, Kind.TAR)
 INDEX_SUFFIX = ".index.json"
-_MODEL_MARKERS = {METADATA_NAME, "latest"}
-"""Names DCP and DeepSpeed write beside a model's files (``readers.zero.LATEST``)."""
+_MODEL_MARKERS = {".metadata", "latest"}
+"""Names DCP and DeepSpeed write beside a model's files (``readers.dcp.METADATA_NAME``,
+``readers.zero.LATEST``; the readers of folders are imported only where folders are read)."""
 _SHARD_NAME = re.compile(r"(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})(?P<ext>\.[\w.]+)")
 
 
@@ -87,6 +86,8 @@ def _remote_models(urls: list[str], top: str) -> tuple[list[FolderModel], set[st
     the folder listed (``top``), only folders holding a file a producer names (``.metadata``,
     ``latest``, ``*.index.json``) are looked at: per-rank DTensor files would cost a read of
     every file."""
+    from ckpt_tool.readers.folders import ModelKind, find_models
+
     names: dict[str, set[str]] = {}
     for url in urls:
         folder, name = url.rsplit("/", 1)
@@ -132,6 +133,7 @@ def _walk_directory(root: str, rules: WalkRules | None,
     """Every checkpoint below ``root``: a file, or a model made of several files (its files and
     subfolders are not walked on their own)."""
     from ckpt_tool.discovery.walk import DEFAULT_RULES, gitignore_hint, walk_folders
+    from ckpt_tool.readers.folders import find_models
 
     already = len(passed)
     found: list[InputFile] = []
@@ -174,6 +176,9 @@ def _shard_models(folder: str, names: list[str]) -> dict[str, str]:
 
 
 def _index_input(path: str) -> InputFile:
+    from ckpt_tool.readers.folders import ModelKind
+    from ckpt_tool.readers.hf_index import parse_index, shard_names
+
     try:
         pairs = parse_index(read_small(path))
         if pairs is None:

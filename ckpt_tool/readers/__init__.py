@@ -12,13 +12,10 @@ from ckpt_tool.errors import FormatError, NotACheckpoint, UnsupportedFormat
 from ckpt_tool.limits import DEFAULT_LIMITS, Limits
 from ckpt_tool.model.checkpoint import Checkpoint, Format
 from ckpt_tool.pickles.weights_only import judge_weights_only
-from ckpt_tool.readers.dcp import dcp_folder_owning, is_dcp_metadata, read_dcp
-from ckpt_tool.readers.hf_index import looks_like_index, read_hf_index
-from ckpt_tool.readers.legacy import read_legacy
-from ckpt_tool.readers.safetensors import read_safetensors
-from ckpt_tool.readers.torch_export import read_torch_export
-from ckpt_tool.readers.torch_package import read_torch_package
 from ckpt_tool.readers.torch_zip import TorchArchive, read_torch_zip
+
+# The other readers are imported by the branch that needs them: a run reads one or two formats,
+# and every module imported is start-up that each pre-commit run pays.
 
 PT2_FORMAT_RECORD, PT2_FORMAT_VALUE = "archive_format", "pt2"
 PACKAGE_RECORD = ".data/extern_modules"
@@ -43,8 +40,12 @@ def read_zip(source: Source, limits: Limits, archive: TorchArchive | None = None
     archive = archive or TorchArchive(source, limits)
     kind = archive_format(archive)
     if kind is Format.TORCH_EXPORT:
+        from ckpt_tool.readers.torch_export import read_torch_export
+
         return read_torch_export(archive, limits)
     if kind is Format.TORCH_PACKAGE:
+        from ckpt_tool.readers.torch_package import read_torch_package
+
         return read_torch_package(archive, limits)
     return read_torch_zip(source, limits, archive)
 
@@ -57,6 +58,8 @@ def read_checkpoint(source: Source, limits: Limits = DEFAULT_LIMITS,
         try:
             checkpoint = read_zip(source, limits, archive)
         except FormatError as exc:
+            from ckpt_tool.readers.dcp import dcp_folder_owning
+
             owner = dcp_folder_owning(source.name)
             if owner is None:
                 raise
@@ -64,12 +67,20 @@ def read_checkpoint(source: Source, limits: Limits = DEFAULT_LIMITS,
                               "checkpoint), not a checkpoint of its own: inspect the folder "
                               f"({exc})") from None
     elif kind is Kind.LEGACY:
+        from ckpt_tool.readers.legacy import read_legacy
+
         checkpoint = read_legacy(source, limits)
     elif kind is Kind.SAFETENSORS:
+        from ckpt_tool.readers.safetensors import read_safetensors
+
         checkpoint = read_safetensors(source, limits)
-    elif kind is Kind.PICKLE and is_dcp_metadata(source):
+    elif kind is Kind.PICKLE and _dcp_metadata(source):
+        from ckpt_tool.readers.dcp import read_dcp
+
         checkpoint = read_dcp(source, limits)
-    elif kind is Kind.OTHER and looks_like_index(source.read_at(0, min(source.size, 4096))):
+    elif kind is Kind.OTHER and _index(source):
+        from ckpt_tool.readers.hf_index import read_hf_index
+
         checkpoint = read_hf_index(source.name, limits)
     elif kind is Kind.TAR:
         raise UnsupportedFormat(
@@ -82,6 +93,18 @@ def read_checkpoint(source: Source, limits: Limits = DEFAULT_LIMITS,
     checkpoint.bytes_read += source.bytes_read
     checkpoint.requests += getattr(source, "requests", 0)
     return checkpoint
+
+
+def _dcp_metadata(source: Source) -> bool:
+    from ckpt_tool.readers.dcp import is_dcp_metadata
+
+    return is_dcp_metadata(source)
+
+
+def _index(source: Source) -> bool:
+    from ckpt_tool.readers.hf_index import looks_like_index
+
+    return looks_like_index(source.read_at(0, min(source.size, 4096)))
 
 
 def open_source(path: str | os.PathLike[str], remote: RemoteOptions = NO_OPTIONS) -> Source:
