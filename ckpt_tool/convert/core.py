@@ -21,7 +21,7 @@ from ckpt_tool.convert.progress import Label, Meter, Report
 from ckpt_tool.convert.shards import DEFAULT_SHARD_SIZE, ShardNames, split_shards
 from ckpt_tool.convert.to_safetensors import write_safetensors
 from ckpt_tool.errors import CkptError, ConversionError
-from ckpt_tool.extras import require_safetensors
+from ckpt_tool.extras import numpy_missing, require_numpy
 from ckpt_tool.model.checkpoint import Checkpoint, Format
 from ckpt_tool.readers import open_checkpoint
 
@@ -85,8 +85,8 @@ def _to_safetensors(checkpoint: Checkpoint, dest: str, options: ConvertOptions,
                     meter: Meter) -> ConvertResult:
     if options.move or options.rewrite:
         raise ConversionError("--move and --rewrite apply to --to pt/pth.tar/pwf/bin/ckpt")
-    require_safetensors("converting to safetensors")  # its verification reads with them
     plan = plan_safetensors(checkpoint, options)
+    _require_numpy_if_built(plan, checkpoint)
     shard_size = options.shard_size
     if shard_size is None and checkpoint.files:
         shard_size = DEFAULT_SHARD_SIZE
@@ -100,6 +100,22 @@ def _to_safetensors(checkpoint: Checkpoint, dest: str, options: ConvertOptions,
         outputs = staging.commit()
     return ConvertResult(checkpoint.path, tuple(outputs), Action.SAFETENSORS, len(plan.entries),
                          plan.total_bytes, plan.root, tuple(plan_notes(plan)))
+
+
+def _require_numpy_if_built(plan: Plan, checkpoint: Checkpoint) -> None:
+    """Bytes copied as they are need nothing installed; a tensor built in blocks (strided,
+    byte-swapped, cast, chunks that are not whole rows) needs numpy: say so before writing."""
+    if not numpy_missing():
+        return
+    from ckpt_tool.convert.pieces import byte_runs, pieces_of
+
+    for entry in plan.entries:
+        pieces = pieces_of(entry.tensor, checkpoint.path)
+        if byte_runs(entry, pieces, checkpoint.byteorder) is None:
+            why = ("cast to " + entry.dtype.name if entry.is_cast
+                   else "big-endian" if checkpoint.byteorder == "big"
+                   else "not one contiguous range of its file")
+            require_numpy(f"converting tensor {entry.name} ({why})")
 
 
 def plan_notes(plan: Plan) -> list[str]:

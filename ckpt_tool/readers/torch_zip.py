@@ -232,7 +232,9 @@ class _StorageResolver:
         if isinstance(location, bytes):
             location = location.decode("ascii", "replace")
         location_text = str(location)
-        storage = Storage(key, storage_type.dtype, nbytes, location_text, offset, record)
+        whole = member.method == zipdir.STORED and member.size == nbytes
+        storage = Storage(key, storage_type.dtype, nbytes, location_text, offset, record,
+                          crc32=member.crc32 if whole else None)
         self.checkpoint.storages[key] = storage
         return storage
 
