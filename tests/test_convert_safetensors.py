@@ -386,3 +386,29 @@ def test_a_value_equal_to_a_tied_alias_is_not_kept(tmp_path: Path) -> None:
     out = tmp_path / "tied.safetensors"
     convert_file(str(source), str(out), ConvertOptions())
     assert metadata_of(out) == {"format": "pt", "0": "00"}
+
+
+def test_ctrl_c_while_copying_leaves_nothing_and_stops_the_check(tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    import threading
+
+    from ckpt_tool.convert import byte_copy
+
+    monkeypatch.setenv("CKPT_NO_O_TMPFILE", "1")  # a named temporary: it must be removed
+    source = tmp_path / "big.pt"
+    torch.save({f"w{i}": torch.full((600_000,), float(i)) for i in range(6)}, source)
+    real, calls = byte_copy.RangeCopier._copy_buffered, []
+
+    def interrupted(self, *args):
+        calls.append(1)
+        if len(calls) == 12:  # past the first hand-offs to the verification thread
+            raise KeyboardInterrupt
+        return real(self, *args)
+
+    monkeypatch.setattr(byte_copy.RangeCopier, "_copy_buffered", interrupted)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        convert_file(str(source), str(out / "x.safetensors"), ConvertOptions())
+    assert os.listdir(out) == []
+    assert not [t for t in threading.enumerate() if t.name == "ckpt-verify"]

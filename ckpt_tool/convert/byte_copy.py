@@ -22,7 +22,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ckpt_tool.containers.source import FileSource
@@ -64,10 +64,10 @@ class RangeCopier:
     def copy(self, source: Any, offset: int, length: int, at: int, name: str = "",
              start: int | None = None, crc: tuple[int, str] | None = None) -> None:
         """Copy ``length`` bytes of ``source`` (a FileSource or a remote source) from ``offset``
-        to byte ``at`` of the output. ``name`` and ``start`` (the output offset of the tensor's
-        first byte) word a failure; ``crc`` is (CRC-32, record name) when the range is one whole
-        zip record: the copy is then checked against that CRC, which also catches a damaged
-        source, instead of against the source read again."""
+        to byte ``at`` of the output. ``name`` (``tensor NAME``) and ``start`` (the output offset
+        of the tensor's first byte) word a failure; ``crc`` is (CRC-32, record name) when the
+        range is one whole zip record: the copy is then checked against that CRC, which also
+        catches a damaged source, instead of against the source read again."""
         start = at if start is None else start
         if not isinstance(source, FileSource):
             self._copy_fetched(source, offset, length, at, name, start)
@@ -97,6 +97,35 @@ class RangeCopier:
                              record)
                 handed = done
                 self._report()
+
+    def blocks(self, source: FileSource, offset: int, length: int) -> Iterator[memoryview]:
+        """``length`` bytes of ``source`` from ``offset``, read into the copier's buffer one
+        block at a time, for a writer that must see the bytes (a zip writer computing its CRC).
+        Each block is valid until the next is asked for; ``copied`` then says where they went."""
+        done = 0
+        while done < length:
+            count = min(BUFFER, length - done)
+            view = self._buffer[:count]
+            read = os.preadv(source.fileno(), [view], offset + done)
+            if not read:
+                raise ConversionError(f"{source.name} ended at byte {offset + done} while "
+                                      "copying: it shrank?")
+            yield view[:read]
+            done += read
+
+    def copied(self, source: FileSource, offset: int, length: int, at: int, name: str = ""
+               ) -> None:
+        """``length`` bytes from ``offset`` of ``source`` were written (and flushed) at ``at`` by
+        someone else: start their writeback and, with verification, check them."""
+        done = 0
+        while done < length:
+            count = min(HAND_OFF, length - done)
+            self._wrote(at + done, count)
+            if self._verifier is not None:
+                self._verifier.add(at + done, count, source.fileno(), offset + done, name, at,
+                                   None)
+            done += count
+            self._report()
 
     def write(self, data: Any, at: int) -> None:
         """Write ``data`` (any buffer) at byte ``at``, not verified: the caller checks what it
@@ -198,10 +227,10 @@ def first_difference(a: bytes, b: bytes) -> int:
     return low
 
 
-def mismatch(name: str, where: int) -> ConversionError:
-    what = f"tensor {name}" if name else "the copy"
-    return ConversionError(f"verification failed: {what} differs from the source at byte "
-                           f"{where}")
+def mismatch(what: str, where: int) -> ConversionError:
+    """``what`` (``tensor NAME``, ``storage KEY``; empty: a whole file) differs at ``where``."""
+    return ConversionError(f"verification failed: {what or 'the copy'} differs from the source "
+                           f"at byte {where}")
 
 
 class _Writeback:

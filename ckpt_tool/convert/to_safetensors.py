@@ -77,12 +77,12 @@ def write_tensor(entry: Entry, begin: int, sources: SourceFiles, byteorder: str,
     if runs is not None:
         for run in runs:
             copier.copy(sources.get(run.file), run.offset, run.length, begin + run.at,
-                        entry.name, begin, run.crc)
+                        f"tensor {entry.name}", begin, run.crc)
         return True
     remote = verify and any(is_url(piece.file) for piece in pieces)
     for at, block in assembled_blocks(entry, pieces, sources, byteorder):
         copier.write(block, begin + at)
         if remote:  # compared now: a URL's bytes are not fetched twice
-            check_written(copier.dest, begin + at, block, entry.name, begin)
+            check_written(copier.dest, begin + at, block, f"tensor {entry.name}", begin)
             meter.add(block.size)
     return False

@@ -17,7 +17,7 @@ from typing import Any
 from ckpt_tool.containers.remote import is_url
 from ckpt_tool.containers.source import FileSource
 from ckpt_tool.convert.assemble import assembled_blocks
-from ckpt_tool.convert.byte_copy import BUFFER, check_written
+from ckpt_tool.convert.byte_copy import BUFFER, check_written, first_difference
 from ckpt_tool.convert.pieces import byte_runs, pieces_of
 from ckpt_tool.convert.plan import RESERVED_NAME, Entry
 from ckpt_tool.convert.progress import Meter
@@ -40,7 +40,8 @@ def verify_safetensors(path: str, layout: Layout, metadata: dict[str, str],
             entry, begin = layout.entries[index], layout.place(index)[0]
             meter.label(entry.name)
             for at, expected in expected_blocks(entry, sources, byteorder):
-                check_written(output.fileno(), begin + at, expected, entry.name, begin)
+                check_written(output.fileno(), begin + at, expected, f"tensor {entry.name}",
+                              begin)
                 meter.add(len(expected))
 
 
@@ -49,8 +50,6 @@ def check_header(output: FileSource, layout: Layout, metadata: dict[str, str]) -
     in data order, each at its place."""
     written = output.read_at(0, layout.data_start)
     if written != layout.header:
-        from ckpt_tool.convert.byte_copy import first_difference
-
         raise _fail(f"the header differs from the one written at byte "
                     f"{first_difference(written, bytes(layout.header))}")
     del written

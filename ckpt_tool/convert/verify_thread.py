@@ -159,9 +159,9 @@ class Verifier:
             if got != want:
                 return mismatch(record.name, record.at - record.start + done
                                 + first_difference(got, want))
-        return ConversionError(f"verification failed: tensor {record.name}: the source's bytes "
-                               f"do not match the CRC-32 its zip holds for {record.record}: the "
-                               "source file is damaged")
+        return ConversionError(f"verification failed: {record.name}: the source's bytes do not "
+                               f"match the CRC-32 its zip holds for {record.record}: the source "
+                               "file is damaged")
 
 
 class _ReadAhead:
