@@ -12,14 +12,10 @@ from ckpt_tool.convert.atomic import (
     is_temporary,
     name_destination,
 )
-from ckpt_tool.convert.copy import copy_file, move_file
-from ckpt_tool.convert.from_safetensors import safetensors_to_torch
-from ckpt_tool.convert.legacy_rewrite import rewrite_legacy
 from ckpt_tool.convert.options import Action, ConvertOptions, ConvertResult, Target
 from ckpt_tool.convert.plan import Plan, plan_safetensors
 from ckpt_tool.convert.progress import Label, Meter, Report
 from ckpt_tool.convert.shards import DEFAULT_SHARD_SIZE, ShardNames, split_shards
-from ckpt_tool.convert.to_safetensors import write_safetensors
 from ckpt_tool.errors import CkptError, ConversionError
 from ckpt_tool.extras import numpy_missing, require_numpy
 from ckpt_tool.model.checkpoint import Checkpoint, Format
@@ -74,6 +70,8 @@ def _convert(checkpoint: Checkpoint, dest: str, options: ConvertOptions,
                               "torch.load cannot open it under any name; --to safetensors "
                               "converts its tensors")
     if options.move:
+        from ckpt_tool.convert.copy import move_file
+
         move_file(checkpoint.path, dest, options.force, options.verify, meter)
         return ConvertResult(checkpoint.path, (dest,), Action.MOVE, bytes_written=checkpoint.size)
     if options.rewrite and checkpoint.format is Format.TORCH_LEGACY:
@@ -95,6 +93,8 @@ def _to_safetensors(checkpoint: Checkpoint, dest: str, options: ConvertOptions,
     for path in names.all(len(split_shards(plan.entries, shard_size))):
         check_destination(path, list(sources), options.force)
     check_free_space(dest, plan.total_bytes)
+    from ckpt_tool.convert.to_safetensors import write_safetensors  # each route imports its own
+
     with Staging(_folder(dest), options.force, sources) as staging:
         write_safetensors(checkpoint, plan, names, staging, shard_size, options.verify, meter)
         outputs = staging.commit()
@@ -150,6 +150,8 @@ def _staged(checkpoint: Checkpoint, dest: str, options: ConvertOptions) -> Stagi
 
 def _copy(checkpoint: Checkpoint, dest: str, options: ConvertOptions,
           meter: Meter) -> ConvertResult:
+    from ckpt_tool.convert.copy import copy_file
+
     with _staged(checkpoint, dest, options) as staging:
         copy_file(checkpoint.path, dest, staging, options.verify, meter)
         outputs = staging.commit()
@@ -165,6 +167,8 @@ def _copy(checkpoint: Checkpoint, dest: str, options: ConvertOptions,
 
 def _rewrite(checkpoint: Checkpoint, dest: str, options: ConvertOptions,
              meter: Meter) -> ConvertResult:
+    from ckpt_tool.convert.legacy_rewrite import rewrite_legacy
+
     with _staged(checkpoint, dest, options) as staging:
         rewrite_legacy(checkpoint, dest, staging, options.verify, meter)
         outputs = staging.commit()
@@ -178,6 +182,8 @@ def _to_torch_save(checkpoint: Checkpoint, dest: str, options: ConvertOptions,
     if options.move or options.rewrite:
         raise ConversionError("a safetensors file is not a torch.save file: it is converted "
                               "with torch.save, never moved or rewritten")
+    from ckpt_tool.convert.from_safetensors import safetensors_to_torch
+
     with _staged(checkpoint, dest, options) as staging:
         notes = safetensors_to_torch(checkpoint, dest, staging, options.verify, meter)
         outputs = staging.commit()
