@@ -191,14 +191,14 @@ def _corrupt_copies(monkeypatch) -> None:
     """Every tensor byte range the copier writes lands with its first byte changed."""
     from ckpt_tool.convert import byte_copy
 
-    real = byte_copy.write_all
+    real = byte_copy.RangeCopier._copy_buffered
 
-    def corrupted(dest: int, data, at: int) -> None:
-        flipped = bytearray(memoryview(data).cast("B"))
-        flipped[0] ^= 1
-        real(dest, flipped, at)
+    def corrupted(self, src: int, offset: int, at: int, count: int) -> int:
+        copied = real(self, src, offset, at, count)
+        os.pwrite(self.dest, bytes([os.pread(self.dest, 1, at)[0] ^ 1]), at)
+        return copied
 
-    monkeypatch.setattr(byte_copy, "write_all", corrupted)
+    monkeypatch.setattr(byte_copy.RangeCopier, "_copy_buffered", corrupted)
 
 
 def test_verification_failure_removes_the_output(tmp_path: Path, monkeypatch) -> None:

@@ -74,6 +74,12 @@ def byte_runs(entry: Entry, pieces: list[Piece], byteorder: str) -> list[Run] | 
     if entry.is_cast or needs_swap(entry, byteorder):
         return None
     itemsize = entry.tensor.dtype.itemsize
+    if len(pieces) == 1 and pieces[0].tensor is entry.tensor:  # a plain tensor: the common case
+        tensor, offset = entry.tensor, entry.tensor.offset
+        if offset is None or not tensor.is_contiguous:
+            return None
+        length = tensor.numel * itemsize
+        return [Run(pieces[0].file, offset, length, 0, _whole_record(tensor, offset, length))]
     runs = []
     for piece in pieces:
         offset = piece.tensor.offset
