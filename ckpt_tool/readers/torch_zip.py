@@ -232,9 +232,10 @@ class _StorageResolver:
         if isinstance(location, bytes):
             location = location.decode("ascii", "replace")
         location_text = str(location)
-        whole = member.method == zipdir.STORED and member.size == nbytes
+        # CRC 0: torch.save with serialization config save.compute_crc32=False writes none
+        checked = member.method == zipdir.STORED and member.size == nbytes and member.crc32
         storage = Storage(key, storage_type.dtype, nbytes, location_text, offset, record,
-                          crc32=member.crc32 if whole else None)
+                          crc32=member.crc32 if checked else None)
         self.checkpoint.storages[key] = storage
         return storage
 
