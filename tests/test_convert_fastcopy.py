@@ -79,3 +79,23 @@ def test_unusual_names_are_byte_for_byte_what_safetensors_writes(tmp_path: Path)
     convert(source, ours)
     save_file(state, str(theirs), metadata={"format": "pt"})
     assert ours.read_bytes() == theirs.read_bytes()
+
+
+def test_a_broken_check_fails_the_conversion(tmp_path: Path, monkeypatch) -> None:
+    """An unexpected error in the verification thread is a failure, never a pass."""
+    import os
+
+    from ckpt_tool.convert import verify_thread
+    from ckpt_tool.convert.core import convert_file
+    from ckpt_tool.convert.options import ConvertOptions
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(verify_thread.Verifier, "_check_one", broken)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = convert_file(str(Path(__file__).parent.parent / "fixtures" / "state_dict.pt"),
+                          str(out / "x.safetensors"), ConvertOptions())
+    assert result.error == "verification failed: RuntimeError: boom"
+    assert os.listdir(out) == []

@@ -53,6 +53,7 @@ class Verifier:
         self._queue: queue.Queue[list[_Task] | None] = queue.Queue(maxsize=4)
         self._batch: list[_Task] = []
         self._batch_bytes = 0
+        self._added = 0
         self._checked = 0
         self._taken = 0
         self._stopping = False
@@ -68,6 +69,7 @@ class Verifier:
         """Check ``length`` bytes written at ``at`` (from ``offset`` of ``src``)."""
         self._batch.append((at, length, src, offset, name, start, record))
         self._batch_bytes += length
+        self._added += length
         if self._batch_bytes >= HAND_OFF or len(self._batch) >= _BATCH_TASKS:
             self._hand_off()
 
@@ -88,6 +90,9 @@ class Verifier:
             self._thread.join(0.1)
             report()
         self.raise_failure()
+        if self._checked != self._added:  # never "verified" without every byte checked
+            raise ConversionError(f"verification failed: {self._added - self._checked} bytes "
+                                  "were not checked")
 
     def stop(self) -> None:
         """End the thread without waiting for the checks (after a failure or Ctrl-C)."""
@@ -120,6 +125,9 @@ class Verifier:
             except OSError as exc:
                 self.failure = ConversionError(f"verification failed: reading back: "
                                                f"{exc.strerror or exc}")
+            except Exception as exc:  # a bug here must fail the conversion, never pass it
+                self.failure = ConversionError(f"verification failed: {type(exc).__name__}: "
+                                               f"{exc}")
 
     def _check(self, batch: list[_Task], sources: _ReadAhead) -> None:
         first = 0
