@@ -2,14 +2,16 @@
 one output file. Everything that copies bytes as they are goes through :class:`RangeCopier`
 (safetensors output, ``--to pt`` copies, the legacy rewrite).
 
-Measured on 2 GB checkpoints, what makes a durable copy fast:
+What makes a durable copy fast (measured on a 2 GB checkpoint, 2-core VM, ext4):
 
 - ``pread`` into one reused 1 MB buffer and ``pwrite`` from it: the bytes pass through the CPU
   cache once. ``copy_file_range`` only where source and output offsets are congruent modulo the
-  page size: otherwise the kernel splices misaligned pages and pays about 40% more (torch's
-  64-byte-aligned storages never land congruent in a safetensors file).
+  page size: otherwise the kernel splices misaligned pages and pays more (about 40% in issue
+  15's prototype; torch's 64-byte-aligned storages never land congruent in a safetensors file).
+  A 1 MB buffer beat 256 KB and 4 MB ones (4 MB: twice the time, out of the CPU cache).
 - ``sync_file_range(SYNC_FILE_RANGE_WRITE)`` every 64 MB, so the disk writes while the copy
-  goes on and the final ``fsync`` has little left to wait for.
+  goes on and the final ``fsync`` has little left to wait for (1.1-1.5 s for 2 GB, against
+  1.8 s with one fsync at the end, 0.7 s of it the fsync).
 - Verification in a second thread (``verify_thread``), reading back each finished range while
   the next is copied: ``pread`` and ``zlib.crc32`` release the GIL.
 
