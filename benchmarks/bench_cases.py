@@ -387,8 +387,9 @@ def convert_section(ctx: Context) -> Section:
     intro = (
         "To safetensors, output on the same file system, outputs removed before each run. "
         "Peak RssAnon sampled from /proc/PID/status every 10 ms. ckpt convert fsyncs its output "
-        "(issue 4); cp and save_file do not, so `cp + sync` shows what that costs. ratio: ckpt's "
-        "time ÷ cp's, or the other tool's time ÷ ckpt's."
+        "(issue 4) and reads every byte back to verify it; cp and save_file do neither, so "
+        "`cp + sync` (the durable copy) is the fair floor (issue 15: ckpt ≤ 1.0× it, ≤ 1.8× cp). "
+        "ratio: ckpt's time ÷ cp's, or the other tool's time ÷ ckpt's."
     )
     return Section("Convert", intro, rows)
 
@@ -409,13 +410,14 @@ def convert_rows(ctx: Context, dataset: Dataset) -> list[Row]:
     cp = ctx.attempt(f"convert {dataset.key}: cp", Command(cp_argv, before=remover(out["cp"])))
     r = ratio(ckpt, cp)
     text = "" if r is None else f"ckpt takes {r:.2f}× cp's time"
-    rows.append(Row(case, "cp", cp, text, ratio_at_most(r, 1.5, "ckpt ≤ 1.5× cp")))
+    rows.append(Row(case, "cp", cp, text, ratio_at_most(r, 1.8, "ckpt ≤ 1.8× cp")))
 
     sync = ["sh", "-c", 'cp "$1" "$2" && sync "$2"', "sh", src, str(out["sync"])]
     m = ctx.attempt(f"convert {dataset.key}: cp + sync", Command(sync, before=remover(out["sync"])))
     r = ratio(ckpt, m)
     text = "" if r is None else f"ckpt takes {r:.2f}× its time"
-    rows.append(Row(case, "cp + sync", m, text, note="for reference"))
+    rows.append(Row(case, "cp + sync", m, text, ratio_at_most(r, 1.0, "ckpt ≤ 1.0× cp + sync"),
+                    note="the durable copy: what ckpt's fsync matches"))
 
     argv = [ctx.tools.python, "-c", TORCH_CONVERT, src, str(out["torch"])]
     m = ctx.attempt(f"convert {dataset.key}: torch", Command(argv, before=remover(out["torch"])))

@@ -1,8 +1,9 @@
 """Optional dependencies, imported lazily in one place, with an error that names what to install.
 
 The plain install (what the pre-commit hook gets) is typer and rich: inspect and lint need
-nothing else. Computing on tensor bytes needs numpy (and ml_dtypes for bfloat16 and float8);
-writing safetensors needs the safetensors package; safetensors to ``.pt`` needs torch. The
+nothing else, and neither does converting to safetensors a checkpoint whose tensors are copied as
+they are. Computing on tensor bytes (a cast, a byte swap, a strided view) needs numpy (and
+ml_dtypes for bfloat16 and float8); safetensors to ``.pt`` needs torch. The
 messages name the packages to install from PyPI, where they are published.
 """
 
@@ -28,20 +29,25 @@ def require_torch(feature: str) -> ModuleType:
     return torch
 
 
+def numpy_missing() -> list[str]:
+    """Which of numpy and ml_dtypes cannot be imported (found without importing them)."""
+    missing = []
+    for name in ("numpy", "ml_dtypes"):
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # sys.modules[name] is None: blocked
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
+
+
 def require_numpy(feature: str) -> None:
     """Check that numpy (and ml_dtypes) can be imported for ``feature``, without importing it."""
-    missing = [name for name in ("numpy", "ml_dtypes") if importlib.util.find_spec(name) is None]
+    missing = numpy_missing()
     if missing:
         raise MissingExtra(f"{feature} computes on tensor bytes and needs "
                            f"{' and '.join(missing)}, not installed: "
-                           f"pip install {' '.join(missing)}")
-
-
-def require_safetensors(feature: str) -> None:
-    missing = [name for name in ("safetensors", "numpy", "ml_dtypes")
-               if importlib.util.find_spec(name) is None]
-    if missing:
-        raise MissingExtra(f"{feature} needs {', '.join(missing)}, not installed: "
                            f"pip install {' '.join(missing)}")
 
 

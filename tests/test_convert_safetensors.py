@@ -187,11 +187,72 @@ def test_output_mode_follows_the_umask(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "out.safetensors").stat().st_mode) == 0o640
 
 
+def _corrupt_copies(monkeypatch) -> None:
+    """Every tensor byte range the copier writes lands with its first byte changed."""
+    from ckpt_tool.convert import byte_copy
+
+    real = byte_copy.RangeCopier._copy_buffered
+
+    def corrupted(self, src: int, offset: int, at: int, count: int) -> int:
+        copied = real(self, src, offset, at, count)
+        os.pwrite(self.dest, bytes([os.pread(self.dest, 1, at)[0] ^ 1]), at)
+        return copied
+
+    monkeypatch.setattr(byte_copy.RangeCopier, "_copy_buffered", corrupted)
+
+
 def test_verification_failure_removes_the_output(tmp_path: Path, monkeypatch) -> None:
+    """Whole storages copied: checked against their zip CRC, the difference then located."""
+    _corrupt_copies(monkeypatch)
+    dest = tmp_path / "out.safetensors"
+    result = convert_file(str(FIXTURES / "state_dict.pt"), str(dest), ConvertOptions())
+    assert "verification failed: tensor layers.0.bias differs from the source at byte 0" in (
+        result.error or "")
+    assert os.listdir(tmp_path) == []
+
+
+def test_part_of_a_storage_is_compared_with_the_source(tmp_path: Path, monkeypatch) -> None:
+    source = tmp_path / "views.pt"
+    base = torch.arange(4096, dtype=torch.float32)
+    torch.save({"middle": base[1000:3000], "whole": torch.ones(8)}, source)
+    _corrupt_copies(monkeypatch)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = convert_file(str(source), str(out / "x.safetensors"), ConvertOptions())
+    assert "verification failed: tensor middle differs from the source at byte 0" in (
+        result.error or "")
+    assert os.listdir(out) == []
+
+
+def test_a_damaged_source_fails_its_crc(tmp_path: Path) -> None:
+    from ckpt_tool.readers import open_checkpoint
+
+    source = tmp_path / "damaged.pt"
+    torch.save({"a": torch.zeros(1000), "b": torch.ones(1000)}, source)
+    storage = open_checkpoint(str(source)).root["b"].storage
+    data = bytearray(source.read_bytes())
+    data[storage.offset + 123] ^= 0x40
+    source.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    out.mkdir()
+    result = convert_file(str(source), str(out / "x.safetensors"), ConvertOptions())
+    assert result.error == (f"verification failed: tensor b: the source's bytes do not match "
+                            f"the CRC-32 its zip holds for {storage.record}: the source file "
+                            "is damaged")
+    assert os.listdir(out) == []
+    no_check = convert_file(str(source), str(out / "x.safetensors"),
+                            ConvertOptions(verify=False))
+    assert no_check.error is None
+
+
+def test_a_tensor_built_in_blocks_is_checked_against_its_blocks(tmp_path: Path,
+                                                                monkeypatch) -> None:
     import numpy as np
 
     from ckpt_tool.convert import verify
 
+    source = tmp_path / "t.pt"
+    torch.save({"t": torch.arange(12.0).reshape(3, 4).t()}, source)
     real = verify.expected_blocks
 
     def corrupted(*args, **kwargs):
@@ -199,11 +260,11 @@ def test_verification_failure_removes_the_output(tmp_path: Path, monkeypatch) ->
             yield at, np.bitwise_xor(np.frombuffer(block, np.uint8), 1).astype(np.uint8)
 
     monkeypatch.setattr(verify, "expected_blocks", corrupted)
-    dest = tmp_path / "out.safetensors"
-    result = convert_file(str(FIXTURES / "state_dict.pt"), str(dest), ConvertOptions())
-    assert "verification failed: tensor layers.0.bias differs from the source at byte 0" in (
-        result.error or "")
-    assert os.listdir(tmp_path) == []
+    out = tmp_path / "out"
+    out.mkdir()
+    result = convert_file(str(source), str(out / "x.safetensors"), ConvertOptions())
+    assert result.error == "verification failed: tensor t differs from the source at byte 0"
+    assert os.listdir(out) == []
 
 
 def test_sharded_output_loads_back_whole(tmp_path: Path) -> None:
@@ -325,3 +386,29 @@ def test_a_value_equal_to_a_tied_alias_is_not_kept(tmp_path: Path) -> None:
     out = tmp_path / "tied.safetensors"
     convert_file(str(source), str(out), ConvertOptions())
     assert metadata_of(out) == {"format": "pt", "0": "00"}
+
+
+def test_ctrl_c_while_copying_leaves_nothing_and_stops_the_check(tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    import threading
+
+    from ckpt_tool.convert import byte_copy
+
+    monkeypatch.setenv("CKPT_NO_O_TMPFILE", "1")  # a named temporary: it must be removed
+    source = tmp_path / "big.pt"
+    torch.save({f"w{i}": torch.full((600_000,), float(i)) for i in range(6)}, source)
+    real, calls = byte_copy.RangeCopier._copy_buffered, []
+
+    def interrupted(self, *args):
+        calls.append(1)
+        if len(calls) == 12:  # past the first hand-offs to the verification thread
+            raise KeyboardInterrupt
+        return real(self, *args)
+
+    monkeypatch.setattr(byte_copy.RangeCopier, "_copy_buffered", interrupted)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        convert_file(str(source), str(out / "x.safetensors"), ConvertOptions())
+    assert os.listdir(out) == []
+    assert not [t for t in threading.enumerate() if t.name == "ckpt-verify"]

@@ -191,7 +191,15 @@ def test_failed_rewrite_leaves_no_temporary_named_file(tmp_path: Path, monkeypat
     from ckpt_tool.convert import legacy_rewrite
 
     monkeypatch.setenv("CKPT_NO_O_TMPFILE", "1")
-    monkeypatch.setattr(legacy_rewrite, "first_difference", lambda *args: 3)
+    real = legacy_rewrite.RangeCopier.blocks
+
+    def flipped(self, *args):
+        for block in real(self, *args):
+            changed = bytearray(block)
+            changed[0] ^= 1
+            yield changed
+
+    monkeypatch.setattr(legacy_rewrite.RangeCopier, "blocks", flipped)
     result = convert_file(str(FIXTURES / "legacy.pt"), str(tmp_path / "zip.pt"),
                           ConvertOptions(target=Target.PT, rewrite=True))
     assert "verification failed: storage" in (result.error or "")

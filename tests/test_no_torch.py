@@ -54,10 +54,13 @@ def test_what_needs_the_full_extra_says_what_to_install(tmp_path) -> None:
         return run_python(BLOCK_FULL + "from ckpt_tool.cli import main; "
                           f"sys.argv = ['ckpt', *{list(args)!r}]; main()")
 
-    converted = run("convert", str(FIXTURES / "state_dict.pt"), "-o",
-                    str(tmp_path / "x.safetensors"))
-    assert converted.returncode == 2
-    assert "pip install safetensors numpy ml_dtypes" in converted.stderr
+    cast = run("convert", str(FIXTURES / "state_dict.pt"), "--dtype", "bf16", "-o",
+               str(tmp_path / "x.safetensors"))
+    assert cast.returncode == 2, cast.stderr
+    assert "pip install numpy ml_dtypes" in cast.stderr and "cast to bfloat16" in cast.stderr
+    swapped = run("convert", str(FIXTURES / "bigendian.pt"), "-o", str(tmp_path / "x.safetensors"))
+    assert swapped.returncode == 2 and "pip install numpy ml_dtypes" in swapped.stderr
+    assert list(tmp_path.iterdir()) == []
     stats = run("inspect", "--stats", str(FIXTURES / "state_dict.pt"))
     assert stats.returncode == 2 and "pip install numpy ml_dtypes" in stats.stderr
     values = run("diff", "--values", str(FIXTURES / "state_dict.pt"), str(FIXTURES / "legacy.pt"))
@@ -66,3 +69,21 @@ def test_what_needs_the_full_extra_says_what_to_install(tmp_path) -> None:
                  str(tmp_path / "x.pt"))
     assert copied.returncode == 0, copied.stderr
     assert list(tmp_path.iterdir()) == [tmp_path / "x.pt"]
+
+
+def test_convert_copying_bytes_needs_only_the_plain_install(tmp_path) -> None:
+    """Contiguous tensors are copied and verified without numpy or safetensors: the same file
+    as with them."""
+    import safetensors.numpy
+
+    plain, full = tmp_path / "plain.safetensors", tmp_path / "full.safetensors"
+    source = FIXTURES / "checkpoint.pth.tar"
+    code = (BLOCK_FULL + "from ckpt_tool.cli import main; "
+            f"sys.argv = ['ckpt', 'convert', {str(source)!r}, '-o', {str(plain)!r}]; main()")
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    with_full = subprocess.run([sys.executable, "-m", "ckpt_tool", "convert", str(source), "-o",
+                                str(full)], capture_output=True, text=True, timeout=120)
+    assert with_full.returncode == 0, with_full.stderr
+    assert plain.read_bytes() == full.read_bytes()
+    assert len(safetensors.numpy.load_file(str(plain))) > 1

@@ -1,70 +1,37 @@
 """A byte-identical copy under a new name, or a rename: the fix for ``*.pth`` names (CKPT001).
 
-The copy goes through a staged temporary file (see ``atomic``) and is compared with the source
-before it takes its name; a move is a hard link and an unlink, so it never replaces a file that
-appeared meanwhile, with a staged copy when the destination is on another filesystem.
+The copy goes through a staged temporary file (see ``atomic``) and ``byte_copy``, and is compared
+with the source before it takes its name; a move is a hard link and an unlink, so it never
+replaces a file that appeared meanwhile, with a staged copy when the destination is on another
+filesystem.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-from typing import BinaryIO
 
+from ckpt_tool.containers.source import FileSource
 from ckpt_tool.convert.atomic import Staging, check_destination
-from ckpt_tool.convert.mapping import first_difference
+from ckpt_tool.convert.byte_copy import RangeCopier
 from ckpt_tool.convert.progress import Meter
 from ckpt_tool.errors import ConversionError
-from ckpt_tool.readers.tensor_bytes import open_map
-
-_BLOCK = 32 << 20
 
 
 def copy_file(source: str, dest: str, staging: Staging, verify: bool, meter: Meter) -> None:
-    size = os.path.getsize(source)
-    meter.grow(size * (2 if verify else 1))
+    """Copy ``source`` to a staged ``dest`` through ``RangeCopier`` (the kernel copies: source
+    and output offsets are the same); with ``verify``, every byte is read back and compared
+    with the source while the copy goes on."""
     output = staging.open_for(dest)
-    with open(source, "rb") as original:
-        _copy_bytes(original, output, size, meter)
-    if verify:
-        output.flush()
-        _compare_files(source, staging.readable_path(output), size, meter)
-
-
-def _copy_bytes(original: BinaryIO, output: BinaryIO, size: int, meter: Meter) -> None:
     output.flush()
-    done = 0
-    while done < size:
-        count = _copy_range(original.fileno(), output.fileno(), min(_BLOCK, size - done), done)
-        if count == 0:
-            raise ConversionError(f"the source shrank while copying (at byte {done})")
-        done += count
-        meter.add(count)
-    output.seek(done)
-
-
-def _copy_range(src: int, dst: int, count: int, offset: int) -> int:
-    """``copy_file_range`` where the kernel has it (it may share blocks); else read and write."""
-    try:
-        return os.copy_file_range(src, dst, count, offset, offset)
-    except (AttributeError, OSError) as exc:
-        if isinstance(exc, OSError) and exc.errno not in (errno.EXDEV, errno.ENOSYS,
-                                                          errno.EINVAL, errno.EOPNOTSUPP):
-            raise
-    data = os.pread(src, count, offset)
-    os.pwrite(dst, data, offset)
-    return len(data)
-
-
-def _compare_files(source: str, copy: str, size: int, meter: Meter) -> None:
-    if os.path.getsize(copy) != size:
+    with FileSource(source) as original:
+        size = original.size
+        meter.grow(size * (2 if verify else 1))
+        with RangeCopier(output.fileno(), verify, meter.add) as copier:
+            copier.copy(original, 0, size, 0)
+            copier.finish()
+    if os.fstat(output.fileno()).st_size != size:
         raise ConversionError("verification failed: the copy's size differs from the source's")
-    if size == 0:
-        return
-    with open_map(source) as a, open_map(copy) as b:
-        at = first_difference(a, 0, b, 0, size, meter.add)
-    if at is not None:
-        raise ConversionError(f"verification failed: the copy differs at byte {at}")
 
 
 def move_file(source: str, dest: str, force: bool, verify: bool, meter: Meter) -> None:

@@ -12,16 +12,12 @@ from ckpt_tool.convert.atomic import (
     is_temporary,
     name_destination,
 )
-from ckpt_tool.convert.copy import copy_file, move_file
-from ckpt_tool.convert.from_safetensors import safetensors_to_torch
-from ckpt_tool.convert.legacy_rewrite import rewrite_legacy
 from ckpt_tool.convert.options import Action, ConvertOptions, ConvertResult, Target
 from ckpt_tool.convert.plan import Plan, plan_safetensors
 from ckpt_tool.convert.progress import Label, Meter, Report
 from ckpt_tool.convert.shards import DEFAULT_SHARD_SIZE, ShardNames, split_shards
-from ckpt_tool.convert.to_safetensors import write_safetensors
 from ckpt_tool.errors import CkptError, ConversionError
-from ckpt_tool.extras import require_safetensors
+from ckpt_tool.extras import numpy_missing, require_numpy
 from ckpt_tool.model.checkpoint import Checkpoint, Format
 from ckpt_tool.readers import open_checkpoint
 
@@ -74,6 +70,8 @@ def _convert(checkpoint: Checkpoint, dest: str, options: ConvertOptions,
                               "torch.load cannot open it under any name; --to safetensors "
                               "converts its tensors")
     if options.move:
+        from ckpt_tool.convert.copy import move_file
+
         move_file(checkpoint.path, dest, options.force, options.verify, meter)
         return ConvertResult(checkpoint.path, (dest,), Action.MOVE, bytes_written=checkpoint.size)
     if options.rewrite and checkpoint.format is Format.TORCH_LEGACY:
@@ -85,8 +83,8 @@ def _to_safetensors(checkpoint: Checkpoint, dest: str, options: ConvertOptions,
                     meter: Meter) -> ConvertResult:
     if options.move or options.rewrite:
         raise ConversionError("--move and --rewrite apply to --to pt/pth.tar/pwf/bin/ckpt")
-    require_safetensors("converting to safetensors")  # its verification reads with them
     plan = plan_safetensors(checkpoint, options)
+    _require_numpy_if_built(plan, checkpoint)
     shard_size = options.shard_size
     if shard_size is None and checkpoint.files:
         shard_size = DEFAULT_SHARD_SIZE
@@ -95,11 +93,29 @@ def _to_safetensors(checkpoint: Checkpoint, dest: str, options: ConvertOptions,
     for path in names.all(len(split_shards(plan.entries, shard_size))):
         check_destination(path, list(sources), options.force)
     check_free_space(dest, plan.total_bytes)
+    from ckpt_tool.convert.to_safetensors import write_safetensors  # each route imports its own
+
     with Staging(_folder(dest), options.force, sources) as staging:
         write_safetensors(checkpoint, plan, names, staging, shard_size, options.verify, meter)
         outputs = staging.commit()
     return ConvertResult(checkpoint.path, tuple(outputs), Action.SAFETENSORS, len(plan.entries),
                          plan.total_bytes, plan.root, tuple(plan_notes(plan)))
+
+
+def _require_numpy_if_built(plan: Plan, checkpoint: Checkpoint) -> None:
+    """Bytes copied as they are need nothing installed; a tensor built in blocks (strided,
+    byte-swapped, cast, chunks that are not whole rows) needs numpy: say so before writing."""
+    if not numpy_missing():
+        return
+    from ckpt_tool.convert.pieces import byte_runs, pieces_of
+
+    for entry in plan.entries:
+        pieces = pieces_of(entry.tensor, checkpoint.path)
+        if byte_runs(entry, pieces, checkpoint.byteorder) is None:
+            why = ("cast to " + entry.dtype.name if entry.is_cast
+                   else "big-endian" if checkpoint.byteorder == "big"
+                   else "not one contiguous range of its file")
+            require_numpy(f"converting tensor {entry.name} ({why})")
 
 
 def plan_notes(plan: Plan) -> list[str]:
@@ -134,6 +150,8 @@ def _staged(checkpoint: Checkpoint, dest: str, options: ConvertOptions) -> Stagi
 
 def _copy(checkpoint: Checkpoint, dest: str, options: ConvertOptions,
           meter: Meter) -> ConvertResult:
+    from ckpt_tool.convert.copy import copy_file
+
     with _staged(checkpoint, dest, options) as staging:
         copy_file(checkpoint.path, dest, staging, options.verify, meter)
         outputs = staging.commit()
@@ -149,6 +167,8 @@ def _copy(checkpoint: Checkpoint, dest: str, options: ConvertOptions,
 
 def _rewrite(checkpoint: Checkpoint, dest: str, options: ConvertOptions,
              meter: Meter) -> ConvertResult:
+    from ckpt_tool.convert.legacy_rewrite import rewrite_legacy
+
     with _staged(checkpoint, dest, options) as staging:
         rewrite_legacy(checkpoint, dest, staging, options.verify, meter)
         outputs = staging.commit()
@@ -162,6 +182,8 @@ def _to_torch_save(checkpoint: Checkpoint, dest: str, options: ConvertOptions,
     if options.move or options.rewrite:
         raise ConversionError("a safetensors file is not a torch.save file: it is converted "
                               "with torch.save, never moved or rewritten")
+    from ckpt_tool.convert.from_safetensors import safetensors_to_torch
+
     with _staged(checkpoint, dest, options) as staging:
         notes = safetensors_to_torch(checkpoint, dest, staging, options.verify, meter)
         outputs = staging.commit()

@@ -8,18 +8,19 @@ workers through a queue, at most every ``_REPORT_EVERY`` seconds per file.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import queue as queue_module
 import signal
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ckpt_tool.convert.core import convert_file
 from ckpt_tool.convert.options import ConvertOptions, ConvertResult
+
+if TYPE_CHECKING:  # multiprocessing only for --jobs N: one conversion never imports it
+    from concurrent.futures import Future, ProcessPoolExecutor
 
 _REPORT_EVERY = 0.1
 _POLL = 0.1
@@ -123,6 +124,9 @@ def _work(index: int, job: Job, options: ConvertOptions) -> ConvertResult:
 def _run_in_processes(jobs: list[Job], options: ConvertOptions, workers: int,
                       on_progress: OnProgress | None,
                       on_result: OnResult | None) -> list[ConvertResult]:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
     context = multiprocessing.get_context("spawn")  # no fork of a process with threads
     progress_queue, stop = context.Queue(), context.Event()
     results: list[ConvertResult | None] = [None] * len(jobs)

@@ -15,7 +15,7 @@ from typing import Any
 
 from ckpt_tool.containers.source import FileSource
 from ckpt_tool.convert.atomic import Staging
-from ckpt_tool.convert.mapping import first_difference
+from ckpt_tool.convert.byte_copy import RangeCopier
 from ckpt_tool.convert.progress import Meter
 from ckpt_tool.convert.torch_zip_writer import TorchZipWriter, archive_name
 from ckpt_tool.errors import ConversionError, FormatError
@@ -23,48 +23,47 @@ from ckpt_tool.model.checkpoint import Checkpoint, Format
 from ckpt_tool.model.tree import walk
 from ckpt_tool.model.values import to_json
 from ckpt_tool.readers import read_checkpoint
-from ckpt_tool.readers.tensor_bytes import open_map
 
 _STRINGS = frozenset({"BINUNICODE", "SHORT_BINUNICODE", "UNICODE", "BINUNICODE8",
                       "SHORT_BINSTRING", "BINSTRING", "STRING"})
 _PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"})
 _GETS = frozenset({"GET", "BINGET", "LONG_BINGET"})
-_BLOCK = 32 << 20
 
 
 def rewrite_legacy(checkpoint: Checkpoint, dest: str, staging: Staging, verify: bool,
                    meter: Meter) -> None:
+    """Each storage's bytes go through ``RangeCopier``'s buffer to the zip writer (which needs
+    them for its CRC); the copier starts their writeback and, with ``verify``, compares them with
+    the source in its thread. The output is then read back with ckpt's reader: same tree, same
+    storages, where they were written."""
     if checkpoint.format is not Format.TORCH_LEGACY:
         raise ConversionError("--rewrite turns a legacy (pre-1.6) file into the zip format; "
                               f"this file is {checkpoint.format.value}")
     record = next(p for p in checkpoint.pickles if p.member == "object pickle")
     total = sum(storage.nbytes for storage in checkpoint.storages.values())
     meter.grow(total * (2 if verify else 1))
-    with open_map(checkpoint.path) as source_map:
-        pickle = zip_pickle(bytes(source_map[record.data_offset : record.scan.end]))
+    with FileSource(checkpoint.path) as source:
+        assert source.mapped is not None
+        pickle = zip_pickle(bytes(source.mapped[record.data_offset : record.scan.end]))
         output = staging.open_for(dest)
-        with TorchZipWriter(output, archive_name(dest)) as writer:
-            writer.write("data.pkl", pickle)
-            writer.write_header_records(checkpoint.byteorder)
-            for storage in checkpoint.storages.values():
-                assert storage.offset is not None
-                blocks = _blocks(source_map, storage.offset, storage.nbytes, meter)
-                writer.write_blocks(f"data/{storage.key}", storage.nbytes, blocks)
-            writer.write_trailer()
-        output.flush()
+        written: dict[str, int] = {}
+        with RangeCopier(output.fileno(), verify, meter.add) as copier:
+            with TorchZipWriter(output, archive_name(dest)) as writer:
+                writer.write("data.pkl", pickle)
+                writer.write_header_records(checkpoint.byteorder)
+                for storage in checkpoint.storages.values():
+                    assert storage.offset is not None
+                    blocks = copier.blocks(source, storage.offset, storage.nbytes)
+                    at = writer.write_blocks(f"data/{storage.key}", storage.nbytes, blocks)
+                    output.flush()
+                    copier.copied(source, storage.offset, storage.nbytes, at,
+                                  f"storage {storage.key}")
+                    written[storage.key] = at
+                writer.write_trailer()
+            output.flush()
+            copier.finish()
         if verify:
-            verify_rewrite(checkpoint, staging.readable_path(output), source_map, meter)
-
-
-def _blocks(source_map: Any, offset: int, size: int, meter: Meter) -> Any:
-    view = memoryview(source_map)
-    try:
-        for start in range(offset, offset + size, _BLOCK):
-            end = min(start + _BLOCK, offset + size)
-            yield view[start:end]
-            meter.add(end - start)
-    finally:
-        view.release()
+            verify_rewrite(checkpoint, staging.readable_path(output), written)
 
 
 def zip_pickle(data: bytes) -> bytes:
@@ -148,20 +147,17 @@ def _string_at(ops: list[tuple[str, Any, int]], index: int, strings: dict[int, s
     return None
 
 
-def verify_rewrite(source: Checkpoint, path: str, source_map: Any, meter: Meter) -> None:
-    """Read the output back with ckpt's reader: same tree, same storages, same bytes."""
+def verify_rewrite(source: Checkpoint, path: str, written: dict[str, int]) -> None:
+    """Read the output back with ckpt's reader: same tree, same storages, each where its bytes
+    were written (and checked while copying)."""
     with FileSource(path) as output_source:
         output = read_checkpoint(output_source)
     _compare_trees(source, output)
-    with open_map(path) as output_map:
-        for key, storage in source.storages.items():
-            written = output.storages[key]
-            assert storage.offset is not None and written.offset is not None
-            at = first_difference(source_map, storage.offset, output_map, written.offset,
-                                  storage.nbytes, meter.add)
-            if at is not None:
-                raise ConversionError(f"verification failed: storage {key} differs at byte {at} "
-                                      "after the rewrite")
+    for key, storage in source.storages.items():
+        found = output.storages[key]
+        if found.offset != written[key] or found.nbytes != storage.nbytes:
+            raise ConversionError(f"verification failed: storage {key} is not where its bytes "
+                                  "were written")
 
 
 def _compare_trees(source: Checkpoint, output: Checkpoint) -> None:

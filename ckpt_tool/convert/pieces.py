@@ -36,6 +36,9 @@ class Run:
     offset: int
     length: int
     at: int
+    crc: tuple[int, str] | None = None
+    """(CRC-32, record name) when the run is one whole zip record: the copy is checked against
+    the CRC the zip holds."""
 
 
 def pieces_of(tensor: TensorRef, own_file: str) -> list[Piece]:
@@ -51,6 +54,14 @@ def _file_of(tensor: TensorRef, own_file: str) -> str:
     return storage.file if storage is not None and storage.file else own_file
 
 
+def _whole_record(tensor: TensorRef, offset: int, length: int) -> tuple[int, str] | None:
+    storage = tensor.storage
+    if (storage is None or storage.crc32 is None or offset != storage.offset
+            or length != storage.nbytes or not length):
+        return None
+    return storage.crc32, storage.record or storage.key
+
+
 def needs_swap(entry: Entry, byteorder: str) -> bool:
     dtype = entry.tensor.dtype
     component = dtype.itemsize // 2 if dtype.is_complex else dtype.itemsize
@@ -63,6 +74,12 @@ def byte_runs(entry: Entry, pieces: list[Piece], byteorder: str) -> list[Run] | 
     if entry.is_cast or needs_swap(entry, byteorder):
         return None
     itemsize = entry.tensor.dtype.itemsize
+    if len(pieces) == 1 and pieces[0].tensor is entry.tensor:  # a plain tensor: the common case
+        tensor, offset = entry.tensor, entry.tensor.offset
+        if offset is None or not tensor.is_contiguous:
+            return None
+        length = tensor.numel * itemsize
+        return [Run(pieces[0].file, offset, length, 0, _whole_record(tensor, offset, length))]
     runs = []
     for piece in pieces:
         offset = piece.tensor.offset
@@ -71,6 +88,8 @@ def byte_runs(entry: Entry, pieces: list[Piece], byteorder: str) -> list[Run] | 
         span = flat_range(Chunk(piece.offsets, piece.tensor, piece.flat), entry.tensor.shape)
         if span is None:
             return None
-        runs.append(Run(piece.file, offset, piece.tensor.numel * itemsize, span[0] * itemsize))
+        length = piece.tensor.numel * itemsize
+        runs.append(Run(piece.file, offset, length, span[0] * itemsize,
+                        _whole_record(piece.tensor, offset, length)))
     runs.sort(key=lambda run: run.at)
     return runs

@@ -31,7 +31,7 @@ CASTABLE = frozenset({"float16", "bfloat16", "float32", "float64"})
 """``--dtype`` casts these; float8 and other packed formats keep their dtype."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One tensor to write."""
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import struct
-from dataclasses import dataclass
+from array import array
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 
 from ckpt_tool.convert.plan import Entry
 from ckpt_tool.errors import ConversionError
@@ -23,40 +24,72 @@ DTYPE_ORDER = ("BOOL", "U8", "I8", "F8_E5M2", "F8_E4M3", "F8_E8M0", "F8_E4M3FNUZ
 _RANK = {code: rank for rank, code in enumerate(DTYPE_ORDER)}
 
 
-@dataclass(frozen=True)
 class Layout:
-    header: bytes
-    """Length prefix, JSON and padding: the file's first ``data_start`` bytes."""
-    entries: list[Entry]
-    """In data order."""
-    places: dict[str, tuple[int, int]]
-    """Tensor name -> (begin, end) byte offsets in the file."""
-    size: int
+    """One output file laid out: its header bytes and where each tensor goes. Kept small at
+    200,000 tensors: offsets in an array, the header text built as bytes in one buffer (the
+    JSON that ``json.dumps`` gives for the header dictionary, without building that
+    dictionary)."""
+
+    __slots__ = ("begins", "entries", "header", "size")
+
+    def __init__(self, header: bytearray, entries: list[Entry], begins: array[int], size: int
+                 ) -> None:
+        self.header = header
+        """Length prefix, JSON and padding: the file's first ``data_start`` bytes."""
+        self.entries = entries
+        """In data order."""
+        self.begins = begins
+        """Each entry's first byte, from the start of the data (``data_offsets[0]``)."""
+        self.size = size
 
     @property
     def data_start(self) -> int:
         return len(self.header)
 
+    def place(self, index: int) -> tuple[int, int]:
+        """(begin, end) byte offsets in the file of ``entries[index]``."""
+        begin = self.data_start + self.begins[index]
+        return begin, begin + self.entries[index].nbytes
+
 
 def lay_out(entries: list[Entry], metadata: dict[str, str]) -> Layout:
-    ordered = sorted(entries, key=lambda e: (-_RANK[_code(e)], e.name.encode("utf-8", "replace")))
-    header: dict[str, object] = {"__metadata__": metadata} if metadata else {}
+    ordered = sorted(entries, key=_name)  # then by dtype: a stable sort keeps names in order
+    ordered.sort(key=_rank)
+    begins = array("q", bytes(8 * len(ordered)))
+    header = bytearray(8)  # the length goes here at the end
+    header += b"{"
     offset = 0
-    spans = {}
-    for entry in ordered:
-        spans[entry.name] = (offset, offset + entry.nbytes)
-        header[entry.name] = {"dtype": _code(entry), "shape": list(entry.tensor.shape),
-                              "data_offsets": [offset, offset + entry.nbytes]}
-        offset += entry.nbytes
     try:
-        text = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        if metadata:
+            header += b'"__metadata__":'
+            header += json.dumps(metadata, ensure_ascii=False, separators=(",", ":")).encode()
+        offset = 0
+        for index, entry in enumerate(ordered):
+            begins[index] = offset
+            end = offset + entry.nbytes
+            shape = ",".join(map(str, entry.tensor.shape))
+            item = (f'{encode_basestring(entry.name)}:{{"dtype":"{_code(entry)}",'
+                    f'"shape":[{shape}],"data_offsets":[{offset},{end}]}}')
+            if len(header) > 9:
+                header += b","
+            header += item.encode()
+            offset = end
     except UnicodeEncodeError as exc:
         raise ConversionError(f"a tensor name or metadata value is not valid text: {exc}") from None
-    text += b" " * (-len(text) % 8)
-    prefix = struct.pack("<Q", len(text)) + text
-    start = len(prefix)
-    places = {name: (start + begin, start + end) for name, (begin, end) in spans.items()}
-    return Layout(prefix, ordered, places, len(prefix) + offset)
+    header += b"}"
+    header += b" " * (-len(header) % 8)
+    struct.pack_into("<Q", header, 0, len(header) - 8)
+    return Layout(header, ordered, begins, len(header) + offset)
+
+
+def _name(entry: Entry) -> str:
+    """Names in UTF-8 byte order, as safetensors sorts them: for text that encodes (any name
+    written), code point order is the same."""
+    return entry.name
+
+
+def _rank(entry: Entry) -> int:
+    return -_RANK[_code(entry)]
 
 
 def _code(entry: Entry) -> str:

@@ -3,8 +3,10 @@ its place in the output. No torch, and no tensor assembled in memory.
 
 Each output file is laid out first (header and every tensor's offsets, ``safetensors_layout``),
 then filled in data order: a tensor whose bytes need no change is byte ranges copied by
-``byte_copy.copy_ranges`` (a DCP chunk along dim 0, a ZeRO slice, a contiguous tensor: one range
-each); any other is built in bounded blocks (``assemble``) and written at its offset.
+``byte_copy.RangeCopier`` (a DCP chunk along dim 0, a ZeRO slice, a contiguous tensor: one range
+each), checked as it goes by the copier's verification thread; any other is built in bounded
+blocks (``assemble``, numpy), written at its offset, and checked after (``verify``) by building
+its blocks again. The header is read back and checked by ``verify`` too.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import BinaryIO
 from ckpt_tool.containers.remote import is_url
 from ckpt_tool.convert.assemble import assembled_blocks
 from ckpt_tool.convert.atomic import Staging
-from ckpt_tool.convert.byte_copy import copy_ranges, write_all
+from ckpt_tool.convert.byte_copy import RangeCopier, check_written, write_all
 from ckpt_tool.convert.pieces import byte_runs, pieces_of
 from ckpt_tool.convert.plan import Entry, Plan
 from ckpt_tool.convert.progress import Meter
@@ -36,10 +38,10 @@ def write_safetensors(checkpoint: Checkpoint, plan: Plan, names: ShardNames, sta
         for shard, file in zip(shards, files, strict=True):
             output = staging.open_for(file)
             layout = lay_out(shard, plan.metadata)
-            write_file(output, layout, sources, checkpoint.byteorder, verify, meter)
+            built = write_file(output, layout, sources, checkpoint.byteorder, verify, meter)
             if verify:
                 verify_safetensors(staging.readable_path(output), layout, plan.metadata,
-                                   sources, checkpoint.byteorder, meter)
+                                   sources, checkpoint.byteorder, meter, built)
     if len(shards) == 1:
         return files
     index = names.index()
@@ -48,31 +50,39 @@ def write_safetensors(checkpoint: Checkpoint, plan: Plan, names: ShardNames, sta
 
 
 def write_file(output: BinaryIO, layout: Layout, sources: SourceFiles, byteorder: str,
-               check_remote: bool, meter: Meter) -> None:
+               verify: bool, meter: Meter) -> list[int]:
+    """Write the file; with ``verify``, check every copied byte. Return the indices of the
+    entries built in blocks (checked by ``verify_safetensors``)."""
     output.flush()
     fd = output.fileno()
     os.ftruncate(fd, layout.size)
     write_all(fd, layout.header, 0)
-    for entry in layout.entries:
-        meter.label(entry.name)
-        write_tensor(entry, fd, layout.places[entry.name][0], sources, byteorder, check_remote,
-                     meter)
+    built = []
+    with RangeCopier(fd, verify, meter.add) as copier:
+        for index, entry in enumerate(layout.entries):
+            meter.label(entry.name)
+            if not write_tensor(entry, layout.place(index)[0], sources, byteorder, copier,
+                                verify, meter):
+                built.append(index)
+        copier.finish()
+    return built
 
 
-def write_tensor(entry: Entry, fd: int, begin: int, sources: SourceFiles, byteorder: str,
-                 check_remote: bool, meter: Meter) -> None:
+def write_tensor(entry: Entry, begin: int, sources: SourceFiles, byteorder: str,
+                 copier: RangeCopier, verify: bool, meter: Meter) -> bool:
+    """Write one tensor at ``begin``; True when copied as byte ranges (and checked by the
+    copier), False when built in blocks."""
     pieces = pieces_of(entry.tensor, sources.own_file)
     runs = byte_runs(entry, pieces, byteorder)
     if runs is not None:
         for run in runs:
-            copy_ranges(sources.get(run.file), [(run.offset, run.length)], fd, begin + run.at,
-                        meter.add, check_remote)
-        return
-    remote = check_remote and any(is_url(piece.file) for piece in pieces)
+            copier.copy(sources.get(run.file), run.offset, run.length, begin + run.at,
+                        f"tensor {entry.name}", begin, run.crc)
+        return True
+    remote = verify and any(is_url(piece.file) for piece in pieces)
     for at, block in assembled_blocks(entry, pieces, sources, byteorder):
-        write_all(fd, block, begin + at)
-        if remote:
-            from ckpt_tool.convert.verify import check_written
-
-            check_written(fd, begin + at, block, entry)
-        meter.add(block.size * (2 if remote else 1))
+        copier.write(block, begin + at)
+        if remote:  # compared now: a URL's bytes are not fetched twice
+            check_written(copier.dest, begin + at, block, f"tensor {entry.name}", begin)
+            meter.add(block.size)
+    return False

@@ -43,8 +43,8 @@ class TorchZipWriter:
     def write(self, record: str, data: bytes) -> None:
         self.write_blocks(record, len(data), [data])
 
-    def write_blocks(self, record: str, size: int, blocks: Iterable[bytes | memoryview]) -> None:
-        """A record of ``size`` bytes, given in pieces (from a memory map, say)."""
+    def write_blocks(self, record: str, size: int, blocks: Iterable[bytes | memoryview]) -> int:
+        """A record of ``size`` bytes, given in pieces; returns the file offset of its data."""
         info = zipfile.ZipInfo(self.prefix + record, date_time=_DATE)
         info.compress_type = zipfile.ZIP_STORED
         info.file_size = size
@@ -54,8 +54,10 @@ class TorchZipWriter:
         pad = -(self.zip.start_dir + header) % ALIGNMENT
         info.extra = struct.pack("<HH", _PAD_ID, pad) + b"Z" * pad
         with self.zip.open(info, "w", force_zip64=zip64) as out:
+            start = self.zip.fp.tell()  # type: ignore[union-attr]  # past the local header
             for block in blocks:
                 out.write(block)
+        return start
 
     def write_trailer(self) -> None:
         """The records torch writes after the data."""

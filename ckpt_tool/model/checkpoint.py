@@ -76,6 +76,10 @@ class Storage(NamedTuple):
     file: str | None = None
     """The file holding the bytes when it is not the checkpoint's own (a DCP folder's
     ``__0_0.distcp``): a path or URL as it is opened, beside the checkpoint's metadata."""
+    crc32: int | None = None
+    """The CRC-32 its zip record holds, when the record is stored uncompressed, is exactly the
+    storage's bytes and has one (not 0: torch can save without): convert checks a copy of the
+    whole storage against it."""
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 from collections import OrderedDict
+from collections.abc import Iterator
 from typing import Any
 
 from ckpt_tool.containers.source import Source
@@ -17,10 +19,7 @@ from ckpt_tool.model.dtypes import BY_SAFETENSORS
 
 def read_header(source: Source, limits: Limits) -> tuple[dict[str, Any], int]:
     """The parsed JSON header and the offset where tensor data begins."""
-    (length,) = struct.unpack("<Q", source.read_at(0, 8))
-    if length > limits.max_header_bytes:
-        raise LimitExceeded(f"safetensors header of {length} bytes "
-                            f"(limit max_header_bytes={limits.max_header_bytes})")
+    length = _header_length(source, limits)
     try:
         header = json.loads(source.read_at(8, length))
     except (ValueError, UnicodeDecodeError) as exc:
@@ -28,6 +27,59 @@ def read_header(source: Source, limits: Limits) -> tuple[dict[str, Any], int]:
     if not isinstance(header, dict):
         raise FormatError("the safetensors header is not a JSON object")
     return header, 8 + length
+
+
+def _header_length(source: Source, limits: Limits) -> int:
+    (length,) = struct.unpack("<Q", source.read_at(0, 8))
+    if length > limits.max_header_bytes:
+        raise LimitExceeded(f"safetensors header of {length} bytes "
+                            f"(limit max_header_bytes={limits.max_header_bytes})")
+    return int(length)
+
+
+_DECODER = json.JSONDecoder()
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def header_items(source: Source, limits: Limits) -> Iterator[tuple[str, Any]]:
+    """The header's (name, value) pairs in order, each value parsed as ``json.loads`` parses
+    it, one at a time: a header of 200,000 tensors never becomes one dictionary of 200,000
+    dictionaries. Repeated names come out each time."""
+    try:
+        text = source.read_at(8, _header_length(source, limits)).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"the safetensors header is not valid UTF-8: {exc}") from None
+    at = _expect(text, _SPACE.match(text, 0).end(), "{")  # type: ignore[union-attr]
+    if text.startswith("}", at):
+        at += 1
+    else:
+        while True:
+            if not text.startswith('"', at):
+                raise FormatError(f"the safetensors header has no name at character {at}")
+            try:
+                name, at = _DECODER.raw_decode(text, at)
+                at = _expect(text, at, ":")
+                value, at = _DECODER.raw_decode(text, at)
+            except ValueError as exc:
+                raise FormatError(f"the safetensors header is not valid JSON: {exc}") from None
+            yield name, value
+            at = _SPACE.match(text, at).end()  # type: ignore[union-attr]
+            if text.startswith(",", at):
+                at = _SPACE.match(text, at + 1).end()  # type: ignore[union-attr]
+                continue
+            at = _expect(text, at, "}")
+            break
+    if _SPACE.match(text, at).end() != len(text):  # type: ignore[union-attr]
+        raise FormatError(f"the safetensors header has data after its end at character {at}")
+
+
+def _expect(text: str, at: int, char: str) -> int:
+    """The position after ``char`` (and any white space) at ``at``, or a FormatError."""
+    at = _SPACE.match(text, at).end()  # type: ignore[union-attr]
+    if not text.startswith(char, at):
+        raise FormatError(f"the safetensors header is not valid JSON: expected {char!r} at "
+                          f"character {at}")
+    return _SPACE.match(text, at + 1).end()  # type: ignore[union-attr]
 
 
 def read_safetensors(source: Source, limits: Limits) -> Checkpoint:

@@ -244,7 +244,10 @@ class _StorageResolver:
                 record))
         if isinstance(location, bytes):
             location = location.decode("ascii", "replace")
-        storage = Storage(key, storage_type.dtype, nbytes, str(location), offset, record)
+        # CRC 0: torch.save with serialization config save.compute_crc32=False writes none
+        checked = member.method == zipdir.STORED and member.size == nbytes and member.crc32
+        storage = Storage(key, storage_type.dtype, nbytes, str(location), offset, record,
+                          crc32=member.crc32 if checked else None)
         self.checkpoint.storages[key] = storage
         return storage
 

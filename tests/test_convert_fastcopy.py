@@ -1,0 +1,101 @@
+"""The pieces of the fast copy path: the header laid out without a dictionary, read back one
+entry at a time, and byte for byte what safetensors itself writes."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ckpt_tool.convert.byte_copy import first_difference
+from ckpt_tool.errors import FormatError
+from ckpt_tool.limits import DEFAULT_LIMITS
+from ckpt_tool.readers.safetensors import header_items
+from tests.convert_helpers import convert
+
+
+class _Header:
+    def __init__(self, text: str) -> None:
+        raw = text.encode("utf-8")
+        self.data = struct.pack("<Q", len(raw)) + raw
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        return self.data[offset:offset + length]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                 max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(max_size=12), json_values, max_size=6),
+       st.sampled_from([(",", ":"), (", ", ": "), (" ,\n", " :\t")]))
+def test_header_items_reads_what_json_loads_reads(header: dict, separators: tuple) -> None:
+    text = " " + json.dumps(header, ensure_ascii=False, separators=separators) + "   "
+    assert dict(header_items(_Header(text), DEFAULT_LIMITS)) == json.loads(text)
+
+
+@pytest.mark.parametrize("text", ['{"a":1,}', '{"a":1', '{"a":1}x', '{a:1}', '{"a" 1}',
+                                  '{"a":}', "[1]"])
+def test_header_items_refuses_what_json_refuses(text: str) -> None:
+    if text != "[1]":  # valid JSON, but no header: not an object
+        with pytest.raises(ValueError):
+            json.loads(text)
+    with pytest.raises(FormatError):
+        list(header_items(_Header(text), DEFAULT_LIMITS))
+
+
+def test_first_difference() -> None:
+    a = bytes(range(256)) * 40
+    for at in (0, 1, 255, 4000, len(a) - 1):
+        b = bytearray(a)
+        b[at] ^= 0x80
+        assert first_difference(a, bytes(b)) == at
+    assert first_difference(a, a) == len(a)
+    assert first_difference(a, a[:10]) == 10
+
+
+def test_unusual_names_are_byte_for_byte_what_safetensors_writes(tmp_path: Path) -> None:
+    """Names that JSON escapes or that are not ASCII, empty and scalar tensors, ties in the data
+    order: the layout, header text and padding are safetensors' own."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(1)
+    state = {"é.weight": torch.randn(3), "a\"b\\c\n": torch.randn(2, 2), "\u00ff": torch.zeros(0),
+             "scalar": torch.tensor(2.5), "Z": torch.arange(5, dtype=torch.int32),
+             "z": torch.arange(5, dtype=torch.int32), "日本": torch.ones(4, dtype=torch.float16),
+             "\U0001f600": torch.ones(3, dtype=torch.bool)}
+    source = tmp_path / "model.pt"
+    torch.save(state, source)
+    ours, theirs = tmp_path / "ours.safetensors", tmp_path / "theirs.safetensors"
+    convert(source, ours)
+    save_file(state, str(theirs), metadata={"format": "pt"})
+    assert ours.read_bytes() == theirs.read_bytes()
+
+
+def test_a_broken_check_fails_the_conversion(tmp_path: Path, monkeypatch) -> None:
+    """An unexpected error in the verification thread is a failure, never a pass."""
+    import os
+
+    from ckpt_tool.convert import verify_thread
+    from ckpt_tool.convert.core import convert_file
+    from ckpt_tool.convert.options import ConvertOptions
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(verify_thread.Verifier, "_check_one", broken)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = convert_file(str(Path(__file__).parent.parent / "fixtures" / "state_dict.pt"),
+                          str(out / "x.safetensors"), ConvertOptions())
+    assert result.error == "verification failed: RuntimeError: boom"
+    assert os.listdir(out) == []
