@@ -136,24 +136,37 @@ def installed(entry: Entry) -> bool:
     return True
 
 
-def observed(entry: Entry, covered: set[str]) -> tuple[str, tuple[str, ...]]:
+Observed = tuple[str, tuple[str, ...]]
+"""An installed global's kind (``class``, ``function``...) and the hooks its class defines."""
+
+
+def observed(entry: Entry, covered: set[str]) -> Observed:
     """(kind, hooks) of the installed global an entry names; raises ``Unresolved``."""
     value = resolve(entry.name)
     kind = kind_of(value)
     return kind, hooks_of(value, covered) if kind == "class" else ()
 
 
-def differences(table: ReviewedTable) -> Iterator[str]:
-    """One line per data/reviewed entry whose installed global differs from its review."""
+def observations(table: ReviewedTable) -> Iterator[tuple[Entry, Observed | None]]:
+    """(entry, (kind, hooks) of its installed global, or None where it no longer resolves) for
+    every data/reviewed entry whose module is installed."""
     covered = covered_names(table)
     for entry in table.entries:
         if entry.tier is Tier.CODE or not installed(entry):
             continue
         try:
-            kind, hooks = observed(entry, covered)
+            yield entry, observed(entry, covered)
         except Unresolved:
+            yield entry, None
+
+
+def differences(table: ReviewedTable) -> Iterator[str]:
+    """One line per data/reviewed entry whose installed global differs from its review."""
+    for entry, found in observations(table):
+        if found is None:
             yield f"{entry.name}: does not resolve any more"
             continue
+        kind, hooks = found
         if kind != entry.kind:
             yield f"{entry.name}: is a {kind}, reviewed as a {entry.kind}"
         if hooks != entry.hooks:
@@ -201,17 +214,11 @@ def format_line(tier: str, name: str, kind: str, hooks: tuple[str, ...], reason:
 
 
 def updated_text(table: ReviewedTable, text: str) -> str:
-    covered = covered_names(table)
     lines = text.splitlines()
-    for entry in table.entries:
-        if entry.tier is Tier.CODE or not installed(entry):
-            continue
-        try:
-            kind, hooks = observed(entry, covered)
-        except Unresolved:
-            continue
-        lines[entry.line - 1] = format_line(entry.tier.value, entry.name, kind, hooks,
-                                            entry.reason)
+    for entry, found in observations(table):
+        if found is not None:
+            lines[entry.line - 1] = format_line(entry.tier.value, entry.name, *found,
+                                                entry.reason)
     return "\n".join(lines) + "\n"
 
 
