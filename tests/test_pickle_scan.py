@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ckpt_tool.limits import Limits
 from ckpt_tool.pickles.scan import scan_pickle
 from tests.conftest import FIXTURES
 
@@ -88,3 +89,12 @@ def test_fixture_pickles(name: str) -> None:
 def test_hostile_pickles_stop_with_an_error(data: bytes, message: str) -> None:
     scan = scan_pickle(data)
     assert scan.error is not None and message in scan.error
+
+
+def test_a_run_of_quiet_opcodes_stops_at_the_opcode_limit() -> None:
+    """NONE after NONE takes the walk's fast path: it must still stop at max_opcodes, not walk
+    on to the end of a 256 MB pickle."""
+    data = b"\x80\x02" + b"N" * 10_000 + b"."
+    result = scan_pickle(data, 0, Limits(max_opcodes=1_000))
+    assert result.error is not None and "max_opcodes" in result.error
+    assert result.opcode_count <= 1_001

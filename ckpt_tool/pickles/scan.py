@@ -241,8 +241,7 @@ def _scan_fast(
     """Measure-only walk: arguments skipped, STACK_GLOBALs only located.
 
     The hot loop only advances past fixed-size opcodes torch's weights-only unpickler knows;
-    everything else takes a slower branch that also records the opcode and checks the opcode
-    count (a run of quiet opcodes may overshoot the limit; it is bounded by the pickle's size).
+    everything else takes a slower branch that also records the opcode.
     """
     result = PickleScan(start=start)
     kinds, quiet_step = _KINDS, _QUIET_STEP
@@ -258,12 +257,12 @@ def _scan_fast(
         while True:
             op = data[pos]
             count += 1
+            if count > max_count:  # checked on every opcode: a run of quiet ones is no DoS
+                raise _Stop(f"more than {max_count} opcodes (limit max_opcodes)")
             step = quiet_step[op]
             if step:
                 pos += step
                 continue
-            if count > max_count:
-                raise _Stop(f"more than {max_count} opcodes (limit max_opcodes)")
             kind = kinds[op]
             seen[op] = 1
             if kind == _LEN1:  # short strings and bytes (protocol 3 and 4 pickles use many)
