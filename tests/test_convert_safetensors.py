@@ -412,3 +412,21 @@ def test_ctrl_c_while_copying_leaves_nothing_and_stops_the_check(tmp_path: Path,
         convert_file(str(source), str(out / "x.safetensors"), ConvertOptions())
     assert os.listdir(out) == []
     assert not [t for t in threading.enumerate() if t.name == "ckpt-verify"]
+
+
+def test_an_interrupt_while_probing_for_unnamed_files_leaves_no_probe(tmp_path,
+                                                                      monkeypatch) -> None:
+    """The O_TMPFILE probe gives a file a name for a moment: Ctrl-C (or a worker's SIGTERM, which
+    ckpt turns into one) landing then must not leave that name behind."""
+    from ckpt_tool.convert import atomic
+
+    real_link = atomic._link_fd
+
+    def link_then_interrupt(fd: int, dest: str) -> None:
+        real_link(fd, dest)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(atomic, "_link_fd", link_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        atomic._try_unnamed_file(str(tmp_path))
+    assert os.listdir(tmp_path) == []

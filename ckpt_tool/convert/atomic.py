@@ -209,11 +209,12 @@ def _try_unnamed_file(folder: str) -> bool:
         return False
     try:
         _link_fd(fd, probe)
-        os.unlink(probe)
         return True
     except OSError:
         return False
-    finally:
+    finally:  # whatever stopped us (Ctrl-C, a worker's SIGTERM) between the link and here
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(probe)
         os.close(fd)
 
 
