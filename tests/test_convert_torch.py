@@ -204,3 +204,16 @@ def test_failed_rewrite_leaves_no_temporary_named_file(tmp_path: Path, monkeypat
                           ConvertOptions(target=Target.PT, rewrite=True))
     assert "verification failed: storage" in (result.error or "")
     assert os.listdir(tmp_path) == []
+
+
+def test_a_kernel_copy_that_copies_nothing_falls_back_to_reading(tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    """Some filesystems answer copy_file_range with 0 bytes for a range they cannot copy: that
+    is not the source shrinking; the range is read and written instead."""
+    from ckpt_tool.convert import byte_copy
+
+    monkeypatch.setattr(byte_copy, "_copy_kernel", lambda *args: 0)
+    source = FIXTURES / "checkpoint.pth.tar"
+    result = convert_file(str(source), str(tmp_path / "out.pt"), ConvertOptions(target=Target.PT))
+    assert result.error is None
+    assert digest(tmp_path / "out.pt") == digest(source)

@@ -87,8 +87,8 @@ class RangeCopier:
             copied = -1
             if kernel:
                 copied = _copy_kernel(src, offset + done, self.dest, at + done, count)
-                kernel = copied >= 0
-            if copied < 0:
+                kernel = copied > 0  # 0: some filesystems cannot copy this range; read it instead
+            if copied <= 0:
                 copied = self._copy_buffered(src, offset + done, at + done, count)
             if copied == 0:
                 raise ConversionError(f"{source.name} ended at byte {offset + done} while "
