@@ -47,3 +47,23 @@ def test_help_still_lists_every_command() -> None:
     assert run.returncode == 0
     for command in ("inspect", "lint", "convert", "diff", "rule", "completion"):
         assert f"  {command} " in run.stdout
+
+
+def test_a_pyproject_that_never_names_ckpt_is_not_parsed(tmp_path) -> None:
+    """Most projects configure other tools only: their pyproject.toml costs ckpt no TOML parser.
+    (This one is not even valid TOML; ckpt has nothing to read in it.)"""
+    (tmp_path / "pyproject.toml").write_text('[tool.ruff]\nline-length = 100\n[[broken\n')
+    model = tmp_path / "model.pt"
+    model.write_bytes(FIXTURE.read_bytes())
+    run = subprocess.run([sys.executable, "-c", PROBE, "lint", "model.pt"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert "tomllib" not in set(json.loads(run.stderr.strip().splitlines()[-1]))
+    assert "nothing to report" in run.stderr
+
+
+def test_a_pyproject_that_names_ckpt_is_still_read(tmp_path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.ckpt]\nexclud = ["data"]\n')
+    (tmp_path / "model.pt").write_bytes(FIXTURE.read_bytes())
+    run = subprocess.run([sys.executable, "-m", "ckpt_tool", "lint", "model.pt"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "unknown key(s) exclud" in run.stderr

@@ -45,7 +45,7 @@ def find_project(start: str = ".") -> Project:
     directory = os.path.abspath(start)
     while True:
         candidate = os.path.join(directory, "pyproject.toml")
-        if os.path.isfile(candidate):
+        if os.path.isfile(candidate) and _may_configure_ckpt(candidate):
             table = read_toml(candidate).get("tool", {}).get("ckpt")
             if table is not None:
                 if not isinstance(table, dict):
@@ -59,6 +59,17 @@ def find_project(start: str = ".") -> Project:
         if parent == directory:
             return Project(root=os.path.abspath(start))
         directory = parent
+
+
+def _may_configure_ckpt(path: str) -> bool:
+    """Whether the file names ckpt at all: most projects' pyproject.toml does not, and then
+    neither ``tomllib`` nor the parse is paid on every run (a pre-commit hook runs ckpt once per
+    batch of files). A key spelled with escapes is missed: ckpt then keeps its defaults."""
+    try:
+        with open(path, "rb") as file:
+            return b"ckpt" in file.read()
+    except OSError:
+        return True  # read_toml reports it
 
 
 def read_toml(path: str) -> dict[str, Any]:
