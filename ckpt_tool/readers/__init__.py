@@ -37,7 +37,8 @@ def archive_format(archive: TorchArchive) -> Format | None:
 
 
 def read_zip(source: Source, limits: Limits, archive: TorchArchive | None = None) -> Checkpoint:
-    archive = archive or TorchArchive(source, limits)
+    if archive is None:
+        archive = TorchArchive(source, limits)
     kind = archive_format(archive)
     if kind is Format.TORCH_EXPORT:
         from ckpt_tool.readers.torch_export import read_torch_export

@@ -195,19 +195,13 @@ class _StorageResolver:
     def __init__(self, archive: TorchArchive, checkpoint: Checkpoint, folder: str) -> None:
         self.archive, self.checkpoint, self.folder = archive, checkpoint, folder
         folded = _without_case(folder)
-        size = len(folded)
-        records = [(name[size:], m) for name, m in archive.folded_records()
-                   if name.startswith(folded)]
-        members = [m for _, m in records]
+        members = [m for name, m in archive.folded_records() if name.startswith(folded)]
         if getattr(archive.source, "remote", False):  # no request per tensor
             alignment = checkpoint.storage_alignment or zipdir.TORCH_ALIGNMENT
             offsets = [zipdir.predicted_data_offset(m, alignment) for m in members]
         else:  # every local header, from the file's map
             offsets = zipdir.data_offsets(archive.source, members)
-        self.found: dict[bytes, tuple[Member, int]] = {
-            key: (member, offset) for (key, member), offset in zip(records, offsets, strict=True)}
-        """Each storage record of the folder by its name as miniz compares it (``archive.member``
-        without a call per tensor), with its data offset."""
+        self.offsets = {id(m): offset for m, offset in zip(members, offsets, strict=True)}
 
     def __call__(self, pid: Any) -> StorageView:
         if not isinstance(pid, tuple) or len(pid) != 5 or pid[0] not in ("storage", b"storage"):
@@ -221,17 +215,15 @@ class _StorageResolver:
         store_key = key if self.folder == "data/" else record
         storage = self.checkpoint.storages.get(store_key)
         if storage is None:
-            # _without_case(key), inlined: this runs once per storage
-            found = self.found.get(key.encode("utf-8", "surrogateescape").lower())
-            storage = self._load(store_key, record, found, storage_type, location, numel)
+            storage = self._load(store_key, record, storage_type, location, numel)
         return StorageView(storage, storage_type.dtype)
 
-    def _load(self, key: str, record: str, found: tuple[Member, int] | None,
-              storage_type: StorageType, location: Any, numel: int) -> Storage:
-        if found is None:
+    def _load(self, key: str, record: str, storage_type: StorageType, location: Any,
+              numel: int) -> Storage:
+        member = self.archive.member(record)
+        if member is None:
             raise FormatError(
                 f"storage {key}: the record {self.archive.prefix}{record} is missing")
-        member, offset = found
         nbytes = numel * storage_type.dtype.itemsize
         if nbytes > member.size:
             raise FormatError(f"storage {key} declares {nbytes} bytes but {record} holds "
@@ -246,6 +238,7 @@ class _StorageResolver:
             location = location.decode("ascii", "replace")
         # CRC 0: torch.save with serialization config save.compute_crc32=False writes none
         checked = member.method == zipdir.STORED and member.size == nbytes and member.crc32
+        offset = self.offsets[id(member)]
         storage = Storage(key, storage_type.dtype, nbytes, str(location), offset, record,
                           crc32=member.crc32 if checked else None)
         self.checkpoint.storages[key] = storage
