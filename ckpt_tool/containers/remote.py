@@ -209,8 +209,8 @@ def backend_error(what: str, exc: Exception) -> CkptError:
     a backend call lands here; ckpt's own errors pass through as they are."""
     if isinstance(exc, CkptError):
         return exc
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return FormatError(f"{what}: {type(exc).__name__}{': ' + detail if detail else ''}")
+    lines = str(exc).strip().splitlines()
+    return FormatError(f"{what}: {type(exc).__name__}{': ' + lines[0] if lines else ''}")
 
 
 def filesystem(url: str, options: RemoteOptions = NO_OPTIONS) -> tuple[Any, str]:
