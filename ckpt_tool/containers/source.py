@@ -5,6 +5,7 @@ from __future__ import annotations
 import mmap
 import os
 import stat
+from array import array
 from typing import Protocol
 
 from ckpt_tool.errors import FormatError
@@ -30,7 +31,8 @@ class FileSource:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.name = os.fspath(path)
-        self._reads: list[tuple[int, int]] = []
+        # (start, stop) of every read, flat: a tuple each would cost 18 MB on 200,000 storages
+        self._reads = array("q")
         # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below.
         flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
         self._fd = os.open(self.name, flags)
@@ -52,7 +54,7 @@ class FileSource:
                 f"needs bytes {offset}..{offset + length} but the file holds {self.size} "
                 "(truncated?)"
             )
-        self._reads.append((offset, offset + length))
+        self._reads.extend((offset, offset + length))
         if self._map is not None:
             return self._map[offset : offset + length]
         data = os.pread(self._fd, length, offset)
@@ -63,9 +65,9 @@ class FileSource:
     def read_many(self, ranges: list[tuple[int, int]]) -> list[bytes]:
         return [self.read_at(offset, length) for offset, length in ranges]
 
-    def note_reads(self, ranges: list[tuple[int, int]]) -> None:
-        """Count reads a caller made through ``mapped``."""
-        self._reads.extend((offset, offset + length) for offset, length in ranges)
+    def note_read(self, offset: int, length: int) -> None:
+        """Count a read a caller made through ``mapped``."""
+        self._reads.extend((offset, offset + length))
 
     @property
     def mapped(self) -> mmap.mmap | None:
@@ -76,7 +78,8 @@ class FileSource:
     def bytes_read(self) -> int:
         """Distinct bytes read so far (overlapping reads count once)."""
         total, end = 0, 0
-        for start, stop in sorted(self._reads):
+        reads = self._reads
+        for start, stop in sorted(zip(reads[::2], reads[1::2], strict=True)):
             if stop > end:
                 total += stop - max(start, end)
                 end = stop

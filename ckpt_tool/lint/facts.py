@@ -287,7 +287,7 @@ def _gather_zip(source: Source, facts: FileFacts, collector: PickleCollector
     # Every local header of a local file (a mapped read each); over the network only the
     # pickles', where a disagreement could change what is unpickled.
     checked = members if getattr(source, "mapped", None) is not None else [
-        m for m in members if is_pickle_member(m.name) or m is main]
+        m for m in members if is_pickle_member(m.name) or m == main]
     facts.anomalies += zipdir.local_header_disagreements(source, checked)
     return archive
 

@@ -239,7 +239,7 @@ class PickleCollector:
         ``raw_records``, which torch reads as raw tensor bytes."""
         for member in members:
             name = prefix + member.name
-            by_name = member is main or is_pickle_member(member.name)
+            by_name = member == main or is_pickle_member(member.name)
             if not by_name:
                 if raw_records is not None and member.name.lower().startswith(raw_records.lower()):
                     continue
@@ -251,7 +251,7 @@ class PickleCollector:
                              f"{self.limits.max_pickle_bytes} bytes (limit max_pickle_bytes)",
                              name)
                 return
-            side = self.quiet or member is not main  # a member torch itself never unpickles
+            side = self.quiet or member != main  # a member torch itself never unpickles
             cap = min(budget, MAX_NESTED_MEMBER_BYTES) if side else budget
             try:
                 data = zipdir.read_member(source, member, cap)
@@ -259,7 +259,7 @@ class PickleCollector:
                 self.problem(f"could not scan {member.name}: {exc}", name)
                 continue
             self.inflated[0] += len(data)
-            role = Role.NESTED if self.quiet else Role.MAIN if member is main else Role.EXTRA
+            role = Role.NESTED if self.quiet else Role.MAIN if member == main else Role.EXTRA
             self.scan_buffer(data, name, role, quiet_errors=not by_name)
 
     def scan_archive_at(self, source: Source, start: int, length: int, name: str) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ckpt_tool.model.dtypes import DType
@@ -101,35 +103,55 @@ class Sharding:
         return any(p.startswith("Partial") for p in self.placements)
 
 
-@dataclass(eq=False, slots=True)
+NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
+"""The ``extra`` of most tensors: shared and read-only (a dict each would cost 13 MB on 200,000
+tensors); ``TensorRef.set_extra`` gives a tensor its own."""
+
+
 class TensorRef:
     """A tensor as the pickle describes it; its bytes stay in the file."""
 
-    dtype: DType
-    shape: tuple[int, ...]
-    stride: tuple[int, ...]
-    storage_offset: int = 0
-    """In elements, from the start of the storage."""
-    storage: Storage | None = None
-    requires_grad: bool = False
-    kind: str = "tensor"
-    """tensor, parameter, quantized, sparse, meta, subclass, nested, dtensor."""
-    layout: str = "strided"
-    device_override: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    """Quantizer parameters, subclass type and state, ``components`` (the parts of a sparse or
-    nested tensor, by name), ``nested_shape`` (None where ragged), ``sharding`` (a DTensor's
-    :class:`Sharding`; ``shape`` is then its local part's), ``consolidated_dtype`` (the dtype
-    the producer's own consolidation gives it: zero_to_fp32.py makes floating buffers float32;
-    convert writes that dtype unless ``--dtype`` says otherwise)..."""
-    chunks: tuple[Chunk, ...] = ()
-    """For a tensor saved in pieces (DCP, per-rank DTensor files, ZeRO partitions): every piece,
-    each placed in the whole. The tensor itself then has no storage; its shape is the global
-    shape and its stride C order."""
-    numel: int = field(init=False)
+    __slots__ = ("chunks", "device_override", "dtype", "extra", "kind", "layout", "numel",
+                 "requires_grad", "shape", "storage", "storage_offset", "stride")
 
-    def __post_init__(self) -> None:
-        self.numel = math.prod(self.shape)
+    def __init__(
+        self, dtype: DType, shape: tuple[int, ...], stride: tuple[int, ...],
+        storage_offset: int = 0, storage: Storage | None = None, requires_grad: bool = False,
+        kind: str = "tensor", layout: str = "strided", device_override: str | None = None,
+        extra: Mapping[str, Any] | None = None, chunks: tuple[Chunk, ...] = (),
+    ) -> None:
+        self.dtype = dtype
+        self.shape = shape
+        self.stride = stride
+        self.storage_offset = storage_offset
+        """In elements, from the start of the storage."""
+        self.storage = storage
+        self.requires_grad = requires_grad
+        self.kind = kind
+        """tensor, parameter, quantized, sparse, meta, subclass, nested, dtensor."""
+        self.layout = layout
+        self.device_override = device_override
+        self.extra = NO_EXTRA if extra is None else extra
+        """Quantizer parameters, subclass type and state, ``components`` (the parts of a sparse
+        or nested tensor, by name), ``nested_shape`` (None where ragged), ``sharding`` (a
+        DTensor's :class:`Sharding`; ``shape`` is then its local part's),
+        ``consolidated_dtype`` (the dtype the producer's own consolidation gives it:
+        zero_to_fp32.py makes floating buffers float32; convert writes that dtype unless
+        ``--dtype`` says otherwise)..."""
+        self.chunks = chunks
+        """For a tensor saved in pieces (DCP, per-rank DTensor files, ZeRO partitions): every
+        piece, each placed in the whole. The tensor itself then has no storage; its shape is the
+        global shape and its stride C order."""
+        self.numel = math.prod(shape)
+
+    def __repr__(self) -> str:
+        return (f"TensorRef({self.dtype.name}, shape={self.shape}, stride={self.stride}, "
+                f"storage_offset={self.storage_offset}, kind={self.kind!r})")
+
+    def set_extra(self, key: str, value: Any) -> None:
+        if self.extra is NO_EXTRA:
+            self.extra = {}
+        self.extra[key] = value  # type: ignore[index]
 
     @property
     def sharding(self) -> Sharding | None:

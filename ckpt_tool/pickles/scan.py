@@ -12,6 +12,7 @@ from __future__ import annotations
 import _compat_pickle
 import codecs
 import struct
+from array import array
 from dataclasses import dataclass, field
 
 from ckpt_tool.containers.source import Source
@@ -22,6 +23,7 @@ from ckpt_tool.pickles.safety import TORCH_WEIGHTS_ONLY_OPCODES
 _LEN1, _LEN4, _LEN8, _LINE, _PUT_LINE, _LONG_BINPUT = -2, -3, -4, -5, -6, -7
 _MARK, _POP_MARK, _INST, _GLOBAL, _STACK_GLOBAL = -8, -9, -10, -11, -12
 _EXT1, _EXT2, _EXT4, _PROTO, _STOP, _INVALID = -13, -14, -15, -16, -17, -100
+_MEMO_OP = -18  # BINPUT, BINGET, LONG_BINGET when a walk notes where memo opcodes are
 
 # Every opcode of CPython's pickle: (code, argument kind), as ``pickletools.opcodes`` describes
 # them (a test derives this table from it again). Kept as a literal: building it from
@@ -108,6 +110,12 @@ _QUIET_STEP = bytes(
 )
 """Per opcode, the bytes to skip (opcode and argument), for the fixed-size opcodes torch's
 weights-only unpickler implements, which need no bookkeeping at all; 0 for every other."""
+MEMO_OPCODES = {0x68: 2, 0x6a: 5, 0x71: 2}
+"""BINGET, LONG_BINGET, BINPUT and their sizes (LONG_BINPUT has its own branch)."""
+_KINDS_NOTING_MEMO = [_MEMO_OP if code in MEMO_OPCODES else kind
+                      for code, kind in enumerate(_KINDS)]
+_QUIET_STEP_NOTING_MEMO = bytes(0 if code in MEMO_OPCODES else step
+                                for code, step in enumerate(_QUIET_STEP))
 MAX_EMBEDDED = 1024
 """String arguments kept per pickle as possible payloads (each is a copy of its bytes)."""
 _BINUNICODE = ord("X")
@@ -186,7 +194,7 @@ class _Stop(Exception):
 
 def scan_pickle(
     data: bytes | memoryview, start: int = 0, limits: Limits = DEFAULT_LIMITS,
-    *, find_embedded: bool = False, resolve_names: bool = True,
+    *, find_embedded: bool = False, resolve_names: bool = True, memo_ops: array | None = None,
 ) -> PickleScan:
     """Walk one pickle starting at ``start``; never raises on bad input (see ``error``).
 
@@ -195,10 +203,11 @@ def scan_pickle(
     names from the stack, where a pickle can build them any way it likes: ``resolve_names`` has
     the restricted unpickler (which imports and calls nothing) build the pickle and record what
     ``find_class`` is asked for; ``False`` leaves them to whoever unpickles the data (the
-    reader's ``find_class`` sees them exactly).
+    reader's ``find_class`` sees them exactly). ``memo_ops``, when given, receives the offset
+    of every BINPUT, LONG_BINPUT, BINGET and LONG_BINGET (see ``pickles.memo``).
     """
     view = data if isinstance(data, bytes) else bytes(data)
-    result = _scan_fast(view, start, limits, find_embedded)
+    result = _scan_fast(view, start, limits, find_embedded, memo_ops)
     if resolve_names and result.stack_globals:
         from ckpt_tool.pickles.unpickler import resolve_stack_globals
 
@@ -237,6 +246,7 @@ def _length_argument(data: bytes, pos: int, kind: int, signed: bool = False) -> 
 
 def _scan_fast(
     data: bytes, start: int, limits: Limits, find_embedded: bool = False,
+    memo_ops: array | None = None,
 ) -> PickleScan:
     """Measure-only walk: arguments skipped, STACK_GLOBALs only located.
 
@@ -245,6 +255,8 @@ def _scan_fast(
     """
     result = PickleScan(start=start)
     kinds, quiet_step = _KINDS, _QUIET_STEP
+    if memo_ops is not None:
+        kinds, quiet_step = _KINDS_NOTING_MEMO, _QUIET_STEP_NOTING_MEMO
     embedded = result.embedded if find_embedded else None
     binunicode = -1 if find_embedded else _BINUNICODE  # lint looks inside every string
     embed_first = _EMBED_FIRST
@@ -278,10 +290,15 @@ def _scan_fast(
                 if after - pos > 7 and data[pos + 5] in embed_first and after <= size:
                     _note_argument(data, pos, after, _LEN4, embedded)  # type: ignore[arg-type]
                 pos = after
+            elif kind == _MEMO_OP:
+                memo_ops.append(pos)  # type: ignore[union-attr]
+                pos += MEMO_OPCODES[op]
             elif kind == _LONG_BINPUT:
                 index = u32(data, pos + 1)[0]
                 if index > max_memo:
                     raise _Stop(f"memo index {index} above {max_memo} (limit max_memo_index)")
+                if memo_ops is not None:
+                    memo_ops.append(pos)
                 pos += 5
             elif kind == _MARK:
                 depth += 1
@@ -313,6 +330,8 @@ def _scan_fast(
         result.error = "an argument runs past the end of the pickle (truncated?)"
     result.end = min(pos, size)
     result.opcode_count = count
+    for code in MEMO_OPCODES:  # noted only when asked for: the same set either way
+        seen[code] = 0
     result.opcodes = {_NAME[code] for code in range(256) if seen[code] and code in _NAME}
     return result
 

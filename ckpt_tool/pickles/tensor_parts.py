@@ -74,7 +74,7 @@ def as_dtensor(wrapper: TensorRef, state: Any) -> TensorRef | None:
     mesh_fields = (mesh.attributes() if isinstance(mesh, Opaque) else None) or {}
     local.kind = "dtensor"
     local.requires_grad = local.requires_grad or wrapper.requires_grad
-    local.extra["sharding"] = Sharding(
+    local.set_extra("sharding", Sharding(
         global_shape=wrapper.shape,
         placements=tuple(_placement_text(p) for p in placements)
         if isinstance(placements, tuple | list) else (),
@@ -83,7 +83,7 @@ def as_dtensor(wrapper: TensorRef, state: Any) -> TensorRef | None:
         mesh_device=_text(_first(mesh_fields, "_device_type", "device_type")),
         coordinate=_ints(mesh_fields.get("_coordinate_on_dim")),
         rank=_first(mesh_fields, "_rank") if type(mesh_fields.get("_rank")) is int else None,
-    )
+    ))
     return local
 
 

@@ -127,7 +127,7 @@ def _rebuild_tensor_v2(
     if requires_grad is not True and requires_grad is not False:
         tensor.requires_grad = bool(requires_grad)
     if metadata:
-        tensor.extra["metadata"] = metadata
+        tensor.set_extra("metadata", metadata)
     return tensor
 
 
@@ -155,7 +155,7 @@ def _rebuild_parameter(data: Any, requires_grad: Any, backward_hooks: Any, *rest
     _mark_parameter(data)
     data.requires_grad = bool(requires_grad)
     if rest:
-        data.extra["state"] = rest[0]
+        data.set_extra("state", rest[0])
     return data
 
 
@@ -165,7 +165,7 @@ def _rebuild_qtensor(
 ) -> TensorRef:
     tensor = _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad)
     tensor.kind = "quantized"
-    tensor.extra["quantizer"] = quantizer_params
+    tensor.set_extra("quantizer", quantizer_params)
     return tensor
 
 
@@ -227,9 +227,9 @@ def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any) -> An
             _mark_parameter(result)
         elif type_name != "torch.Tensor":
             result.kind = "subclass"
-            result.extra["type"] = type_name
+            result.set_extra("type", type_name)
         if state:
-            result.extra["state"] = state
+            result.set_extra("state", state)
     return result
 
 
@@ -506,15 +506,17 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 
 def unpickle(
-    data: bytes, persistent: PersistentLoad | None = None, protocol: int = 2,
+    data: bytes | io.BytesIO, persistent: PersistentLoad | None = None, protocol: int = 2,
     built: BuiltFacts | None = None,
 ) -> tuple[Any, list[tuple[str, str]]]:
-    """Build the object tree of one pickle; return it with the globals it referenced, in order.
+    """Build the object tree of one pickle (its bytes, or a stream of them); return it with the
+    globals it referenced, in order.
 
     ``protocol`` is the pickle's PROTO (from the scan): below 3, Python 2 names are renamed.
     ``built`` collects what building showed (classes called, states given).
     """
-    unpickler = RestrictedUnpickler(io.BytesIO(data), persistent, protocol)
+    stream = data if isinstance(data, io.BytesIO) else io.BytesIO(data)
+    unpickler = RestrictedUnpickler(stream, persistent, protocol)
     collecting = gc.isenabled()
     gc.disable()  # the tree only grows while loading; cycle collection would rescan it repeatedly
     log: list[Any] = []

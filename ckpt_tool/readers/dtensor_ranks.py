@@ -96,7 +96,7 @@ def merge_dtensor(name: str, locals_: list[tuple[TensorRef, int]]) -> TensorRef:
                       requires_grad=locals_[0][0].requires_grad)
     reason = _unsupported_placement(first)
     if reason is not None:
-        whole.extra[UNSUPPORTED_KEY] = reason
+        whole.set_extra(UNSUPPORTED_KEY, reason)
         return whole
     chunks: dict[tuple[tuple[int, ...], tuple[int, ...]], Chunk] = {}
     for local, rank in locals_:

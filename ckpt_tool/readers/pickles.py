@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import io
+from array import array
 from typing import Any
 
 from ckpt_tool.errors import FormatError, GlobalMutation, LimitExceeded
 from ckpt_tool.limits import Limits
 from ckpt_tool.model.checkpoint import BuiltFacts, GlobalRef, PickleRecord
+from ckpt_tool.pickles.memo import without_unused_memo
 from ckpt_tool.pickles.safety import classify
 from ckpt_tool.pickles.scan import PickleScan, scan_pickle
 from ckpt_tool.pickles.unpickler import PersistentLoad, unpickle
 
+TRIM_MEMO_FROM = 8 << 20
+"""Pickles this large are built with their unread memo puts sent to one index
+(``pickles.memo``): tens of MB at the peak, for one more pass over the memo opcodes."""
 
-def scan_or_fail(data: bytes, where: str, limits: Limits, start: int = 0) -> PickleScan:
-    scan = scan_pickle(data, start, limits, resolve_names=False)
+
+def scan_or_fail(data: bytes, where: str, limits: Limits, start: int = 0,
+                 memo_ops: array | None = None) -> PickleScan:
+    scan = scan_pickle(data, start, limits, resolve_names=False, memo_ops=memo_ops)
     if scan.error:
         error = LimitExceeded if "(limit " in scan.error else FormatError
         raise error(f"{where}: {scan.error}")
@@ -33,11 +41,18 @@ def load_pickle(
 ) -> tuple[Any, PickleScan, list[tuple[str, str]]]:
     """Scan then unpickle ``data[start:scan.end]``; errors name ``where``; ``built`` collects
     what building showed. ``scan``: this pickle's walk when the caller has made it already."""
+    memo_ops = None
     if not _reusable(scan, start):
-        scan = scan_or_fail(data, where, limits, start)
+        memo_ops = array("Q") if len(data) - start >= TRIM_MEMO_FROM else None
+        scan = scan_or_fail(data, where, limits, start, memo_ops)
     assert scan is not None
+    if memo_ops and start == 0 and scan.end == len(data):
+        stream = io.BytesIO(without_unused_memo(data, memo_ops))
+    else:
+        stream = io.BytesIO(data[start : scan.end])
+    del memo_ops, data  # the stream holds the bytes now; the caller passes them, not keeps them
     try:
-        root, referenced = unpickle(data[start : scan.end], persistent, scan.protocol, built)
+        root, referenced = unpickle(stream, persistent, scan.protocol, built)
     except GlobalMutation:
         raise
     except FormatError as exc:

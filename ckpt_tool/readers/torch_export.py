@@ -108,10 +108,11 @@ class _Reader:
     def __init__(self, archive: TorchArchive, checkpoint: Checkpoint, limits: Limits) -> None:
         self.archive, self.checkpoint, self.limits = archive, checkpoint, limits
         self.storages: dict[str, Storage] = {}
-        members = [m for record, m in archive.records.items()
+        members = [m for record, m in archive.records().items()
                    if record.startswith((WEIGHTS_DIR, CONSTANTS_DIR))]
         offsets = zipdir.data_offsets(archive.source, members)
-        self.offsets = {id(m): offset for m, offset in zip(members, offsets, strict=True)}
+        self.offsets = {m.header_offset: offset
+                        for m, offset in zip(members, offsets, strict=True)}
 
     def payloads(self, model: str, kind: str) -> dict[str, Any]:
         """One model's weights or constants, by fully qualified name (``_load_state_dict``)."""
@@ -174,7 +175,7 @@ class _Reader:
                     "corrupt", f"{record} is compressed; torch writes tensor data uncompressed",
                     record))
             storage = Storage(record, meta.dtype, member.size, meta.device,
-                              self.offsets[id(member)], record)
+                              self.offsets[member.header_offset], record)
             self.storages[record] = self.checkpoint.storages[record] = storage
         kind = "parameter" if is_param else "tensor"
         if storage.nbytes == 0:  # torch.zeros(size): the tensor had no data (a fake tensor)
@@ -250,8 +251,7 @@ class _Reader:
     def extra_files(self) -> dict[str, str]:
         """``extra/<name>`` records, the text ``torch.export.load(extra_files=...)`` returns."""
         extra = {}
-        for record in self.archive.names():
-            member = self.archive.records[record]
+        for record, member in self.archive.records().items():
             if record.startswith(EXTRA_DIR):
                 if member.size > _MAX_EXTRA_TEXT:
                     extra[record[len(EXTRA_DIR):]] = f"<{member.size} bytes>"

@@ -56,8 +56,8 @@ def read_torch_package(archive: TorchArchive, limits: Limits) -> Checkpoint:
 def pickle_resources(archive: TorchArchive) -> list[str]:
     """Resources whose bytes start like a pickle (``save_pickle`` writes protocol 2 or more),
     told from their bytes: any resource can be handed to ``load_pickle``, whatever its name."""
-    records = [(record, archive.records[record]) for record in archive.names()
-               if not record.startswith(DATA_DIR) and archive.records[record].size > _PICKLE_HEAD]
+    records = [(record, member) for record, member in archive.records().items()
+               if not record.startswith(DATA_DIR) and member.size > _PICKLE_HEAD]
     stored = [(record, member) for record, member in records if member.method == zipdir.STORED]
     heads = archive.source.read_many([
         (offset, _PICKLE_HEAD) for offset in zipdir.data_offsets(

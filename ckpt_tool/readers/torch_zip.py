@@ -33,70 +33,83 @@ class TorchArchive:
         self.members = zipdir.read_central_directory(source, limits, self.anomalies)
         if not self.members:
             raise NotACheckpoint("not a checkpoint: an empty zip archive")
-        first = self.members[0].name
+        first = self.members.names[0]
         if "/" not in first:
             raise NotACheckpoint(f"not a checkpoint: a zip archive whose first member {first!r} "
                                  "is not in a folder, as torch.save writes")
         self.name = first.split("/", 1)[0]
         self.prefix = self.name + "/"
-        self.records: dict[str, Member] = {}
         self.scans: dict[str, PickleScan] = {}
         """Walks of records' pickles that a caller made already (lint's), so a read does not
         walk them again; only walks from byte 0 with every name read from its opcode."""
+        self._found: dict[str, int] = {}
+        """Member index by name as miniz compares it (``_without_case``), for the members inside
+        the folder: the one index on 200,000 storages, its keys the names themselves."""
         self._index()
 
     def _index(self) -> None:
         prefix, size = self.prefix, len(self.prefix)
         folded_prefix = _without_case(prefix)
-        folded = [_without_case(m.name) for m in self.members]  # once per member: 50,000 here
-        inside = [m for m, name in zip(self.members, folded, strict=True)
-                  if name.startswith(folded_prefix)]
-        self._folded: dict[bytes, Member] = {}
-        outside = []
-        for member, name in reversed(list(zip(self.members, folded, strict=True))):
-            if name.startswith(folded_prefix):  # ckpt reads the first of equal names; see below
-                self.records[member.name[size:]] = member
-                self._folded[name[size:]] = member
+        names = self.members.names
+        found = self._found
+        inside: list[str] = []
+        outside: list[int] = []
+        for index in range(len(names) - 1, -1, -1):  # ckpt reads the first of equal names
+            name = names[index]
+            folded = _without_case(name)
+            if folded.startswith(folded_prefix):
+                found[folded] = index
+                inside.append(name)
             else:
-                outside.append(Anomaly(
-                    "ambiguous",
-                    f"member {member.name} lies outside the folder {prefix} that torch reads: "
-                    "torch ignores it, other tools may not", member.name))
-        self.anomalies += reversed(outside)
+                outside.append(index)
+        inside.reverse()
+        self.anomalies += [Anomaly(
+            "ambiguous", f"member {names[index]} lies outside the folder {prefix} that torch "
+            "reads: torch ignores it, other tools may not", names[index])
+            for index in reversed(outside)]
         self._report_equal_names(inside)
-        for record in self.records:
+        climbing = [name[size:] for name in inside if ".." in name or name[size:size + 1] == "/"]
+        for record in dict.fromkeys(climbing):
             if ".." in record.split("/") or record.startswith("/"):
                 self.anomalies.append(Anomaly(
                     "corrupt", f"member name {prefix}{record} climbs out of the archive", record))
 
-    def _report_equal_names(self, inside: list[Member]) -> None:
+    def _report_equal_names(self, inside: list[str]) -> None:
         """miniz, torch's zip reader, compares names without ASCII case, and of equal names it
         may find any one, not the first that ckpt reads."""
-        if len({m.name.lower() for m in inside}) == len(inside):
-            return  # the quick test (str.lower folds more than ASCII, never less)
-        names = Counter(_without_case(m.name) for m in inside)
+        if len(self._found) == len(inside):
+            return
+        names = Counter(_without_case(name) for name in inside)
         for folded, count in names.items():
             if count > 1:
-                spellings = sorted({m.name for m in inside if _without_case(m.name) == folded})
+                spellings = sorted({name for name in inside if _without_case(name) == folded})
                 how = " (torch compares names without case)" if len(spellings) > 1 else ""
                 self.anomalies.append(Anomaly(
                     "ambiguous", f"the archive holds {count} members named "
                     f"{' or '.join(spellings)}{how}: torch and other zip readers may load "
                     "different ones", spellings[0]))
 
-    def folded_records(self) -> list[tuple[bytes, Member]]:
-        """(record name as miniz compares it, member) for every record torch can find."""
-        return list(self._folded.items())
+    def records(self) -> dict[str, Member]:
+        """Every record in the folder by its exact name (the first of equal names, as ckpt
+        reads), in the archive's order."""
+        return {record: self.members[index] for record, index in self._exact().items()}
 
     def names(self) -> list[str]:
         """Record names in the archive's order (the first of equal names, as ckpt reads)."""
-        folded, size = _without_case(self.prefix), len(self.prefix)
-        return list(dict.fromkeys(m.name[size:] for m in self.members
-                                  if _without_case(m.name).startswith(folded)))
+        return list(self._exact())
+
+    def _exact(self) -> dict[str, int]:
+        folded, size, names = _without_case(self.prefix), len(self.prefix), self.members.names
+        exact: dict[str, int] = {}
+        for index, name in enumerate(names):
+            if _without_case(name).startswith(folded):
+                exact.setdefault(name[size:], index)
+        return exact
 
     def member(self, record: str) -> Member | None:
         """The member torch finds for ``record``: miniz looks names up without ASCII case."""
-        return self._folded.get(_without_case(record))
+        index = self._found.get(_without_case(self.prefix + record))
+        return None if index is None else self.members[index]
 
     def has(self, record: str) -> bool:
         return self.member(record) is not None
@@ -145,17 +158,18 @@ def _load_archive_pickle(archive: TorchArchive, checkpoint: Checkpoint,
                          name: str) -> tuple[Any, list[tuple[str, str]]]:
     """Build ``<name>.pkl``, its storages in ``<name>/`` (torch.jit reads every archive so)."""
     record = f"{name}.pkl"
-    data = archive.read(record)
-    storages = _StorageResolver(archive, checkpoint, f"{name}/")
-    root, scan, referenced = load_pickle(data, record, archive.limits, storages,
-                                         built=checkpoint.built, scan=archive.scans.get(record))
     member = archive.member(record)
-    assert member is not None
+    if member is None:
+        raise FormatError(f"the record {archive.prefix}{record} is missing")
+    storages = _StorageResolver(archive, checkpoint, f"{name}/")
+    # Passed, not kept: the bytes can go once the unpickler has its own (pickles.load_pickle)
+    root, scan, referenced = load_pickle(archive.read(record), record, archive.limits, storages,
+                                         built=checkpoint.built, scan=archive.scans.get(record))
     checkpoint.pickles.append(PickleRecord(record, scan, zipdir.data_offset(archive.source,
                                                                              member)))
-    if scan.end < len(data):
+    if scan.end < member.size:
         checkpoint.anomalies.append(Anomaly(
-            "ambiguous", f"{record} holds {len(data) - scan.end} bytes after its STOP opcode",
+            "ambiguous", f"{record} holds {member.size - scan.end} bytes after its STOP opcode",
             record))
     return root, referenced
 
@@ -194,14 +208,8 @@ class _StorageResolver:
 
     def __init__(self, archive: TorchArchive, checkpoint: Checkpoint, folder: str) -> None:
         self.archive, self.checkpoint, self.folder = archive, checkpoint, folder
-        folded = _without_case(folder)
-        members = [m for name, m in archive.folded_records() if name.startswith(folded)]
-        if getattr(archive.source, "remote", False):  # no request per tensor
-            alignment = checkpoint.storage_alignment or zipdir.TORCH_ALIGNMENT
-            offsets = [zipdir.predicted_data_offset(m, alignment) for m in members]
-        else:  # every local header, from the file's map
-            offsets = zipdir.data_offsets(archive.source, members)
-        self.offsets = {id(m): offset for m, offset in zip(members, offsets, strict=True)}
+        # Over the network no request per tensor: where torch's writer puts each record's data
+        self.remote = getattr(archive.source, "remote", False)
 
     def __call__(self, pid: Any) -> StorageView:
         if not isinstance(pid, tuple) or len(pid) != 5 or pid[0] not in ("storage", b"storage"):
@@ -238,16 +246,24 @@ class _StorageResolver:
             location = location.decode("ascii", "replace")
         # CRC 0: torch.save with serialization config save.compute_crc32=False writes none
         checked = member.method == zipdir.STORED and member.size == nbytes and member.crc32
-        offset = self.offsets[id(member)]
+        if self.remote:
+            alignment = self.checkpoint.storage_alignment or zipdir.TORCH_ALIGNMENT
+            offset = zipdir.predicted_data_offset(member, alignment)
+        else:  # its local header, from the file's map
+            offset = zipdir.data_offset(self.archive.source, member)
         storage = Storage(key, storage_type.dtype, nbytes, str(location), offset, record,
                           crc32=member.crc32 if checked else None)
         self.checkpoint.storages[key] = storage
         return storage
 
 
-def _without_case(name: str) -> bytes:
-    """A member name as miniz compares it: ASCII letters folded to lower case."""
-    return name.encode("utf-8", "surrogateescape").lower()
+def _without_case(name: str) -> str:
+    """A member name as miniz compares it: ASCII letters folded to lower case. A name that
+    has none in upper case is returned itself, so an index keyed by it shares its text."""
+    if name.isascii():
+        folded = name.lower()
+        return name if folded == name else folded
+    return name.encode("utf-8", "surrogateescape").lower().decode("utf-8", "surrogateescape")
 
 
 def _short(value: Any) -> str:

@@ -84,7 +84,7 @@ def read_zero(folder: str, limits: Limits) -> Checkpoint:
             root[str(alias)] = root[target]
     for tensor in root.values():
         if tensor.dtype.is_floating and tensor.dtype.name != CONSOLIDATED_DTYPE:
-            tensor.extra["consolidated_dtype"] = CONSOLIDATED_DTYPE
+            tensor.set_extra("consolidated_dtype", CONSOLIDATED_DTYPE)
     version = (f"ZeRO-{stage}, {world} rank{'s' if world > 1 else ''}"
                f"{f', {tag}' if tag else ''} (DeepSpeed {model.get('ds_version', '?')})")
     extra = {join(folder, LATEST): len(tag.encode()) + 1} if tag else {}
