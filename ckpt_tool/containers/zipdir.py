@@ -67,9 +67,10 @@ class Directory(Sequence[Member]):
     def __getitem__(self, index: int | slice) -> Member | list[Member]:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
-        return Member(self.names[index], self.header_offsets[index],
-                      self.compressed_sizes[index], self.sizes[index], self.methods[index],
-                      self.crc32s[index], self.flags[index])
+        # tuple.__new__ is what Member's generated __new__ calls, without its Python frame
+        return tuple.__new__(Member, (  # type: ignore[type-var]
+            self.names[index], self.header_offsets[index], self.compressed_sizes[index],
+            self.sizes[index], self.methods[index], self.crc32s[index], self.flags[index]))
 
     def __iter__(self) -> Iterator[Member]:
         return map(Member, self.names, self.header_offsets, self.compressed_sizes, self.sizes,
@@ -112,23 +113,26 @@ def _read_entries(source: Source, limits: Limits, end: EndRecord) -> Directory:
     names, header_offsets, compressed_sizes, sizes = (
         members.names, members.header_offsets, members.compressed_sizes, members.sizes)
     methods, crc32s, all_flags = members.methods, members.crc32s, members.flags
-    pos = 0
+    pos, length, fixed, file_size = 0, len(directory), _CENTRAL.size, source.size
     unpack = _CENTRAL.unpack_from
     for _ in range(end.count):
-        if pos + _CENTRAL.size > len(directory):
+        if pos + fixed > length:
             raise FormatError("the zip central directory is truncated")
         (sig, _made, _need, flags, method, _time, _date, crc, csize, usize, nlen, elen, clen,
          disk, _iattr, _eattr, offset) = unpack(directory, pos)
-        if sig != _CENTRAL_SIG:
-            raise FormatError(f"corrupt zip central directory at entry {len(members)}")
-        start = pos + _CENTRAL.size
-        if start + nlen + elen + clen > len(directory):
-            raise FormatError(f"corrupt zip central directory at entry {len(members)}")
+        start = pos + fixed
+        pos = start + nlen + elen + clen
+        if sig != _CENTRAL_SIG or pos > length:
+            raise FormatError(f"corrupt zip central directory at entry {len(names)}")
         name = directory[start : start + nlen].decode("utf-8", "surrogateescape")
         if elen and _U32_MAX in (csize, usize, offset):
             usize, csize, offset = _zip64_sizes(directory[start + nlen : start + nlen + elen],
                                                 usize, csize, offset)
-        _check_entry(name, method, csize, usize, offset, flags, disk, end, source.size)
+        # miniz's own checks, in one test for the usual entry: a stored member's sizes agree,
+        # it lies inside the file, it is on this disk, the directory is not encrypted
+        if not (method == STORED and usize == csize and disk == end.disk
+                and offset + _LOCAL.size + csize <= file_size and not flags & _LOCAL_DIR_MASKED):
+            _check_entry(name, method, csize, usize, offset, flags, disk, end, file_size)
         # An encrypted member is refused when read (miniz, so torch, minds it only then).
         names.append(name)
         header_offsets.append(offset)
@@ -137,7 +141,6 @@ def _read_entries(source: Source, limits: Limits, end: EndRecord) -> Directory:
         methods.append(method)
         crc32s.append(crc)
         all_flags.append(flags)
-        pos = start + nlen + elen + clen
     return members
 
 
@@ -334,7 +337,7 @@ def data_offsets(source: Source, members: Sequence[Member]) -> list[int]:
 def _data_start(source: Source, member: Member, header: tuple[int, ...] | None) -> int:
     if header is None:
         raise FormatError(f"member {member.name}: its local header lies past the end")
-    sig, *_, nlen, elen = header
+    sig, nlen, elen = header[0], header[9], header[10]
     if sig != _LOCAL_SIG:
         raise FormatError(f"member {member.name}: no local header at offset {member.header_offset}")
     start = member.header_offset + _LOCAL.size + nlen + elen

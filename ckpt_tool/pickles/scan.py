@@ -266,11 +266,10 @@ def _scan_fast(
     pos, depth, count = start, 0, 0
     max_depth, max_memo, max_count = limits.max_depth, limits.max_memo_index, limits.max_opcodes
     try:
-        while True:
+        # The opcode limit is the loop's own bound (a range costs less than a count and a test
+        # per opcode), so it holds on every opcode: a run of quiet ones is no DoS.
+        for count in range(1, max_count + 1):  # noqa: B007  # the count is read after the loop
             op = data[pos]
-            count += 1
-            if count > max_count:  # checked on every opcode: a run of quiet ones is no DoS
-                raise _Stop(f"more than {max_count} opcodes (limit max_opcodes)")
             step = quiet_step[op]
             if step:
                 pos += step
@@ -322,6 +321,9 @@ def _scan_fast(
                 pos += 1
             else:
                 pos, depth = _scan_rare(data, pos, op, kind, depth, result, limits, embedded)
+        else:
+            count = max_count + 1  # the opcode past the limit, the one refused
+            raise _Stop(f"more than {max_count} opcodes (limit max_opcodes)")
     except _Stop as stop:
         result.error = str(stop)
     except (IndexError, struct.error):
