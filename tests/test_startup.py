@@ -82,7 +82,8 @@ def test_lint_of_one_state_dict_imports_no_reader_it_does_not_need(tmp_path) -> 
     assert "ckpt_tool.lint.facts" in loaded
     unwanted = {"tarfile", "tomllib", "ckpt_tool.lint.tar", "ckpt_tool.lint.torchscript_code",
                 "ckpt_tool.readers.dcp", "ckpt_tool.readers.safetensors",
-                "ckpt_tool.readers.embedded", "ckpt_tool.containers.remote_folders"}
+                "ckpt_tool.readers.embedded", "ckpt_tool.containers.remote_folders",
+                "ckpt_tool.discovery.gitignore"}
     assert not unwanted & loaded
 
 

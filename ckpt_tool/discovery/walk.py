@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from ckpt_tool.discovery.excludes import Excludes, is_environment
-from ckpt_tool.discovery.gitignore import Ignores
 from ckpt_tool.model.record import Record
+
+if TYPE_CHECKING:
+    from ckpt_tool.discovery.gitignore import Ignores
 
 
 class WalkRules(Record):
@@ -68,6 +71,8 @@ def walk_folders(root: str, rules: WalkRules,
     """``(folder, file names, subfolder names)`` for ``root`` and every folder below it that is
     not excluded; names sorted and already filtered. As with ``os.walk``, the caller may remove
     subfolders from the list to keep the walk out of them. ``root`` itself is never excluded."""
+    from ckpt_tool.discovery.gitignore import Ignores  # only a walk reads .gitignore files
+
     ignores = Ignores.above(root) if rules.respect_gitignore else None
     stack: list[tuple[str, Ignores | None]] = [(root, ignores)]
     while stack:
