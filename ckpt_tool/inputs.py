@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ckpt_tool.containers.detect import Kind, sniff
@@ -18,6 +17,7 @@ from ckpt_tool.containers.remote import NO_OPTIONS, RemoteOptions, is_url
 from ckpt_tool.containers.source import FileSource
 from ckpt_tool.errors import CkptError
 from ckpt_tool.limits import DEFAULT_LIMITS
+from ckpt_tool.model.record import Record
 
 if TYPE_CHECKING:
     from ckpt_tool.discovery.walk import Passed, WalkRules
@@ -31,20 +31,30 @@ _MODEL_MARKERS = {".metadata", "latest"}
 _SHARD_NAME = re.compile(r"(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})(?P<ext>\.[\w.]+)")
 
 
-@dataclass(frozen=True)
-class InputFile:
+class InputFile(Record):
+    __slots__ = ("path", "group", "error", "model", "shard_of", "size")
     path: str
-    group: str | None = None
+    group: str | None
     """The directory this input was found in."""
-    error: str | None = None
+    error: str | None
     """Set when the input itself could not be expanded (an empty directory, a bad index)."""
-    model: ModelKind | None = None
+    model: ModelKind | None
     """What kind of model in several files it is (None for one file, or a URL not yet read)."""
-    shard_of: str | None = None
+    shard_of: str | None
     """For a shard found without its index: the model it is part of (its name without the shard
     number), shared by every shard of that model."""
-    size: int | None = None
+    size: int | None
     """A remote file's size, when the listing that found it gave it."""
+
+    def __init__(self, path: str, group: str | None = None, error: str | None = None,
+                 model: ModelKind | None = None, shard_of: str | None = None,
+                 size: int | None = None) -> None:
+        self.path = path
+        self.group = group
+        self.error = error
+        self.model = model
+        self.shard_of = shard_of
+        self.size = size
 
 
 def expand_inputs(paths: list[str], rules: WalkRules | None = None,

@@ -67,3 +67,54 @@ def test_a_pyproject_that_names_ckpt_is_still_read(tmp_path) -> None:
     run = subprocess.run([sys.executable, "-m", "ckpt_tool", "lint", "model.pt"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "unknown key(s) exclud" in run.stderr
+
+
+def test_lint_of_one_state_dict_imports_no_reader_it_does_not_need(tmp_path) -> None:
+    """A clean one-file lint (a zip state_dict, no pyproject naming ckpt, no DCP metadata beside
+    it) builds no dataclass-based record and imports neither the tar, TorchScript-code nor DCP
+    readers, nor the modules only they need."""
+    model = tmp_path / "model.pt"
+    model.write_bytes(FIXTURE.read_bytes())
+    run = subprocess.run([sys.executable, "-c", PROBE, "lint", "model.pt"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert "nothing to report" in run.stderr
+    loaded = set(json.loads(run.stderr.strip().splitlines()[-1]))
+    assert "ckpt_tool.lint.facts" in loaded
+    unwanted = {"dataclasses", "tarfile", "tomllib", "ckpt_tool.lint.tar",
+                "ckpt_tool.lint.torchscript_code",
+                "ckpt_tool.readers.dcp", "ckpt_tool.readers.safetensors",
+                "ckpt_tool.readers.embedded", "ckpt_tool.containers.remote_folders",
+                "ckpt_tool.discovery.gitignore"}
+    assert not unwanted & loaded
+
+
+def test_records_are_not_dataclasses() -> None:
+    """ckpt's records are plain ``__slots__`` classes (``model/record.py``): a dataclass costs
+    start-up about half a millisecond to build, and the module itself several."""
+    import dataclasses
+
+    from ckpt_tool.lint.findings import Finding
+    from ckpt_tool.model.checkpoint import Checkpoint, GlobalRef
+    from ckpt_tool.model.dtypes import DType
+
+    for record in (Finding, Checkpoint, GlobalRef, DType):
+        assert not dataclasses.is_dataclass(record)
+
+
+def test_records_compare_hash_and_copy_by_value() -> None:
+    """What the records kept from ``@dataclass``: equality and hashing by value, a readable
+    repr, ``replace`` and ``as_dict`` in field order; mutable ones are unhashable."""
+    import pytest
+
+    from ckpt_tool.model.checkpoint import Anomaly, Checkpoint, Format, Sharding
+
+    a = Anomaly("corrupt", "bad", "data.pkl")
+    assert a == Anomaly("corrupt", "bad", "data.pkl") and hash(a) == hash(Anomaly(*a._values()))
+    assert a != Anomaly("corrupt", "bad") and a != ("corrupt", "bad", "data.pkl")
+    assert repr(a) == "Anomaly(code='corrupt', message='bad', member='data.pkl')"
+    assert a.replace(member=None) == Anomaly("corrupt", "bad")
+    assert list(Sharding((4,), ("Shard(dim=0)",)).as_dict())[:2] == ["global_shape", "placements"]
+    with pytest.raises(TypeError):
+        hash(Checkpoint("x.pt", Format.TORCH_ZIP, 0))
+    first, second = Checkpoint("x.pt", Format.TORCH_ZIP, 0), Checkpoint("x.pt", Format.TORCH_ZIP, 0)
+    assert first == second and first.storages is not second.storages  # fresh defaults

@@ -51,15 +51,13 @@ def lint_one(source: Any, *, select: str | Iterable[str] | None = None,
 def resolve_config(config: ConfigArg, select: str | Iterable[str] | None,
                    ignore: str | Iterable[str] | None,
                    allowed_globals: Iterable[str] | None) -> LintConfig:
-    from dataclasses import replace
-
     from ckpt_tool.discovery.project import Project, find_project
     from ckpt_tool.lint.policy import AllowedGlobals
 
     if isinstance(config, LintConfig):
         resolved = config
         if select is not None or ignore is not None:
-            resolved = replace(resolved, selected=load_config(
+            resolved = resolved.replace(selected=load_config(
                 ".", _selectors(select), _selectors(ignore), Project()).selected)
     else:
         if config is True:
@@ -76,7 +74,7 @@ def resolve_config(config: ConfigArg, select: str | Iterable[str] | None,
             allowed_globals = split_commas([allowed_globals])
         extra = AllowedGlobals.parse(allowed_globals)
         current = resolved.allowed_globals
-        resolved = replace(resolved, allowed_globals=AllowedGlobals(
+        resolved = resolved.replace(allowed_globals=AllowedGlobals(
             current.names | extra.names, current.modules | extra.modules))
     return resolved
 

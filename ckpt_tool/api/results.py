@@ -35,7 +35,7 @@ def as_limits(value: LimitsLike) -> Limits:
         raise ConfigError(f"unknown limit(s) {', '.join(map(str, unknown))} (known: "
                           f"{', '.join(Limits.names())})")
     try:
-        return Limits(**{**DEFAULT_LIMITS.__dict__, **value})
+        return DEFAULT_LIMITS.replace(**value)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 

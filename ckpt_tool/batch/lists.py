@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -31,6 +30,8 @@ def done_paths(name: str, is_done: Callable[[dict[str, Any]], bool]) -> set[str]
     """The ``path`` of every line of ``name`` that ``is_done`` accepts. A missing file is an
     empty one (the first run of a loop); a line that is not a JSON object (the last line of an
     interrupted run) is passed over, so that its file is done again."""
+    import json
+
     try:
         with open(name, encoding="utf-8", errors="replace") as f:
             lines = f.readlines()

@@ -9,19 +9,24 @@ The function returns plain data and never raises; should it raise anyway, the fi
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+from ckpt_tool.model.record import Record
 
 Result = dict[str, Any]
 Failed = Callable[[str, str], Result]
 """``failed(path, message)``: the result of a file that could not be handled."""
 
 
-@dataclass(frozen=True)
-class Task:
+class Task(Record):
+    __slots__ = ("path", "options")
     path: str
-    options: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any]
     """Keyword arguments for this file alone (``size``, ``model``)."""
+
+    def __init__(self, path: str, options: Mapping[str, Any] | None = None) -> None:
+        self.path = path
+        self.options = {} if options is None else options
 
 
 def run_tasks(function: Callable[..., Result], tasks: list[Task], jobs: int,

@@ -82,6 +82,6 @@ def parse_limits(items: list[str] | None) -> Limits:
             usage_error(f"--set-limit takes NAME=INTEGER with NAME one of {names}")
         values[name] = int(value)
     try:
-        return Limits(**{**DEFAULT_LIMITS.__dict__, **values})
+        return DEFAULT_LIMITS.replace(**values)
     except ValueError as exc:
         usage_error(f"--set-limit: {exc}")

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +37,8 @@ def gather_paths(paths: list[str] | None, from_list: str | None) -> list[str]:
 
 
 def parse_storage_options(text: str | None) -> dict[str, Any]:
+    import json
+
     if text is None:
         return {}
     try:

@@ -7,7 +7,6 @@ is a finding (CKPT006); the other files are still checked.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 
@@ -239,7 +238,7 @@ def _apply_fixes(findings: list[Finding], unsafe: bool,
             print(f"ckpt: {printable(str(outcome))}", file=sys.stderr)
         if outcome.done:
             renamed[finding.path] = outcome.target
-    remaining = [dataclasses.replace(f, path=renamed.get(f.path, f.path)) for f in findings
+    remaining = [f.replace(path=renamed.get(f.path, f.path)) for f in findings
                  if not (f.code == "CKPT001" and f.path in renamed)]
     return remaining, list(renamed.items())
 

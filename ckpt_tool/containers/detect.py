@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import struct
 from enum import Enum
 
@@ -92,6 +91,8 @@ def _looks_like_safetensors(source: Source, head: bytes) -> bool:
 
 
 def describe_other(head: bytes) -> str:
+    import json
+
     text = head.lstrip()
     lowered = text[:200].lower()
     if text.startswith(b"version https://git-lfs.github.com/spec/"):

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from ckpt_tool.errors import CkptError, FormatError, MissingExtra
 from ckpt_tool.extras import require_fsspec
+from ckpt_tool.model.record import Record
 
 _MIN_FETCH = 16 << 10
 """Read ahead at least this much: zip headers and pickles are read in small adjacent pieces."""
@@ -35,14 +35,19 @@ def is_http(url: str) -> bool:
     return url.lower().startswith(("http://", "https://"))
 
 
-@dataclass(frozen=True)
-class RemoteOptions:
+class RemoteOptions(Record):
     """How to reach a URL: fsspec's ``storage_options`` (credentials, ``anon``, endpoints...),
     and the file's size when a listing already gave it (an fsspec source then skips the
     metadata request it would otherwise make to learn the size)."""
 
-    storage_options: Mapping[str, Any] = field(default_factory=dict)
-    size: int | None = None
+    __slots__ = ("storage_options", "size")
+    storage_options: Mapping[str, Any]
+    size: int | None
+
+    def __init__(self, storage_options: Mapping[str, Any] | None = None,
+                 size: int | None = None) -> None:
+        self.storage_options = {} if storage_options is None else storage_options
+        self.size = size
 
 
 NO_OPTIONS = RemoteOptions()

@@ -8,8 +8,6 @@ file before any is read. A URL with a checkpoint extension is taken as a file wi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ckpt_tool.containers.remote import (
     NO_OPTIONS,
     RemoteOptions,
@@ -19,22 +17,34 @@ from ckpt_tool.containers.remote import (
 )
 from ckpt_tool.containers.suffixes import CHECKPOINT_SUFFIXES
 from ckpt_tool.errors import CkptError, FormatError
+from ckpt_tool.model.record import Record
 
 
-@dataclass(frozen=True)
-class RemoteFile:
+class RemoteFile(Record):
+    __slots__ = ("url", "size", "error", "folder")
     url: str
-    size: int | None = None
-    error: str | None = None
-    folder: str | None = None
+    size: int | None
+    error: str | None
+    folder: str | None
     """The folder or repository URL it was listed from."""
 
+    def __init__(self, url: str, size: int | None = None, error: str | None = None,
+                 folder: str | None = None) -> None:
+        self.url = url
+        self.size = size
+        self.error = error
+        self.folder = folder
 
-@dataclass(frozen=True)
-class RemoteListing:
+
+class RemoteListing(Record):
+    __slots__ = ("files", "skipped")
     files: list[RemoteFile]
     skipped: list[str]
     """Files of a listed folder passed over: not named as checkpoints."""
+
+    def __init__(self, files: list[RemoteFile], skipped: list[str]) -> None:
+        self.files = files
+        self.skipped = skipped
 
 
 def named_as_checkpoint(url: str) -> bool:

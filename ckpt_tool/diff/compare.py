@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ckpt_tool.diff.sides import SAFETENSORS_METADATA, Side
 from ckpt_tool.inspect.report import FileReport
 from ckpt_tool.model.checkpoint import TensorRef
+from ckpt_tool.model.record import Record
 from ckpt_tool.model.values import to_json
 
 if TYPE_CHECKING:
@@ -32,17 +32,30 @@ Progress = Callable[[int, int, str], None]
 being read."""
 
 
-@dataclass
-class TensorDiff:
+class TensorDiff(Record):
+    __slots__ = ("name", "a", "b", "identical", "max_abs", "max_rel", "allclose", "note")
+    __hash__ = None  # type: ignore[assignment]  # mutable
     name: str
     a: TensorRef
     b: TensorRef
-    identical: bool | None = None
+    identical: bool | None
     """Byte-identical (None when values were not compared or could not be)."""
-    max_abs: float | None = None
-    max_rel: float | None = None
-    allclose: bool | None = None
-    note: str | None = None
+    max_abs: float | None
+    max_rel: float | None
+    allclose: bool | None
+    note: str | None
+
+    def __init__(self, name: str, a: TensorRef, b: TensorRef, identical: bool | None = None,
+                 max_abs: float | None = None, max_rel: float | None = None,
+                 allclose: bool | None = None, note: str | None = None) -> None:
+        self.name = name
+        self.a = a
+        self.b = b
+        self.identical = identical
+        self.max_abs = max_abs
+        self.max_rel = max_rel
+        self.allclose = allclose
+        self.note = note
 
     @property
     def layout_changed(self) -> bool:
@@ -53,25 +66,51 @@ class TensorDiff:
         return self.layout_changed or self.allclose is False
 
 
-@dataclass
-class DiffResult:
-    only_a: list[str] = field(default_factory=list)
-    only_b: list[str] = field(default_factory=list)
-    tensors: list[TensorDiff] = field(default_factory=list)
-    metadata_changed: list[tuple[str, Any, Any]] = field(default_factory=list)
-    metadata_only_a: list[str] = field(default_factory=list)
-    metadata_only_b: list[str] = field(default_factory=list)
-    mapping: str | None = None
+class DiffResult(Record):
+    __slots__ = ("only_a", "only_b", "tensors", "metadata_changed", "metadata_only_a",
+                 "metadata_only_b", "mapping", "outside_a", "outside_b", "values_compared",
+                 "aliases_a", "aliases_b", "files_a", "files_b")
+    __hash__ = None  # type: ignore[assignment]  # mutable
+    only_a: list[str]
+    only_b: list[str]
+    tensors: list[TensorDiff]
+    metadata_changed: list[tuple[str, Any, Any]]
+    metadata_only_a: list[str]
+    metadata_only_b: list[str]
+    mapping: str | None
     """How names were matched, when not as they are (``A's names under 'state_dict.'``)."""
-    outside_a: list[str] = field(default_factory=list)
+    outside_a: list[str]
     """Tensors outside the matched root (not compared, not counted as differences)."""
-    outside_b: list[str] = field(default_factory=list)
-    values_compared: bool = False
-    aliases_a: dict[str, str] = field(default_factory=dict)
+    outside_b: list[str]
+    values_compared: bool
+    aliases_a: dict[str, str]
     """Tied-weight aliases read from A's safetensors metadata (alias -> kept name)."""
-    aliases_b: dict[str, str] = field(default_factory=dict)
-    files_a: int = 1
-    files_b: int = 1
+    aliases_b: dict[str, str]
+    files_a: int
+    files_b: int
+
+    def __init__(self, only_a: list[str] | None = None, only_b: list[str] | None = None,
+                 tensors: list[TensorDiff] | None = None,
+                 metadata_changed: list[tuple[str, Any, Any]] | None = None,
+                 metadata_only_a: list[str] | None = None, metadata_only_b: list[str] | None = None,
+                 mapping: str | None = None, outside_a: list[str] | None = None,
+                 outside_b: list[str] | None = None, values_compared: bool = False,
+                 aliases_a: dict[str, str] | None = None, aliases_b: dict[str, str] | None = None,
+                 files_a: int = 1, files_b: int = 1) -> None:
+        self.only_a = [] if only_a is None else only_a
+        self.only_b = [] if only_b is None else only_b
+        self.tensors = [] if tensors is None else tensors
+        self.metadata_changed = [] if metadata_changed is None else metadata_changed
+        self.metadata_only_a = [] if metadata_only_a is None else metadata_only_a
+        self.metadata_only_b = [] if metadata_only_b is None else metadata_only_b
+        self.mapping = mapping
+        self.outside_a = [] if outside_a is None else outside_a
+        self.outside_b = [] if outside_b is None else outside_b
+        self.values_compared = values_compared
+        self.aliases_a = {} if aliases_a is None else aliases_a
+        self.aliases_b = {} if aliases_b is None else aliases_b
+        self.files_a = files_a
+        self.files_b = files_b
 
     @property
     def layout_equal(self) -> bool:
@@ -108,15 +147,24 @@ def _root(names: list[str], prefix: str) -> tuple[dict[str, str], list[str]]:
     return inside, [name for name in names if not name.startswith(prefix)]
 
 
-@dataclass
-class NameMatch:
+class NameMatch(Record):
+    __slots__ = ("a", "b", "description", "outside_a", "outside_b")
+    __hash__ = None  # type: ignore[assignment]  # mutable
     a: dict[str, str]
     """Common name -> A's name."""
     b: dict[str, str]
-    description: str | None = None
-    outside_a: list[str] = field(default_factory=list)
+    description: str | None
+    outside_a: list[str]
     """A's tensors outside the root the names were matched under (an optimizer's state...)."""
-    outside_b: list[str] = field(default_factory=list)
+    outside_b: list[str]
+
+    def __init__(self, a: dict[str, str], b: dict[str, str], description: str | None = None,
+                 outside_a: list[str] | None = None, outside_b: list[str] | None = None) -> None:
+        self.a = a
+        self.b = b
+        self.description = description
+        self.outside_a = [] if outside_a is None else outside_a
+        self.outside_b = [] if outside_b is None else outside_b
 
 
 def match_names(a: list[str], b: list[str], strip_prefix: str | None) -> NameMatch:

@@ -12,28 +12,40 @@ and are not counted as metadata.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
 from ckpt_tool.inputs import InputFile
 from ckpt_tool.inspect.report import FileReport
 from ckpt_tool.model.checkpoint import Format, TensorRef
+from ckpt_tool.model.record import Record
 
 SAFETENSORS_METADATA = "__metadata__."
 
 
-@dataclass
-class Side:
+class Side(Record):
+    __slots__ = ("path", "tensors", "metadata", "aliases", "errors", "files")
+    __hash__ = None  # type: ignore[assignment]  # mutable
     path: str
     """The path as the user gave it."""
-    tensors: dict[str, tuple[TensorRef, FileReport]] = field(default_factory=dict)
+    tensors: dict[str, tuple[TensorRef, FileReport]]
     """Name -> the tensor and the file report it was read from."""
-    metadata: dict[str, Any] = field(default_factory=dict)
-    aliases: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, Any]
+    aliases: dict[str, str]
     """Tied-weight aliases resolved from safetensors metadata: alias -> kept name."""
-    errors: list[tuple[str, str]] = field(default_factory=list)
+    errors: list[tuple[str, str]]
     """(path, message) of the files that could not be read."""
-    files: list[FileReport] = field(default_factory=list)
+    files: list[FileReport]
+
+    def __init__(self, path: str, tensors: dict[str, tuple[TensorRef, FileReport]] | None = None,
+                 metadata: dict[str, Any] | None = None, aliases: dict[str, str] | None = None,
+                 errors: list[tuple[str, str]] | None = None,
+                 files: list[FileReport] | None = None) -> None:
+        self.path = path
+        self.tensors = {} if tensors is None else tensors
+        self.metadata = {} if metadata is None else metadata
+        self.aliases = {} if aliases is None else aliases
+        self.errors = [] if errors is None else errors
+        self.files = [] if files is None else files
 
     @property
     def nbytes(self) -> int:

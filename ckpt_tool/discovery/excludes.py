@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from dataclasses import dataclass
+
+from ckpt_tool.model.record import Record
 
 DEFAULT_EXCLUDES = (
     ".bzr", ".direnv", ".eggs", ".git", ".git-rewrite", ".hg", ".ipynb_checkpoints", ".nox",
@@ -24,11 +25,15 @@ ENVIRONMENT_MARKERS = ("pyvenv.cfg", "conda-meta")
 """A folder holding one of these is a Python environment, whatever its name."""
 
 
-@dataclass(frozen=True)
-class Excludes:
-    patterns: tuple[str, ...] = DEFAULT_EXCLUDES
-    base: str = "."
+class Excludes(Record):
+    __slots__ = ("patterns", "base")
+    patterns: tuple[str, ...]
+    base: str
     """Folder that patterns with a ``/`` are relative to."""
+
+    def __init__(self, patterns: tuple[str, ...] = DEFAULT_EXCLUDES, base: str = ".") -> None:
+        self.patterns = patterns
+        self.base = base
 
     def match(self, path: str) -> str | None:
         """The pattern that excludes ``path`` itself (its name or its relative path), or None."""

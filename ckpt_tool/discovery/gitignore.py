@@ -15,15 +15,23 @@ import os
 import re
 import subprocess
 from bisect import bisect_left
-from dataclasses import dataclass
+
+from ckpt_tool.model.record import Record
 
 
-@dataclass(frozen=True)
-class Pattern:
+class Pattern(Record):
+    __slots__ = ("text", "regex", "negated", "folders_only")
     text: str
     regex: re.Pattern[str]
     negated: bool
     folders_only: bool
+
+    def __init__(self, text: str, regex: re.Pattern[str], negated: bool,
+                 folders_only: bool) -> None:
+        self.text = text
+        self.regex = regex
+        self.negated = negated
+        self.folders_only = folders_only
 
 
 def parse(text: str) -> list[Pattern]:

@@ -10,35 +10,48 @@ is the project's configuration; ``[tool.ckpt.lint]`` inside it holds lint's rule
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
 from ckpt_tool.discovery.excludes import DEFAULT_EXCLUDES, Excludes
 from ckpt_tool.discovery.walk import WalkRules
 from ckpt_tool.errors import ConfigError
+from ckpt_tool.model.record import Record
 
 WALK_KEYS = ("exclude", "extend-exclude", "respect-gitignore", "force-exclude")
 KNOWN_KEYS = (*WALK_KEYS, "lint")
 
 
-@dataclass(frozen=True)
-class Project:
-    path: str | None = None
+class Project(Record):
+    __slots__ = ("path", "table", "root")
+    path: str | None
     """The pyproject.toml read, if any."""
-    table: dict[str, Any] = field(default_factory=dict)
+    table: dict[str, Any]
     """Its ``[tool.ckpt]`` table."""
-    root: str = "."
+    root: str
     """The folder relative patterns are read from: the pyproject's, or the working directory."""
 
+    def __init__(self, path: str | None = None, table: dict[str, Any] | None = None,
+                 root: str = ".") -> None:
+        self.path = path
+        self.table = {} if table is None else table
+        self.root = root
 
-@dataclass(frozen=True)
-class WalkFlags:
+
+class WalkFlags(Record):
     """The command line's walk options (None: not given)."""
 
-    exclude: tuple[str, ...] | None = None
-    extend_exclude: tuple[str, ...] = ()
-    respect_gitignore: bool | None = None
-    force_exclude: bool | None = None
+    __slots__ = ("exclude", "extend_exclude", "respect_gitignore", "force_exclude")
+    exclude: tuple[str, ...] | None
+    extend_exclude: tuple[str, ...]
+    respect_gitignore: bool | None
+    force_exclude: bool | None
+
+    def __init__(self, exclude: tuple[str, ...] | None = None, extend_exclude: tuple[str, ...] = (),
+                 respect_gitignore: bool | None = None, force_exclude: bool | None = None) -> None:
+        self.exclude = exclude
+        self.extend_exclude = extend_exclude
+        self.respect_gitignore = respect_gitignore
+        self.force_exclude = force_exclude
 
 
 def find_project(start: str = ".") -> Project:
@@ -88,7 +101,10 @@ def read_toml(path: str) -> dict[str, Any]:
         raise ConfigError(f"{path}: {exc}") from None
 
 
-def walk_rules(project: Project, flags: WalkFlags = WalkFlags(),
+NO_FLAGS = WalkFlags()
+
+
+def walk_rules(project: Project, flags: WalkFlags = NO_FLAGS,
                extra: tuple[str, ...] = ()) -> WalkRules:
     """The walk for a run: the command line wins over the configuration; ``extra`` are a
     command's own excludes (``[tool.ckpt.lint] exclude``)."""

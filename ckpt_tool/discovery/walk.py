@@ -8,19 +8,28 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ckpt_tool.discovery.excludes import Excludes, is_environment
-from ckpt_tool.discovery.gitignore import Ignores
+from ckpt_tool.model.record import Record
+
+if TYPE_CHECKING:
+    from ckpt_tool.discovery.gitignore import Ignores
 
 
-@dataclass(frozen=True)
-class WalkRules:
-    excludes: Excludes = field(default_factory=Excludes)
-    respect_gitignore: bool = True
-    force_exclude: bool = False
+class WalkRules(Record):
+    __slots__ = ("excludes", "respect_gitignore", "force_exclude")
+    excludes: Excludes
+    respect_gitignore: bool
+    force_exclude: bool
     """Apply the excludes to paths named on the command line too (pre-commit passes every
     staged file by name)."""
+
+    def __init__(self, excludes: Excludes | None = None, respect_gitignore: bool = True,
+                 force_exclude: bool = False) -> None:
+        self.excludes = Excludes() if excludes is None else excludes
+        self.respect_gitignore = respect_gitignore
+        self.force_exclude = force_exclude
 
 
 DEFAULT_RULES = WalkRules()
@@ -29,13 +38,19 @@ DEFAULT_RULES = WalkRules()
 GITIGNORED = "ignored by .gitignore"
 
 
-@dataclass
-class Passed:
+class Passed(Record):
     """A file or folder a walk did not look into, and why."""
 
+    __slots__ = ("path", "reason", "is_folder")
+    __hash__ = None  # type: ignore[assignment]  # mutable
     path: str
     reason: str
     is_folder: bool
+
+    def __init__(self, path: str, reason: str, is_folder: bool) -> None:
+        self.path = path
+        self.reason = reason
+        self.is_folder = is_folder
 
     @property
     def gitignored(self) -> bool:
@@ -56,6 +71,8 @@ def walk_folders(root: str, rules: WalkRules,
     """``(folder, file names, subfolder names)`` for ``root`` and every folder below it that is
     not excluded; names sorted and already filtered. As with ``os.walk``, the caller may remove
     subfolders from the list to keep the walk out of them. ``root`` itself is never excluded."""
+    from ckpt_tool.discovery.gitignore import Ignores  # only a walk reads .gitignore files
+
     ignores = Ignores.above(root) if rules.respect_gitignore else None
     stack: list[tuple[str, Ignores | None]] = [(root, ignores)]
     while stack:

@@ -4,15 +4,16 @@ an HF ``*.index.json`` or by ``-00001-of-00003``) merged into one row."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from ckpt_tool.inspect.report import FileReport
+from ckpt_tool.model.record import Record
 
 _DTYPES_SHOWN = 3
 
 
-@dataclass(frozen=True)
-class ModelRow:
+class ModelRow(Record):
+    __slots__ = ("label", "format", "tensors", "parameters", "size", "dtypes", "weights_only",
+                 "files")
     label: str
     format: str
     tensors: int
@@ -20,7 +21,18 @@ class ModelRow:
     size: int
     dtypes: str
     weights_only: str
-    files: int = 1
+    files: int
+
+    def __init__(self, label: str, format: str, tensors: int, parameters: int, size: int,
+                 dtypes: str, weights_only: str, files: int = 1) -> None:
+        self.label = label
+        self.format = format
+        self.tensors = tensors
+        self.parameters = parameters
+        self.size = size
+        self.dtypes = dtypes
+        self.weights_only = weights_only
+        self.files = files
 
 
 def model_rows(reports: list[FileReport], models: list[str | None],

@@ -4,23 +4,26 @@ sentence each."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ckpt_tool.containers.detect import Kind
 from ckpt_tool.lint.names import checkpoint_suffix, expected_kinds, is_pth
 from ckpt_tool.lint.read_back import read_back_by
 from ckpt_tool.model.checkpoint import Checkpoint, Format
+from ckpt_tool.model.record import Record
 
 _KINDS = {Format.TORCH_ZIP: Kind.ZIP, Format.TORCHSCRIPT: Kind.ZIP, Format.TORCH_EXPORT: Kind.ZIP,
           Format.TORCH_PACKAGE: Kind.ZIP, Format.TORCH_LEGACY: Kind.LEGACY,
           Format.SAFETENSORS: Kind.SAFETENSORS}
 
 
-@dataclass(frozen=True)
-class NameWarning:
+class NameWarning(Record):
+    __slots__ = ("code", "message")
     code: str
     """The lint rule that reports the same thing."""
     message: str
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
 
 
 def name_warnings(path: str, checkpoint: Checkpoint) -> list[NameWarning]:

@@ -9,20 +9,26 @@ storage region, so a tied weight counts once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from ckpt_tool.model.record import Record
 from ckpt_tool.model.roots import Path, find_training_state, find_weights_root, is_prefix
 from ckpt_tool.model.roots import is_training_state as _is_training_state
 
 
-@dataclass(frozen=True)
-class Parts:
+class Parts(Record):
+    __slots__ = ("weights_root", "parameters", "training_state", "other")
     weights_root: str
     """Where the model's weights were found (``'state_dict'``, ``the whole file (...)``)."""
     parameters: int
     training_state: int
     other: int
+
+    def __init__(self, weights_root: str, parameters: int, training_state: int, other: int) -> None:
+        self.weights_root = weights_root
+        self.parameters = parameters
+        self.training_state = training_state
+        self.other = other
 
     @property
     def elements(self) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fnmatch
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -14,28 +13,49 @@ from ckpt_tool.inspect.names import NameWarning, name_warnings
 from ckpt_tool.inspect.parts import Parts, split_parts
 from ckpt_tool.limits import DEFAULT_LIMITS, Limits
 from ckpt_tool.model.checkpoint import Checkpoint, TensorRef
+from ckpt_tool.model.record import Record
 from ckpt_tool.model.tree import walk
 from ckpt_tool.readers import open_checkpoint
 
 
-@dataclass
-class TensorRow:
+class TensorRow(Record):
+    __slots__ = ("name", "tensor", "path")
+    __hash__ = None  # type: ignore[assignment]  # mutable
     name: str
     tensor: TensorRef
-    path: tuple[str, ...] = ()
+    path: tuple[str, ...]
     """The keys from the root object down to the tensor (``name`` joins them with dots)."""
 
+    def __init__(self, name: str, tensor: TensorRef, path: tuple[str, ...] = ()) -> None:
+        self.name = name
+        self.tensor = tensor
+        self.path = path
 
-@dataclass
+
 class FileReport:
+    """One file's report. Not a slotted record: its derived views are cached properties, which
+    need an instance ``__dict__``."""
+
     path: str
-    checkpoint: Checkpoint | None = None
-    tensors: list[TensorRow] = field(default_factory=list)
-    metadata: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    stats: dict[str, Any] | None = None
-    order: list[tuple[str, Any]] = field(default_factory=list)
+    checkpoint: Checkpoint | None
+    tensors: list[TensorRow]
+    metadata: dict[str, Any]
+    error: str | None
+    stats: dict[str, Any] | None
+    order: list[tuple[str, Any]]
     """Every leaf (TensorRow or value) by name, in the pickle's order."""
+
+    def __init__(self, path: str, checkpoint: Checkpoint | None = None,
+                 tensors: list[TensorRow] | None = None, metadata: dict[str, Any] | None = None,
+                 error: str | None = None, stats: dict[str, Any] | None = None,
+                 order: list[tuple[str, Any]] | None = None) -> None:
+        self.path = path
+        self.checkpoint = checkpoint
+        self.tensors = [] if tensors is None else tensors
+        self.metadata = {} if metadata is None else metadata
+        self.error = error
+        self.stats = stats
+        self.order = [] if order is None else order
 
     @property
     def ok(self) -> bool:

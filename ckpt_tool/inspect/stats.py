@@ -4,23 +4,33 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ckpt_tool.model.checkpoint import TensorRef
+from ckpt_tool.model.record import Record
 from ckpt_tool.readers.tensor_bytes import TensorFiles
 
 _CHUNK_ELEMENTS = 1 << 22
 
 
-@dataclass(frozen=True)
-class TensorStats:
+class TensorStats(Record):
+    __slots__ = ("min", "max", "mean", "std", "nan", "inf", "note")
     min: float | None
     max: float | None
     mean: float | None
     std: float | None
     nan: int
     inf: int
-    note: str | None = None
+    note: str | None
+
+    def __init__(self, min: float | None, max: float | None, mean: float | None, std: float | None,
+                 nan: int, inf: int, note: str | None = None) -> None:
+        self.min = min
+        self.max = max
+        self.mean = mean
+        self.std = std
+        self.nan = nan
+        self.inf = inf
+        self.note = note
 
 
 def _skip(note: str) -> TensorStats:

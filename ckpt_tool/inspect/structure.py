@@ -9,19 +9,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
+
+from ckpt_tool.model.record import Record
 
 Entry = tuple[tuple[str, ...], str, Any]
 """(path parts, signature, payload): entries with one template and signature may collapse."""
 
 
-@dataclass
-class Group:
+class Group(Record):
+    __slots__ = ("parts", "signature", "items")
+    __hash__ = None  # type: ignore[assignment]  # mutable
     parts: tuple[str, ...]
     """The path, with ``{0..31}`` where numbers were collapsed."""
     signature: str
     items: list[Any]
+
+    def __init__(self, parts: tuple[str, ...], signature: str, items: list[Any]) -> None:
+        self.parts = parts
+        self.signature = signature
+        self.items = items
 
     @property
     def name(self) -> str:
@@ -80,11 +87,16 @@ def range_label(numbers: list[int]) -> str:
     return "{" + shown + (",..." if len(numbers) > 8 else "") + "}"
 
 
-@dataclass
-class Node:
-    children: dict[str, Node] = field(default_factory=dict)
-    group: Group | None = None
+class Node(Record):
+    __slots__ = ("children", "group")
+    __hash__ = None  # type: ignore[assignment]  # mutable
+    children: dict[str, Node]
+    group: Group | None
     """Set on leaves: the (collapsed) entry shown there."""
+
+    def __init__(self, children: dict[str, Node] | None = None, group: Group | None = None) -> None:
+        self.children = {} if children is None else children
+        self.group = group
 
 
 def build_tree(groups: list[Group]) -> Node:

@@ -15,33 +15,49 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from ckpt_tool.discovery.project import Project, find_project, strings
 from ckpt_tool.errors import ConfigError
 from ckpt_tool.lint.findings import BY_SLUG, RULES
 from ckpt_tool.lint.policy import AllowedGlobals
+from ckpt_tool.model.record import Record
 
 DEFAULT_CODES = frozenset(code for code, rule in RULES.items() if rule.default)
 _KEYS = ("select", "ignore", "per-file-ignores", "allowed-globals", "exclude")
 __all__ = ["ConfigError", "LintConfig", "load_config"]
 
 
-@dataclass(frozen=True)
-class LintConfig:
-    selected: frozenset[str] = DEFAULT_CODES
-    per_file_ignores: tuple[tuple[str, frozenset[str]], ...] = ()
-    forced: frozenset[str] = frozenset()
+class LintConfig(Record):
+    __slots__ = ("selected", "per_file_ignores", "forced", "allowed_globals", "root", "source",
+                 "exclude", "project")
+    selected: frozenset[str]
+    per_file_ignores: tuple[tuple[str, frozenset[str]], ...]
+    forced: frozenset[str]
     """Codes named by ``--select``: per-file ignores do not drop them."""
-    allowed_globals: AllowedGlobals = field(default_factory=AllowedGlobals)
-    root: str = "."
+    allowed_globals: AllowedGlobals
+    root: str
     """Folder that per-file-ignores globs are relative to."""
-    source: str | None = None
+    source: str | None
     """The pyproject.toml read, if any."""
-    exclude: tuple[str, ...] = ()
+    exclude: tuple[str, ...]
     """Patterns lint passes over in folder walks, besides the project's excludes."""
-    project: Project = field(default_factory=Project)
+    project: Project
+
+    def __init__(self, selected: frozenset[str] = DEFAULT_CODES,
+                 per_file_ignores: tuple[tuple[str, frozenset[str]], ...] = (),
+                 forced: frozenset[str] = frozenset(),
+                 allowed_globals: AllowedGlobals | None = None, root: str = ".",
+                 source: str | None = None, exclude: tuple[str, ...] = (),
+                 project: Project | None = None) -> None:
+        self.selected = selected
+        self.per_file_ignores = per_file_ignores
+        self.forced = forced
+        self.allowed_globals = AllowedGlobals() if allowed_globals is None else allowed_globals
+        self.root = root
+        self.source = source
+        self.exclude = exclude
+        self.project = Project() if project is None else project
 
     def codes_for(self, path: str) -> frozenset[str]:
         codes = self.selected

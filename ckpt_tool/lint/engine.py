@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from ckpt_tool.containers.remote import NO_OPTIONS, RemoteOptions
 from ckpt_tool.limits import DEFAULT_LIMITS, Limits
@@ -12,6 +11,7 @@ from ckpt_tool.lint.config import DEFAULT_CONFIG, LintConfig
 from ckpt_tool.lint.facts import FileFacts, gather_facts
 from ckpt_tool.lint.findings import RULES, Finding
 from ckpt_tool.lint.policy import AllowedGlobals
+from ckpt_tool.model.record import Record
 
 Check = Callable[[FileFacts, AllowedGlobals], list[Finding]]
 
@@ -28,15 +28,23 @@ CHECKS: dict[str, Check] = {
 assert CHECKS.keys() == RULES.keys()
 
 
-@dataclass(frozen=True)
-class FileLint:
+class FileLint(Record):
     """One file's findings, and what reading it cost."""
 
+    __slots__ = ("path", "findings", "size", "bytes_read", "requests")
     path: str
-    findings: list[Finding] = field(default_factory=list)
-    size: int | None = None
-    bytes_read: int = 0
-    requests: int = 0
+    findings: list[Finding]
+    size: int | None
+    bytes_read: int
+    requests: int
+
+    def __init__(self, path: str, findings: list[Finding] | None = None, size: int | None = None,
+                 bytes_read: int = 0, requests: int = 0) -> None:
+        self.path = path
+        self.findings = [] if findings is None else findings
+        self.size = size
+        self.bytes_read = bytes_read
+        self.requests = requests
 
     def read_json(self) -> dict[str, object]:
         return {"path": self.path, "size": self.size, "bytes_read": self.bytes_read,

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import os
 import struct
-import tarfile
 import zlib
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ckpt_tool.containers import npy, zipdir
 from ckpt_tool.containers.detect import Kind, sniff
@@ -29,13 +28,17 @@ from ckpt_tool.lint.pickles import (
     names_code,
     stopped_by_a_limit,
 )
-from ckpt_tool.lint.tar import scan_torch_tar
-from ckpt_tool.lint.torchscript_code import CodeCall, risky_calls
 from ckpt_tool.model.checkpoint import Anomaly, Checkpoint, Member
+from ckpt_tool.model.record import Record
 from ckpt_tool.pickles.scan import read_pickle_at
 from ckpt_tool.readers import read_checkpoint
-from ckpt_tool.readers.dcp import dcp_folder_owning, slices_of
+from ckpt_tool.readers.dcp_listing import dcp_folder_owning
 from ckpt_tool.readers.torch_zip import TorchArchive
+
+if TYPE_CHECKING:
+    import tarfile
+
+    from ckpt_tool.lint.torchscript_code import CodeCall
 
 _DCP_DATA_SUFFIX = ".distcp"
 LEGACY_PARTS: list[str | None] = [
@@ -44,43 +47,80 @@ LEGACY_PARTS: list[str | None] = [
 _TEXT_SAMPLE = 4096
 _PLAIN_PICKLE = "a plain Python pickle (protocol 0 or 1)"
 READ_ERRORS = (CkptError, OSError, ValueError, EOFError, struct.error, zlib.error,
-               tarfile.TarError, RecursionError, MemoryError)
-"""What hostile or damaged input may raise while it is read; anything else is a bug in ckpt."""
+               RecursionError, MemoryError)
+"""What hostile or damaged input may raise while it is read; anything else is a bug in ckpt.
+(tarfile's errors are caught where tarfile is called: ``_tar_members``.)"""
 
 
-@dataclass
-class FileFacts:
+class FileFacts(Record):
+    __slots__ = ("path", "kind", "description", "size", "is_text", "sites", "problems",
+                 "checkpoint", "read_error", "not_a_checkpoint", "anomalies", "torchscript",
+                 "torch_tar", "native_code", "global_mutations", "package_modules",
+                 "torchbind_classes", "code_calls", "bytes_read", "requests")
+    __hash__ = None  # type: ignore[assignment]  # mutable
     path: str
-    kind: Kind | None = None
+    kind: Kind | None
     """What the bytes hold; None when the file could not be opened."""
-    description: str = ""
-    size: int = 0
-    is_text: bool = False
-    sites: list[PickleSite] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-    checkpoint: Checkpoint | None = None
-    read_error: str | None = None
-    not_a_checkpoint: bool = False
+    description: str
+    size: int
+    is_text: bool
+    sites: list[PickleSite]
+    problems: list[Problem]
+    checkpoint: Checkpoint | None
+    read_error: str | None
+    not_a_checkpoint: bool
     """The reader's error says the content is something else (not that it is damaged)."""
-    anomalies: list[Anomaly] = field(default_factory=list)
-    torchscript: bool = False
-    torch_tar: bool = False
-    native_code: list[str] = field(default_factory=list)
+    anomalies: list[Anomaly]
+    torchscript: bool
+    torch_tar: bool
+    native_code: list[str]
     """Archive members holding shared libraries or executables."""
-    global_mutations: list[str] = field(default_factory=list)
+    global_mutations: list[str]
     """Globals a pickle torch loads sets the state of (BUILD on the global itself)."""
-    package_modules: frozenset[str] = frozenset()
+    package_modules: frozenset[str]
     """Python modules a torch.package archive ships (its ``.py`` members): PackageImporter
     imports them from the archive, whatever installed module they are named after."""
-    torchbind_classes: frozenset[str] | None = None
+    torchbind_classes: frozenset[str] | None
     """The TorchScript custom classes the model's ``torch.ScriptObject`` values name (None when
     the model could not be read)."""
-    code_calls: list[CodeCall] = field(default_factory=list)
+    code_calls: list[CodeCall]
     """Risky calls in a TorchScript archive's own code."""
-    bytes_read: int = 0
+    bytes_read: int
     """Bytes read from the file (distinct bytes of a local file; fetched bytes of a URL)."""
-    requests: int = 0
+    requests: int
     """Requests made for a URL (0 for a local file)."""
+
+    def __init__(self, path: str, kind: Kind | None = None, description: str = "", size: int = 0,
+                 is_text: bool = False, sites: list[PickleSite] | None = None,
+                 problems: list[Problem] | None = None, checkpoint: Checkpoint | None = None,
+                 read_error: str | None = None, not_a_checkpoint: bool = False,
+                 anomalies: list[Anomaly] | None = None, torchscript: bool = False,
+                 torch_tar: bool = False, native_code: list[str] | None = None,
+                 global_mutations: list[str] | None = None,
+                 package_modules: frozenset[str] = frozenset(),
+                 torchbind_classes: frozenset[str] | None = None,
+                 code_calls: list[CodeCall] | None = None, bytes_read: int = 0,
+                 requests: int = 0) -> None:
+        self.path = path
+        self.kind = kind
+        self.description = description
+        self.size = size
+        self.is_text = is_text
+        self.sites = [] if sites is None else sites
+        self.problems = [] if problems is None else problems
+        self.checkpoint = checkpoint
+        self.read_error = read_error
+        self.not_a_checkpoint = not_a_checkpoint
+        self.anomalies = [] if anomalies is None else anomalies
+        self.torchscript = torchscript
+        self.torch_tar = torch_tar
+        self.native_code = [] if native_code is None else native_code
+        self.global_mutations = [] if global_mutations is None else global_mutations
+        self.package_modules = package_modules
+        self.torchbind_classes = torchbind_classes
+        self.code_calls = [] if code_calls is None else code_calls
+        self.bytes_read = bytes_read
+        self.requests = requests
 
     def main_sites(self) -> list[PickleSite]:
         return [site for site in self.sites if site.role is Role.MAIN]
@@ -129,7 +169,7 @@ def _gather_url(url: str, facts: FileFacts, limits: Limits, remote: RemoteOption
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, CkptError | OSError | tarfile.TarError):
+    if isinstance(exc, CkptError | OSError):
         return str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {exc}"
 
@@ -178,6 +218,8 @@ def _gather(source: Source, facts: FileFacts, limits: Limits) -> None:
     elif kind is Kind.LEGACY:
         collector.scan_stream(source, 0, source.size, LEGACY_PARTS)
     elif tar_members is not None:
+        from ckpt_tool.lint.tar import scan_torch_tar
+
         facts.torch_tar = scan_torch_tar(source, tar_members, collector)
     if kind in (Kind.ZIP, Kind.LEGACY):
         _read_model(source, facts, limits, archive)
@@ -188,6 +230,8 @@ def _gather_dcp_data(source: Source, facts: FileFacts, limits: Limits, owner: st
     the byte ranges its metadata names, each a torch.save archive that it ``torch.load``s."""
     facts.kind = Kind.OTHER
     facts.description = f"a data file of the torch.distributed.checkpoint {owner}"
+    from ckpt_tool.readers.dcp import slices_of
+
     collector = PickleCollector(limits, facts.sites, facts.problems)
     metadata = owner if os.path.isfile(owner) else os.path.join(owner, ".metadata")
     try:
@@ -205,6 +249,8 @@ def _tar_members(source: Source) -> list[tarfile.TarInfo] | None:
     from its first byte instead)."""
     if is_url(source.name):
         return None  # the old tar format is not read over the network
+    import tarfile
+
     try:
         with tarfile.open(source.name, mode="r:") as tar:  # reads the headers only
             return tar.getmembers()
@@ -321,6 +367,8 @@ def _read_torchscript_code(source: Source, facts: FileFacts, collector: PickleCo
             collector.problem(f"could not read {member.name}: {exc}", member.name)
             continue
         collector.inflated[0] += len(data)
+        from ckpt_tool.lint.torchscript_code import risky_calls
+
         facts.code_calls += risky_calls(member.name, data.decode("utf-8", "replace"))
 
 

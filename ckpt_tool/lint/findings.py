@@ -6,9 +6,10 @@ section in the README (what it finds, why it matters, an example, what to do ins
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
 from typing import Any
+
+from ckpt_tool.model.record import Record
 
 
 class Severity(str, Enum):
@@ -17,8 +18,8 @@ class Severity(str, Enum):
     INFO = "info"
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(Record):
+    __slots__ = ("code", "slug", "severity", "default", "summary", "remedy")
     code: str
     slug: str
     severity: Severity
@@ -28,6 +29,15 @@ class Rule:
     """One line: what the rule finds."""
     remedy: str
     """One line: what to do instead."""
+
+    def __init__(self, code: str, slug: str, severity: Severity, default: bool, summary: str,
+                 remedy: str) -> None:
+        self.code = code
+        self.slug = slug
+        self.severity = severity
+        self.default = default
+        self.summary = summary
+        self.remedy = remedy
 
 
 _RULES = (
@@ -63,28 +73,45 @@ RULES: dict[str, Rule] = {rule.code: rule for rule in _RULES}
 BY_SLUG: dict[str, Rule] = {rule.slug: rule for rule in _RULES}
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(Record):
+    __slots__ = ("path", "code", "rule", "severity", "message", "member", "offset", "concise",
+                 "globals", "allow_list", "read_back_by")
     path: str
     code: str
     rule: str
     """The rule's slug."""
     severity: Severity
     message: str
-    member: str | None = None
+    member: str | None
     """Archive member or pickle the finding is about (``archive/data.pkl``, ``object pickle``)."""
-    offset: int | None = None
+    offset: int | None
     """Byte offset inside ``member`` (inside the file when ``member`` is None)."""
-    concise: str = ""
+    concise: str
     """The message in a few words, for the default output (``--output-format full`` prints
     ``message``)."""
-    globals: tuple[str, ...] = ()
+    globals: tuple[str, ...]
     """The globals the finding is about (CKPT002, CKPT003, CKPT004)."""
-    allow_list: tuple[str, ...] = ()
+    allow_list: tuple[str, ...]
     """CKPT004: the globals ckpt reviewed, which ``add_safe_globals`` may take if the file is
     trusted."""
-    read_back_by: str | None = None
+    read_back_by: str | None
     """CKPT001: the producer that reads the file back by this name (``--fix`` leaves it)."""
+
+    def __init__(self, path: str, code: str, rule: str, severity: Severity, message: str,
+                 member: str | None = None, offset: int | None = None, concise: str = "",
+                 globals: tuple[str, ...] = (), allow_list: tuple[str, ...] = (),
+                 read_back_by: str | None = None) -> None:
+        self.path = path
+        self.code = code
+        self.rule = rule
+        self.severity = severity
+        self.message = message
+        self.member = member
+        self.offset = offset
+        self.concise = concise
+        self.globals = globals
+        self.allow_list = allow_list
+        self.read_back_by = read_back_by
 
     def __str__(self) -> str:
         return f"{self.path}: {self.code} {self.rule} {self.message}"

@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import os
 import subprocess
-from dataclasses import dataclass
+
+from ckpt_tool.model.record import Record
 
 
-@dataclass(frozen=True)
-class Rename:
+class Rename(Record):
+    __slots__ = ("source", "target", "done", "via_git", "reason")
     source: str
     target: str
     done: bool
-    via_git: bool = False
-    reason: str | None = None
+    via_git: bool
+    reason: str | None
     """Why the file was not renamed."""
+
+    def __init__(self, source: str, target: str, done: bool, via_git: bool = False,
+                 reason: str | None = None) -> None:
+        self.source = source
+        self.target = target
+        self.done = done
+        self.via_git = via_git
+        self.reason = reason
 
     def __str__(self) -> str:
         if self.done:

@@ -5,9 +5,7 @@ Every renderer returns a string (the CLI prints it); none needs torch or Rich.
 
 from __future__ import annotations
 
-import json
 import os
-import urllib.parse
 from enum import Enum
 from typing import Any
 
@@ -66,6 +64,8 @@ def render_text(findings: list[Finding], colour: bool = False, full: bool = Fals
 
 
 def render_json(document: dict[str, Any]) -> str:
+    import json
+
     return json.dumps(document, indent=2) + "\n"
 
 
@@ -117,6 +117,8 @@ def _sarif_rule(code: str) -> dict[str, Any]:
 def artifact_uri(path: str) -> str:
     """A relative, forward-slash, percent-encoded URI (what code scanning expects), or a
     ``file://`` URI for a file outside the working directory."""
+    import urllib.parse
+
     relative = os.path.relpath(os.path.abspath(path))
     if relative.startswith(".."):
         return "file://" + urllib.parse.quote(os.path.abspath(path).replace(os.sep, "/"))
@@ -151,6 +153,8 @@ def _sarif_result(finding: Finding, index: dict[str, int]) -> dict[str, Any]:
 
 
 def render_sarif(findings: list[Finding]) -> str:
+    import json
+
     codes = sorted(RULES)
     index = {code: position for position, code in enumerate(codes)}
     document = {

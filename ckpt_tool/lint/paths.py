@@ -12,7 +12,6 @@ checks exactly what ``ckpt lint DIR`` would. Folders are walked as every command
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 from ckpt_tool.containers.remote import NO_OPTIONS, RemoteOptions, is_url
 from ckpt_tool.discovery.walk import DEFAULT_RULES, Passed, WalkRules, named_path_exclusion
@@ -20,17 +19,26 @@ from ckpt_tool.discovery.walk import walk_folders as _walk_folders
 from ckpt_tool.errors import CkptError
 from ckpt_tool.inputs import holds_checkpoint
 from ckpt_tool.lint.names import checkpoint_suffix
+from ckpt_tool.model.record import Record
 
 
-@dataclass
-class Selection:
-    files: list[str] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
+class Selection(Record):
+    __slots__ = ("files", "skipped", "excluded", "sizes")
+    __hash__ = None  # type: ignore[assignment]  # mutable
+    files: list[str]
+    skipped: list[tuple[str, str]]
     """(path, why) of the files looked at and passed over (not checkpoints)."""
-    excluded: list[Passed] = field(default_factory=list)
+    excluded: list[Passed]
     """Files and folders the walk did not enter (excludes, .gitignore, environments)."""
-    sizes: dict[str, int] = field(default_factory=dict)
+    sizes: dict[str, int]
     """Sizes of remote files, from the listing of the folder they were found in."""
+
+    def __init__(self, files: list[str] | None = None, skipped: list[tuple[str, str]] | None = None,
+                 excluded: list[Passed] | None = None, sizes: dict[str, int] | None = None) -> None:
+        self.files = [] if files is None else files
+        self.skipped = [] if skipped is None else skipped
+        self.excluded = [] if excluded is None else excluded
+        self.sizes = {} if sizes is None else sizes
 
 
 def collect_paths(arguments: list[str], rules: WalkRules = DEFAULT_RULES,

@@ -17,7 +17,6 @@ reported: torch never unpickles it.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
 from enum import Enum
 
 from ckpt_tool.containers import npy, zipdir
@@ -25,6 +24,7 @@ from ckpt_tool.containers.source import SliceSource, Source
 from ckpt_tool.errors import CkptError, FormatError
 from ckpt_tool.limits import Limits
 from ckpt_tool.model.checkpoint import Member, Safety
+from ckpt_tool.model.record import Record
 from ckpt_tool.pickles.safety import classify
 from ckpt_tool.pickles.scan import (
     Embedded,
@@ -55,17 +55,25 @@ class Role(str, Enum):
     """Inside a string or bytes argument of another pickle."""
 
 
-@dataclass(frozen=True)
-class PickleSite:
+class PickleSite(Record):
     """One pickle: where it is and what its walk found (offsets relative to ``member``)."""
 
+    __slots__ = ("member", "scan", "role", "base", "note")
     member: str | None
     """Archive member, legacy stream part, or None for a plain pickle file."""
     scan: PickleScan
     role: Role
-    base: int = 0
+    base: int
     """Offset of the scanned buffer inside ``member``: add it to the scan's offsets."""
-    note: str = ""
+    note: str
+
+    def __init__(self, member: str | None, scan: PickleScan, role: Role, base: int = 0,
+                 note: str = "") -> None:
+        self.member = member
+        self.scan = scan
+        self.role = role
+        self.base = base
+        self.note = note
 
     def where(self, offset: int) -> str:
         place = f"offset {self.base + offset} of {self.member}" if self.member else (
@@ -73,12 +81,16 @@ class PickleSite:
         return f"{place} ({self.note})" if self.note else place
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(Record):
     """Something that kept lint from reading part of the file (reported as CKPT006)."""
 
+    __slots__ = ("message", "member")
     message: str
-    member: str | None = None
+    member: str | None
+
+    def __init__(self, message: str, member: str | None = None) -> None:
+        self.message = message
+        self.member = member
 
 
 class BytesSource:
@@ -156,22 +168,35 @@ def is_pickle_member(name: str) -> bool:
     return name.lower().endswith(_PICKLE_MEMBER_ENDINGS)
 
 
-@dataclass
-class PickleCollector:
+class PickleCollector(Record):
     """Collects the pickles of one file into ``sites`` and what it could not read into
     ``problems``; nested payloads are collected quietly (their failures are not problems)."""
 
+    __slots__ = ("limits", "sites", "problems", "depth", "inflated", "native_code", "opened")
+    __hash__ = None  # type: ignore[assignment]  # mutable
     limits: Limits
-    sites: list[PickleSite] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-    depth: int = 0
-    inflated: list[int] = field(default_factory=lambda: [0])
+    sites: list[PickleSite]
+    problems: list[Problem]
+    depth: int
+    inflated: list[int]
     """Member bytes read so far in this file, shared with nested collectors: many compressed
     members together may not cost more than one pickle may (``max_pickle_bytes``)."""
-    native_code: list[str] = field(default_factory=list)
+    native_code: list[str]
     """Archive members that hold native code (shared libraries, executables)."""
-    opened: list[int] = field(default_factory=lambda: [0])
+    opened: list[int]
     """Nested payloads opened so far in this file, shared likewise (``MAX_NESTED_PAYLOADS``)."""
+
+    def __init__(self, limits: Limits, sites: list[PickleSite] | None = None,
+                 problems: list[Problem] | None = None, depth: int = 0,
+                 inflated: list[int] | None = None, native_code: list[str] | None = None,
+                 opened: list[int] | None = None) -> None:
+        self.limits = limits
+        self.sites = [] if sites is None else sites
+        self.problems = [] if problems is None else problems
+        self.depth = depth
+        self.inflated = [0] if inflated is None else inflated
+        self.native_code = [] if native_code is None else native_code
+        self.opened = [0] if opened is None else opened
 
     @property
     def quiet(self) -> bool:

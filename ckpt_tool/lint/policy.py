@@ -11,10 +11,10 @@ library) or CKPT004 (fine to construct, but torch's weights-only loader refuses 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from enum import Enum
 
 from ckpt_tool.model.checkpoint import Safety
+from ckpt_tool.model.record import Record
 from ckpt_tool.pickles.safety import classify, rate
 
 
@@ -53,14 +53,19 @@ class Verdict(str, Enum):
         return self in (Verdict.DATA, Verdict.REVIEWED)
 
 
-@dataclass(frozen=True)
-class AllowedGlobals:
+class AllowedGlobals(Record):
     """The project's extra allowed globals: exact names (``pkg.mod.Class``) or every top-level
     name of one module (``pkg.mod.*``). A wildcard never covers a dotted attribute path, which
     could walk from an allowed module into anything it imports."""
 
-    names: frozenset[str] = frozenset()
-    modules: frozenset[str] = frozenset()
+    __slots__ = ("names", "modules")
+    names: frozenset[str]
+    modules: frozenset[str]
+
+    def __init__(self, names: frozenset[str] = frozenset(),
+                 modules: frozenset[str] = frozenset()) -> None:
+        self.names = names
+        self.modules = modules
 
     @classmethod
     def parse(cls, entries: Iterable[str]) -> AllowedGlobals:

@@ -14,14 +14,15 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from ckpt_tool.model.record import Record
 
 POINTER_FILE = "last_checkpoint"
 _POINTER_BYTES = 4096
 
 
-@dataclass(frozen=True)
-class ReadBack:
+class ReadBack(Record):
+    __slots__ = ("producer", "recognised", "breaks", "source", "matches")
     producer: str
     recognised: str
     """How a file is recognised (for the docs)."""
@@ -29,6 +30,14 @@ class ReadBack:
     """What renaming the file breaks."""
     source: str
     matches: Callable[[str], bool]
+
+    def __init__(self, producer: str, recognised: str, breaks: str, source: str,
+                 matches: Callable[[str], bool]) -> None:
+        self.producer = producer
+        self.recognised = recognised
+        self.breaks = breaks
+        self.source = source
+        self.matches = matches
 
 
 def _trainer_rng_state(path: str) -> bool:

@@ -11,14 +11,16 @@ so lint walks every one of them. No tensor byte is read: the raw parts are skipp
 from __future__ import annotations
 
 import os
-import tarfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ckpt_tool.containers.source import Source
 from ckpt_tool.errors import FormatError
 from ckpt_tool.lint.pickles import PickleCollector
 from ckpt_tool.model.objects import StorageType
 from ckpt_tool.pickles.unpickler import unpickle
+
+if TYPE_CHECKING:
+    import tarfile
 
 TORCH_MEMBERS = ("storages", "tensors", "pickle")
 _MAX_NDIM = 64

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ckpt_tool.model.dtypes import DType
+from ckpt_tool.model.record import Record
 
 if TYPE_CHECKING:
     from ckpt_tool.pickles.scan import PickleScan
@@ -84,19 +84,32 @@ class Storage(NamedTuple):
     whole storage against it."""
 
 
-@dataclass(frozen=True)
-class Sharding:
+class Sharding(Record):
     """Where a DTensor's local part (the tensor a rank's file holds) sits in the global tensor."""
 
+    __slots__ = ("global_shape", "placements", "mesh_shape", "mesh_dim_names", "mesh_device",
+                 "coordinate", "rank")
     global_shape: tuple[int, ...]
     placements: tuple[str, ...]
     """One per mesh dimension, as torch prints them: ``Shard(dim=0)``, ``Replicate()``..."""
-    mesh_shape: tuple[int, ...] | None = None
-    mesh_dim_names: tuple[str, ...] | None = None
-    mesh_device: str | None = None
-    coordinate: tuple[int, ...] | None = None
+    mesh_shape: tuple[int, ...] | None
+    mesh_dim_names: tuple[str, ...] | None
+    mesh_device: str | None
+    coordinate: tuple[int, ...] | None
     """This rank's coordinate on the mesh."""
-    rank: int | None = None
+    rank: int | None
+
+    def __init__(self, global_shape: tuple[int, ...], placements: tuple[str, ...],
+                 mesh_shape: tuple[int, ...] | None = None,
+                 mesh_dim_names: tuple[str, ...] | None = None, mesh_device: str | None = None,
+                 coordinate: tuple[int, ...] | None = None, rank: int | None = None) -> None:
+        self.global_shape = global_shape
+        self.placements = placements
+        self.mesh_shape = mesh_shape
+        self.mesh_dim_names = mesh_dim_names
+        self.mesh_device = mesh_device
+        self.coordinate = coordinate
+        self.rank = rank
 
     @property
     def partial(self) -> bool:
@@ -209,23 +222,28 @@ class TensorRef:
         return self.storage_offset, last + 1
 
 
-@dataclass(frozen=True)
-class Chunk:
+class Chunk(Record):
     """One saved piece of a logical tensor (a DCP shard, a rank's DTensor part, a slice of a ZeRO
     partition): where it sits in the whole tensor, and the tensor that holds its bytes. Its
     storage says which file and where; it is contiguous in C order unless the producer kept
     another layout (its stride says)."""
 
+    __slots__ = ("offsets", "tensor", "flat")
     offsets: tuple[int, ...]
     """Index of the piece's first element along each dimension of the whole tensor; for a flat
     piece, the one index of its first element in the whole tensor's C order."""
     tensor: TensorRef
     """The piece itself: shape = the chunk's sizes (one dimension for a flat piece), dtype = the
     whole tensor's."""
-    flat: bool = False
+    flat: bool
     """A run of consecutive elements of the whole tensor in C order, whatever its shape: how
     DeepSpeed ZeRO partitions a parameter (``narrow(0, offset, numel).view(shape)`` of a flat
     fp32 group)."""
+
+    def __init__(self, offsets: tuple[int, ...], tensor: TensorRef, flat: bool = False) -> None:
+        self.offsets = offsets
+        self.tensor = tensor
+        self.flat = flat
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -237,11 +255,16 @@ class Chunk:
         return storage.file if storage is not None else None
 
 
-@dataclass(frozen=True)
-class GlobalRef:
+class GlobalRef(Record):
+    __slots__ = ("module", "name", "safety")
     module: str
     name: str
     safety: Safety
+
+    def __init__(self, module: str, name: str, safety: Safety) -> None:
+        self.module = module
+        self.name = name
+        self.safety = safety
 
     @property
     def full_name(self) -> str:
@@ -269,22 +292,33 @@ class Member(NamedTuple):
         return bool(self.flags & 1)
 
 
-@dataclass(frozen=True)
-class Anomaly:
+class Anomaly(Record):
     """Something about the container that readers may disagree on; lint reports these."""
 
+    __slots__ = ("code", "message", "member")
     code: str
     """``ambiguous`` (readers may load different data) or ``corrupt``."""
     message: str
-    member: str | None = None
+    member: str | None
+
+    def __init__(self, code: str, message: str, member: str | None = None) -> None:
+        self.code = code
+        self.message = message
+        self.member = member
 
 
-@dataclass(frozen=True)
-class WeightsOnlyVerdict:
+class WeightsOnlyVerdict(Record):
+    __slots__ = ("accepted", "reasons", "blocking_globals")
     accepted: bool | None
     """None where torch.load does not apply (safetensors)."""
-    reasons: tuple[str, ...] = ()
-    blocking_globals: tuple[str, ...] = ()
+    reasons: tuple[str, ...]
+    blocking_globals: tuple[str, ...]
+
+    def __init__(self, accepted: bool | None, reasons: tuple[str, ...] = (),
+                 blocking_globals: tuple[str, ...] = ()) -> None:
+        self.accepted = accepted
+        self.reasons = reasons
+        self.blocking_globals = blocking_globals
 
 
 class Loader(str, Enum):
@@ -302,60 +336,115 @@ class Loader(str, Enum):
     TORCHSCRIPT = "torch.jit.load"
 
 
-@dataclass
-class PickleRecord:
+class PickleRecord(Record):
     """One pickle in the file: where it lives and what its opcodes name."""
 
+    __slots__ = ("member", "scan", "data_offset", "file", "loader")
+    __hash__ = None  # type: ignore[assignment]  # mutable
     member: str
     scan: PickleScan
-    data_offset: int = 0
+    data_offset: int
     """Absolute file offset of the pickle's first byte (scan offsets are relative to it)."""
-    file: str | None = None
+    file: str | None
     """The file holding the pickle when it is not the checkpoint's own (DCP data files)."""
-    loader: Loader | None = None
+    loader: Loader | None
     """What unpickles it; None: ``torch.load``, as for every torch.save file."""
 
+    def __init__(self, member: str, scan: PickleScan, data_offset: int = 0,
+                 file: str | None = None, loader: Loader | None = None) -> None:
+        self.member = member
+        self.scan = scan
+        self.data_offset = data_offset
+        self.file = file
+        self.loader = loader
 
-@dataclass
-class BuiltFacts:
+
+class BuiltFacts(Record):
     """What building a file's pickles showed that their opcodes alone do not: the facts a
     verdict on some globals needs (what a class is called with, what state it is given)."""
 
-    called: set[str] = field(default_factory=set)
+    __slots__ = ("called", "script_classes", "forged_numpy_dtypes")
+    __hash__ = None  # type: ignore[assignment]  # mutable
+    called: set[str]
     """Classes the pickle calls (REDUCE, INST, OBJ): their ``__init__`` would run."""
-    script_classes: set[str] = field(default_factory=set)
+    script_classes: set[str]
     """TorchScript classes the ``torch.ScriptObject`` values name (their ``__setstate__`` runs)."""
-    forged_numpy_dtypes: list[str] = field(default_factory=list)
+    forged_numpy_dtypes: list[str]
     """numpy dtypes whose state carries flags numpy does not give that type."""
 
+    def __init__(self, called: set[str] | None = None, script_classes: set[str] | None = None,
+                 forged_numpy_dtypes: list[str] | None = None) -> None:
+        self.called = set() if called is None else called
+        self.script_classes = set() if script_classes is None else script_classes
+        self.forged_numpy_dtypes = [] if forged_numpy_dtypes is None else forged_numpy_dtypes
 
-@dataclass
-class Checkpoint:
+
+class Checkpoint(Record):
+    __slots__ = ("path", "format", "size", "root", "format_version", "pickle_protocol",
+                 "byteorder", "storages", "globals", "pickles", "members", "anomalies",
+                 "archive_name", "serialization_id", "storage_alignment", "safetensors_metadata",
+                 "weights_only", "bytes_read", "requests", "files", "built", "source_records")
+    __hash__ = None  # type: ignore[assignment]  # mutable
     path: str
     format: Format
     size: int
-    root: Any = None
-    format_version: str | None = None
-    pickle_protocol: int | None = None
-    byteorder: str = "little"
-    storages: dict[str, Storage] = field(default_factory=dict)
-    globals: list[GlobalRef] = field(default_factory=list)
-    pickles: list[PickleRecord] = field(default_factory=list)
-    members: list[Member] = field(default_factory=list)
-    anomalies: list[Anomaly] = field(default_factory=list)
-    archive_name: str | None = None
-    serialization_id: str | None = None
-    storage_alignment: int | None = None
-    safetensors_metadata: dict[str, str] | None = None
-    weights_only: WeightsOnlyVerdict = field(default_factory=lambda: WeightsOnlyVerdict(None))
-    bytes_read: int = 0
+    root: Any
+    format_version: str | None
+    pickle_protocol: int | None
+    byteorder: str
+    storages: dict[str, Storage]
+    globals: list[GlobalRef]
+    pickles: list[PickleRecord]
+    members: list[Member]
+    anomalies: list[Anomaly]
+    archive_name: str | None
+    serialization_id: str | None
+    storage_alignment: int | None
+    safetensors_metadata: dict[str, str] | None
+    weights_only: WeightsOnlyVerdict
+    bytes_read: int
     """Bytes read to build this model (headers and pickles only, never tensor data)."""
-    requests: int = 0
+    requests: int
     """Range requests made to read a remote file (0 for a local one)."""
-    files: dict[str, int] = field(default_factory=dict)
+    files: dict[str, int]
     """For a model made of several files (a DCP or ZeRO folder, an HF index and its shards,
     per-rank DTensor files): each file, as opened, and its size; ``size`` is their sum."""
-    built: BuiltFacts = field(default_factory=BuiltFacts)
-    source_records: list[str] = field(default_factory=list)
+    built: BuiltFacts
+    source_records: list[str]
     """Classes whose source code a legacy stream carries (its ``('module', class, file,
     source)`` persistent ids): torch compares that source with the installed class's."""
+
+    def __init__(
+        self, path: str, format: Format, size: int, root: Any = None,
+        format_version: str | None = None, pickle_protocol: int | None = None,
+        byteorder: str = "little", storages: dict[str, Storage] | None = None,
+        globals: list[GlobalRef] | None = None, pickles: list[PickleRecord] | None = None,
+        members: list[Member] | None = None, anomalies: list[Anomaly] | None = None,
+        archive_name: str | None = None, serialization_id: str | None = None,
+        storage_alignment: int | None = None, safetensors_metadata: dict[str, str] | None = None,
+        weights_only: WeightsOnlyVerdict | None = None, bytes_read: int = 0, requests: int = 0,
+        files: dict[str, int] | None = None, built: BuiltFacts | None = None,
+        source_records: list[str] | None = None,
+    ) -> None:
+        self.path = path
+        self.format = format
+        self.size = size
+        self.root = root
+        self.format_version = format_version
+        self.pickle_protocol = pickle_protocol
+        self.byteorder = byteorder
+        self.storages = {} if storages is None else storages
+        self.globals = [] if globals is None else globals
+        self.pickles = [] if pickles is None else pickles
+        self.members = [] if members is None else members
+        self.anomalies = [] if anomalies is None else anomalies
+        self.archive_name = archive_name
+        self.serialization_id = serialization_id
+        self.storage_alignment = storage_alignment
+        self.safetensors_metadata = safetensors_metadata
+        self.weights_only = WeightsOnlyVerdict(None) if weights_only is None else weights_only
+        self.bytes_read = bytes_read
+        self.requests = requests
+        self.files = {} if files is None else files
+        self.built = BuiltFacts() if built is None else built
+        self.source_records = [] if source_records is None else source_records

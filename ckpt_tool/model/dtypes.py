@@ -3,25 +3,40 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+
+from ckpt_tool.model.record import Record
 
 
-@dataclass(frozen=True, slots=True)
-class DType:
+class DType(Record):
+    __slots__ = ("name", "itemsize", "storage_class", "safetensors", "numpy", "is_floating",
+                 "is_complex", "elements_per_byte")
     name: str
     """torch's name without ``torch.`` (``float32``, ``bfloat16``...)."""
     itemsize: int
-    storage_class: str | None = None
+    storage_class: str | None
     """Legacy typed storage class (``FloatStorage``); None for dtypes saved untyped."""
-    safetensors: str | None = None
+    safetensors: str | None
     """safetensors header code; None where safetensors has no equivalent."""
-    numpy: str | None = None
+    numpy: str | None
     """numpy (or ml_dtypes) dtype name used to compute on the bytes."""
-    is_floating: bool = False
-    is_complex: bool = False
-    elements_per_byte: int = 1
+    is_floating: bool
+    is_complex: bool
+    elements_per_byte: int
     """2 for ``quint4x2``, 4 for ``quint2x4``: torch packs these elements into bytes, while their
     storages, like every other, count bytes (``itemsize`` is torch's ``element_size()``, 1)."""
+
+    def __init__(self, name: str, itemsize: int, storage_class: str | None = None,
+                 safetensors: str | None = None, numpy: str | None = None,
+                 is_floating: bool = False, is_complex: bool = False,
+                 elements_per_byte: int = 1) -> None:
+        self.name = name
+        self.itemsize = itemsize
+        self.storage_class = storage_class
+        self.safetensors = safetensors
+        self.numpy = numpy
+        self.is_floating = is_floating
+        self.is_complex = is_complex
+        self.elements_per_byte = elements_per_byte
 
     def nbytes_of(self, shape: tuple[int, ...]) -> int:
         """Bytes a contiguous tensor of this shape holds. Sub-byte dtypes round each innermost

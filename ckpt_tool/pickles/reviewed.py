@@ -19,10 +19,11 @@ the table against the installed releases.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import Enum
 from functools import lru_cache
 from pathlib import Path
+
+from ckpt_tool.model.record import Record
 
 TABLE_PATH = Path(__file__).with_name("data") / "reviewed_globals.txt"
 
@@ -33,8 +34,8 @@ class Tier(str, Enum):
     CODE = "code"
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(Record):
+    __slots__ = ("tier", "name", "kind", "hooks", "reason", "line")
     tier: Tier
     name: str
     kind: str
@@ -42,19 +43,38 @@ class Entry:
     reason: str
     line: int
 
+    def __init__(self, tier: Tier, name: str, kind: str, hooks: tuple[str, ...], reason: str,
+                 line: int) -> None:
+        self.tier = tier
+        self.name = name
+        self.kind = kind
+        self.hooks = hooks
+        self.reason = reason
+        self.line = line
+
     @property
     def is_module(self) -> bool:
         return self.kind == "module"
 
 
-@dataclass(frozen=True)
 class ReviewedTable:
+    __slots__ = ("entries", "header", "by_name")
     entries: tuple[Entry, ...]
-    header: str = ""
-    by_name: dict[str, Entry] = field(init=False, repr=False, compare=False)
+    header: str
+    by_name: dict[str, Entry]
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "by_name", {entry.name: entry for entry in self.entries})
+    def __init__(self, entries: tuple[Entry, ...], header: str = "") -> None:
+        self.entries = entries
+        self.header = header
+        self.by_name = {entry.name: entry for entry in entries}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ReviewedTable):
+            return NotImplemented
+        return (self.entries, self.header) == (other.entries, other.header)
+
+    def __hash__(self) -> int:
+        return hash((self.entries, self.header))
 
     def lookup(self, full_name: str) -> Entry | None:
         """The entry for ``full_name``: an exact entry, else the closest ``code`` module that

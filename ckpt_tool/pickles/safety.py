@@ -10,11 +10,11 @@ unlisted torch, numpy or standard-library global is "not reviewed", anything els
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from ckpt_tool.model.checkpoint import Safety
+from ckpt_tool.model.record import Record
 from ckpt_tool.pickles.reviewed import Tier, reviewed_table
 
 _DATA = Path(__file__).with_name("data") / "torch_weights_only_globals.txt"
@@ -29,12 +29,16 @@ def torch_weights_only_globals() -> frozenset[str]:
     return frozenset(line for line in lines if line and not line.startswith("#"))
 
 
-@dataclass(frozen=True)
-class Rating:
+class Rating(Record):
     """A global's safety and the reason behind it (from the table, or why it is unlisted)."""
 
+    __slots__ = ("safety", "reason")
     safety: Safety
     reason: str
+
+    def __init__(self, safety: Safety, reason: str) -> None:
+        self.safety = safety
+        self.reason = reason
 
 
 _TIER_SAFETY = {Tier.DATA: Safety.DATA, Tier.REVIEWED: Safety.REVIEWED, Tier.CODE: Safety.CODE}

@@ -13,10 +13,10 @@ import _compat_pickle
 import codecs
 import struct
 from array import array
-from dataclasses import dataclass, field
 
 from ckpt_tool.containers.source import Source
 from ckpt_tool.limits import DEFAULT_LIMITS, Limits
+from ckpt_tool.model.record import Record
 from ckpt_tool.pickles.safety import TORCH_WEIGHTS_ONLY_OPCODES
 
 # Argument kinds for the fast walk: a value >= 0 is a fixed argument length.
@@ -124,59 +124,94 @@ _SIGNED_LENGTH = frozenset(ord(c) for c in ("T", "\x8b"))  # BINSTRING, LONG4
 _U32 = struct.Struct("<I").unpack_from
 
 
-@dataclass(frozen=True)
-class GlobalUse:
+class GlobalUse(Record):
+    __slots__ = ("module", "name", "offset", "opcode")
     module: str
     name: str
     offset: int
     opcode: str
+
+    def __init__(self, module: str, name: str, offset: int, opcode: str) -> None:
+        self.module = module
+        self.name = name
+        self.offset = offset
+        self.opcode = opcode
 
     @property
     def full_name(self) -> str:
         return f"{self.module}.{self.name}"
 
 
-@dataclass(frozen=True)
-class Unresolved:
+class Unresolved(Record):
     """A place where the pickle imports something the scanner cannot name statically."""
 
+    __slots__ = ("offset", "opcode", "reason")
     offset: int
     opcode: str
     reason: str
 
+    def __init__(self, offset: int, opcode: str, reason: str) -> None:
+        self.offset = offset
+        self.opcode = opcode
+        self.reason = reason
 
-@dataclass(frozen=True)
-class Embedded:
+
+class Embedded(Record):
     """A string or bytes argument that starts like a pickle or a zip archive: a pickle hidden in a
     data record (``torch.storage._load_from_bytes`` takes such a payload, and so could code that
     loads the checkpoint). Only collected when ``scan_pickle(..., find_embedded=True)``."""
 
+    __slots__ = ("offset", "opcode", "payload")
     offset: int
     """Offset of the opcode that pushes the argument."""
     opcode: str
     payload: bytes
     """The argument's bytes (text arguments as latin-1, the way protocol 2 pickles bytes)."""
 
+    def __init__(self, offset: int, opcode: str, payload: bytes) -> None:
+        self.offset = offset
+        self.opcode = opcode
+        self.payload = payload
 
-@dataclass
-class PickleScan:
+
+class PickleScan(Record):
+    __slots__ = ("start", "end", "protocol", "opcode_count", "opcodes", "globals", "unresolved",
+                 "error", "embedded", "stack_globals", "frames")
+    __hash__ = None  # type: ignore[assignment]  # mutable
     start: int
-    end: int = 0
+    end: int
     """Offset just past STOP (or where the walk stopped on an error)."""
-    protocol: int = 0
-    opcode_count: int = 0
-    opcodes: set[str] = field(default_factory=set)
+    protocol: int
+    opcode_count: int
+    opcodes: set[str]
     """Opcodes seen. The fast walk leaves out the fixed-size ones torch's weights-only
     unpickler implements (they decide nothing); every opcode it lacks is always listed."""
-    globals: list[GlobalUse] = field(default_factory=list)
-    unresolved: list[Unresolved] = field(default_factory=list)
-    error: str | None = None
+    globals: list[GlobalUse]
+    unresolved: list[Unresolved]
+    error: str | None
     """Why the walk stopped early: a corrupt pickle or a limit; None when it reached STOP."""
-    embedded: list[Embedded] = field(default_factory=list)
-    stack_globals: list[int] = field(default_factory=list)
+    embedded: list[Embedded]
+    stack_globals: list[int]
     """Offsets of the STACK_GLOBALs whose names are not resolved (yet)."""
-    frames: list[int] = field(default_factory=list)
+    frames: list[int]
     """Offsets of the FRAME opcodes (protocol 4 and later group opcodes in frames)."""
+
+    def __init__(self, start: int, end: int = 0, protocol: int = 0, opcode_count: int = 0,
+                 opcodes: set[str] | None = None, globals: list[GlobalUse] | None = None,
+                 unresolved: list[Unresolved] | None = None, error: str | None = None,
+                 embedded: list[Embedded] | None = None, stack_globals: list[int] | None = None,
+                 frames: list[int] | None = None) -> None:
+        self.start = start
+        self.end = end
+        self.protocol = protocol
+        self.opcode_count = opcode_count
+        self.opcodes = set() if opcodes is None else opcodes
+        self.globals = [] if globals is None else globals
+        self.unresolved = [] if unresolved is None else unresolved
+        self.error = error
+        self.embedded = [] if embedded is None else embedded
+        self.stack_globals = [] if stack_globals is None else stack_globals
+        self.frames = [] if frames is None else frames
 
 
 def map_python2_name(module: str, name: str, protocol: int) -> tuple[str, str]:

@@ -59,7 +59,7 @@ def read_checkpoint(source: Source, limits: Limits = DEFAULT_LIMITS,
         try:
             checkpoint = read_zip(source, limits, archive)
         except FormatError as exc:
-            from ckpt_tool.readers.dcp import dcp_folder_owning
+            from ckpt_tool.readers.dcp_listing import dcp_folder_owning
 
             owner = dcp_folder_owning(source.name)
             if owner is None:

@@ -20,17 +20,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
 from typing import Any
 
 from ckpt_tool.containers.remote import is_url, open_url
 from ckpt_tool.containers.source import FileSource, Source
 from ckpt_tool.errors import FormatError, LimitExceeded, UnsupportedFormat
-from ckpt_tool.limits import DEFAULT_LIMITS, Limits
+from ckpt_tool.limits import Limits
 from ckpt_tool.model.checkpoint import (
     Anomaly,
     Checkpoint,
@@ -42,7 +40,9 @@ from ckpt_tool.model.checkpoint import (
 )
 from ckpt_tool.model.dtypes import DType
 from ckpt_tool.model.objects import DataRecord
+from ckpt_tool.model.record import Record
 from ckpt_tool.pickles.scan import scan_pickle
+from ckpt_tool.readers.dcp_listing import SAFETENSORS_SUFFIX
 from ckpt_tool.readers.embedded import read_embedded
 from ckpt_tool.readers.pickles import collect_globals, load_pickle
 from ckpt_tool.readers.safetensors import read_safetensors
@@ -74,16 +74,21 @@ def has_sharding_info(metadata: dict[str, str] | None) -> bool:
     return bool(metadata) and SHARDING_INFO_KEY in metadata  # type: ignore[operator]
 
 
-@dataclass(frozen=True)
-class FolderCheckpoint:
+class FolderCheckpoint(Record):
     """A checkpoint made of several files of one folder: where to read it and the files it owns."""
 
+    __slots__ = ("path", "files", "metadata")
     path: str
     """The input it is shown as: the folder, or one rank's ``__R.metadata``."""
     files: frozenset[str]
     """Names (in the folder) of the files it is made of."""
     metadata: str | None
     """Its metadata file; None for the safetensors-backed flavour."""
+
+    def __init__(self, path: str, files: frozenset[str], metadata: str | None) -> None:
+        self.path = path
+        self.files = files
+        self.metadata = metadata
 
 
 def find_in_folder(folder: str, names: list[str], limits: Limits, with_files: bool = True
@@ -134,8 +139,6 @@ def _data_files(metadata_path: str, limits: Limits) -> set[str]:
     return {name for name in names if isinstance(name, str)}
 
 
-SAFETENSORS_SUFFIX = ".safetensors"
-"""torch.distributed.checkpoint._hf_utils.SUFFIX"""
 
 
 def _sharded_safetensors(folder: str, names: list[str], limits: Limits) -> list[str]:
@@ -159,49 +162,6 @@ def _sharded_safetensors(folder: str, names: list[str], limits: Limits) -> list[
         shards.append(name)
         marked = marked or has_sharding_info(metadata)
     return shards if marked else []
-
-
-def dcp_folder_owning(path: str) -> str | None:
-    """The folder whose DCP metadata names this file as one of its data files, if any (never for
-    the metadata file itself, which DCP unpickles)."""
-    if is_url(path) or not os.path.isfile(path):
-        return None
-    folder, name = os.path.split(path)
-    names = _dcp_names(folder or ".")
-    if names is None:
-        return None
-    for found in find_in_folder(folder or ".", names, DEFAULT_LIMITS):
-        is_metadata = found.metadata is not None and os.path.basename(found.metadata) == name
-        if name in found.files and found.metadata is not None and not is_metadata:
-            return found.path
-    return None
-
-
-_LISTINGS: dict[str, tuple[int, float, list[str]]] = {}
-_SETTLED = 2.0
-"""Seconds after a folder's last change past which its modification time is trusted to move on
-any later change (file systems stamp it with a coarse clock)."""
-
-
-def _dcp_names(folder: str) -> list[str] | None:
-    """The folder's metadata and safetensors names: the only ones that can make it a DCP
-    checkpoint. Linting each file of a folder asks for them again; a listing is reused while the
-    folder's modification time has not moved since a listing made well after it (linting the
-    1,000 files of one folder lists it once, not 1,000 times)."""
-    try:
-        changed = os.stat(folder).st_mtime_ns
-        cached = _LISTINGS.get(folder)
-        if cached is not None and cached[0] == changed and cached[1] > changed / 1e9 + _SETTLED:
-            return cached[2]
-        listed_at = time.time()
-        names = sorted(entry for entry in os.listdir(folder)
-                       if entry.endswith((".metadata", SAFETENSORS_SUFFIX)))
-    except OSError:
-        return None
-    if len(_LISTINGS) > 256:
-        _LISTINGS.clear()
-    _LISTINGS[folder] = (changed, listed_at, names)
-    return names
 
 
 def slices_of(metadata_path: str, relative: str, limits: Limits) -> list[tuple[int, int, str]]:

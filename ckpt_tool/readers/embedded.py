@@ -4,7 +4,6 @@ offsets in the outer file, storage keys made unique, pickles named by where they
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from ckpt_tool.containers.source import SliceSource, Source
@@ -29,9 +28,9 @@ def read_embedded(source: Source, start: int, length: int, where: str, loader: L
         moved[id(storage)] = placed
         inner.storages[key] = placed
     _retarget(inner.root, moved, limits)
-    inner.pickles = [dataclasses.replace(record, member=f"{where}/{record.member}",
-                                         data_offset=record.data_offset + start, file=file,
-                                         loader=loader) for record in inner.pickles]
+    inner.pickles = [record.replace(member=f"{where}/{record.member}",
+                                    data_offset=record.data_offset + start, file=file,
+                                    loader=loader) for record in inner.pickles]
     inner.anomalies = [Anomaly(a.code, f"{where}: {a.message}", a.member)
                        for a in inner.anomalies]
     return inner

@@ -8,13 +8,13 @@ have no such names, so a folder's torch files are one when each holds a DTensor'
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
 
 from ckpt_tool.containers.locations import exists, is_url, join, list_folder, read_small
 from ckpt_tool.errors import CkptError, FormatError
 from ckpt_tool.limits import Limits
 from ckpt_tool.model.checkpoint import Checkpoint
+from ckpt_tool.model.record import Record
 from ckpt_tool.readers.dcp import METADATA_NAME, find_in_folder
 from ckpt_tool.readers.hf_index import (
     INDEX_SUFFIX,
@@ -36,18 +36,26 @@ class ModelKind(str, Enum):
     DTENSOR_RANKS = "dtensor-ranks"
 
 
-@dataclass(frozen=True)
-class FolderModel:
+class FolderModel(Record):
+    __slots__ = ("kind", "path", "files", "folders", "entry")
     kind: ModelKind
     path: str
     """What is opened and shown: the folder, an index file, a rank's ``__R.metadata``."""
     files: frozenset[str]
     """Names in the folder that belong to it."""
-    folders: frozenset[str] = frozenset()
+    folders: frozenset[str]
     """Subfolders that belong to it (a ZeRO checkpoint's tag folders)."""
-    entry: str | None = None
+    entry: str | None
     """The file read first when it is not ``path`` (a DCP checkpoint's metadata); None for a
     DCP checkpoint of safetensors files."""
+
+    def __init__(self, kind: ModelKind, path: str, files: frozenset[str],
+                 folders: frozenset[str] = frozenset(), entry: str | None = None) -> None:
+        self.kind = kind
+        self.path = path
+        self.files = files
+        self.folders = folders
+        self.entry = entry
 
 
 def find_models(folder: str, names: list[str], limits: Limits) -> list[FolderModel]:

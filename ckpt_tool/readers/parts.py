@@ -4,7 +4,6 @@ storage naming the file its bytes are in, then make one :class:`Checkpoint` of t
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from ckpt_tool.containers.locations import base_name
@@ -38,8 +37,7 @@ def place_in_file(part: Checkpoint, path: str, limits: Limits) -> None:
     for leaf in walk(part.root, limits):
         if isinstance(leaf.value, TensorRef):
             _retarget(leaf.value, moved)
-    part.pickles = [dataclasses.replace(record, file=record.file or path,
-                                        member=f"{prefix}/{record.member}")
+    part.pickles = [record.replace(file=record.file or path, member=f"{prefix}/{record.member}")
                     for record in part.pickles]
     part.anomalies = [Anomaly(a.code, f"{prefix}: {a.message}", a.member)
                       for a in part.anomalies]

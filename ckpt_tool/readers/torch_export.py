@@ -13,7 +13,6 @@ opaque and TorchScript objects) and the sample inputs are listed as pickles, nev
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from ckpt_tool.containers import zipdir
@@ -31,6 +30,7 @@ from ckpt_tool.model.checkpoint import (
     TensorRef,
 )
 from ckpt_tool.model.dtypes import BY_NAME, DType
+from ckpt_tool.model.record import Record
 from ckpt_tool.pickles.scan import scan_pickle
 from ckpt_tool.readers.embedded import read_embedded
 from ckpt_tool.readers.pickles import collect_globals
@@ -94,14 +94,23 @@ def aotinductor_models(archive: TorchArchive) -> dict[str, list[str]]:
     return models
 
 
-@dataclass(frozen=True)
-class TensorMeta:
+class TensorMeta(Record):
+    __slots__ = ("dtype", "shape", "stride", "storage_offset", "device", "requires_grad")
     dtype: DType
     shape: tuple[int, ...]
     stride: tuple[int, ...]
     storage_offset: int
     device: str
     requires_grad: bool
+
+    def __init__(self, dtype: DType, shape: tuple[int, ...], stride: tuple[int, ...],
+                 storage_offset: int, device: str, requires_grad: bool) -> None:
+        self.dtype = dtype
+        self.shape = shape
+        self.stride = stride
+        self.storage_offset = storage_offset
+        self.device = device
+        self.requires_grad = requires_grad
 
 
 class _Reader:

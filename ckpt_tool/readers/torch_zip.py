@@ -53,7 +53,7 @@ class TorchArchive:
         if _plain_names(names, prefix):
             # every name is its own folded form and lies inside the folder: one C-level pass
             # (reversed, so that of equal names the first one's index stays)
-            self._found = dict(zip(reversed(names), range(len(names) - 1, -1, -1)))
+            self._found = dict(zip(reversed(names), range(len(names) - 1, -1, -1), strict=True))
             inside = names
         else:
             inside = self._index_each(names)

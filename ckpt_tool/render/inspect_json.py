@@ -7,7 +7,6 @@ root); schema 1 counted every tensor's elements, which is now ``element_count``,
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from ckpt_tool import __version__
@@ -43,7 +42,7 @@ def tensor_json(row: TensorRow, stats: Any = None) -> dict[str, Any]:
     if t.chunks:
         entry["chunks"] = [chunk_json(chunk) for chunk in t.chunks]
     if stats is not None:
-        entry["stats"] = asdict(stats)
+        entry["stats"] = stats.as_dict()
     return entry
 
 
@@ -55,7 +54,7 @@ def tensor_details(tensor: TensorRef) -> dict[str, Any]:
     sharding = tensor.sharding
     if sharding is not None:
         details["sharding"] = {key: list(value) if isinstance(value, tuple) else value
-                               for key, value in asdict(sharding).items()}
+                               for key, value in sharding.as_dict().items()}
     if "nested_shape" in extra:
         details["nested_shape"] = list(extra["nested_shape"])
     components = extra.get("components")

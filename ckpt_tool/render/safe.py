@@ -10,7 +10,6 @@ SARIF escape them by their own rules and do not use this.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -37,6 +36,8 @@ def json_text(document: Any, **options: Any) -> str:
     """``json.dumps`` with non-ASCII text kept readable, unless the document holds a lone
     surrogate (a file's name that is not UTF-8): then every non-ASCII character is escaped,
     which any JSON reader decodes back, and which any terminal or pipe can carry."""
+    import json
+
     text = json.dumps(document, ensure_ascii=False, **options)
     try:
         text.encode("utf-8")
