@@ -30,21 +30,24 @@ class Layout:
     JSON that ``json.dumps`` gives for the header dictionary, without building that
     dictionary)."""
 
-    __slots__ = ("begins", "entries", "header", "size")
+    __slots__ = ("begins", "data_start", "entries", "header", "size")
 
     def __init__(self, header: bytearray, entries: list[Entry], begins: array[int], size: int
                  ) -> None:
-        self.header = header
-        """Length prefix, JSON and padding: the file's first ``data_start`` bytes."""
+        self.header: bytearray | None = header
+        """Length prefix, JSON and padding: the file's first ``data_start`` bytes. None once
+        the written file's header has been checked against it (``release_header``)."""
+        self.data_start = len(header)
         self.entries = entries
         """In data order."""
         self.begins = begins
         """Each entry's first byte, from the start of the data (``data_offsets[0]``)."""
         self.size = size
 
-    @property
-    def data_start(self) -> int:
-        return len(self.header)
+    def release_header(self) -> None:
+        """Let the header's bytes go: 20 MB at 200,000 tensors, the size of the read-back's
+        own text of it."""
+        self.header = None
 
     def place(self, index: int) -> tuple[int, int]:
         """(begin, end) byte offsets in the file of ``entries[index]``."""

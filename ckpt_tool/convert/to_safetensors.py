@@ -56,6 +56,7 @@ def write_file(output: BinaryIO, layout: Layout, sources: SourceFiles, byteorder
     output.flush()
     fd = output.fileno()
     os.ftruncate(fd, layout.size)
+    assert layout.header is not None, "written before it is checked and let go"
     write_all(fd, layout.header, 0)
     built = []
     with RangeCopier(fd, verify, meter.add) as copier:
