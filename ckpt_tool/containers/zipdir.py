@@ -27,6 +27,8 @@ _LOCAL = struct.Struct("<IHHHHHIIIHH")
 _LOCAL_SIG = 0x04034B50
 _MAX_COMMENT = 0xFFFF
 STORED, DEFLATED = 0, 8
+ENCRYPTED = 0x0001
+"""General-purpose flag bit 0 (``Member.encrypted``)."""
 
 
 class Directory(Sequence[Member]):

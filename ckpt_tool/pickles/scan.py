@@ -120,6 +120,7 @@ MAX_EMBEDDED = 1024
 """String arguments kept per pickle as possible payloads (each is a copy of its bytes)."""
 _BINUNICODE = ord("X")
 _FRAME = 0x95
+_LONG_BINPUT_OP = 0x72
 _SIGNED_LENGTH = frozenset(ord(c) for c in ("T", "\x8b"))  # BINSTRING, LONG4
 _U32 = struct.Struct("<I").unpack_from
 
@@ -300,6 +301,7 @@ def _scan_fast(
     u32 = _U32
     pos, depth, count = start, 0, 0
     max_depth, max_memo, max_count = limits.max_depth, limits.max_memo_index, limits.max_opcodes
+    memo_high = min(max_memo >> 16, 256)  # an index whose top two bytes are 0, third below it
     try:
         # The opcode limit is the loop's own bound (a range costs less than a count and a test
         # per opcode), so it holds on every opcode: a run of quiet ones is no DoS.
@@ -308,6 +310,16 @@ def _scan_fast(
             step = quiet_step[op]
             if step:
                 pos += step
+                continue
+            if op == _LONG_BINPUT_OP and memo_ops is None:  # a quarter of a big torch pickle
+                # the index is below the limit when its high bytes are (no unpacking)
+                if data[pos + 4] or data[pos + 3] >= memo_high:
+                    index = u32(data, pos + 1)[0]
+                    if index > max_memo:
+                        raise _Stop(f"memo index {index} above {max_memo} (limit "
+                                    "max_memo_index)")
+                seen[op] = 1
+                pos += 5
                 continue
             kind = kinds[op]
             seen[op] = 1

@@ -98,7 +98,7 @@ def _check_bounds(tensor: TensorRef) -> None:
     if len(shape) != len(stride):
         raise FormatError(f"storage {storage.key}: a tensor's shape and stride differ in length")
     end = tensor.storage_offset + 1
-    for size, step in zip(shape, stride, strict=True):
+    for size, step in zip(shape, stride):  # noqa: B905  # lengths compared just above
         if size <= 0 or step < 0:
             if size == 0:
                 return  # an empty tensor touches no element
@@ -107,7 +107,9 @@ def _check_bounds(tensor: TensorRef) -> None:
     if tensor.storage_offset < 0:
         raise FormatError(f"storage {storage.key}: negative storage offset")
     dtype = tensor.dtype
-    if dtype.bytes_for_elements(end) > storage.nbytes:
+    needed = end * dtype.itemsize if dtype.elements_per_byte == 1 else (
+        dtype.bytes_for_elements(end))
+    if needed > storage.nbytes:
         raise FormatError(
             f"a tensor reaches element {end} of storage {storage.key}, which holds "
             f"{storage.nbytes // dtype.itemsize * dtype.elements_per_byte}"

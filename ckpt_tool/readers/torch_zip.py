@@ -252,7 +252,7 @@ class _StorageResolver:
         if nbytes > member.size:
             raise FormatError(f"storage {key} declares {nbytes} bytes but {record} holds "
                               f"{member.size}")
-        if member.encrypted:
+        if member.flags & zipdir.ENCRYPTED:
             raise FormatError(f"storage {key}: the record {record} is encrypted")
         if member.method != zipdir.STORED:
             self.checkpoint.anomalies.append(Anomaly(
@@ -267,8 +267,8 @@ class _StorageResolver:
             offset = zipdir.predicted_data_offset(member, alignment)
         else:  # its local header, from the file's map
             offset = zipdir.data_offset(self.archive.source, member)
-        storage = Storage(key, storage_type.dtype, nbytes, str(location), offset, record,
-                          crc32=member.crc32 if checked else None)
+        storage = Storage(key, storage_type.dtype, nbytes, str(location), offset, record, None,
+                          member.crc32 if checked else None)
         self.checkpoint.storages[key] = storage
         return storage
 
