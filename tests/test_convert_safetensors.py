@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file
 
 from ckpt_tool.convert.core import convert_file
-from ckpt_tool.convert.options import CastTo, ConvertOptions
+from ckpt_tool.convert.options import CastTo, ConvertOptions, Target
 from ckpt_tool.model.dtypes import DTYPES
 from tests.conftest import FIXTURES, MALICIOUS, TORCH_FIXTURES
 from tests.convert_helpers import (
@@ -376,6 +376,29 @@ def test_missing_destination_folder_is_named(tmp_path: Path) -> None:
     dest = tmp_path / "nowhere" / "out.safetensors"
     result = convert_file(str(FIXTURES / "state_dict.pt"), str(dest), ConvertOptions())
     assert result.error == f"the destination's folder {dest.parent} does not exist"
+
+
+@pytest.mark.parametrize("target", [Target.SAFETENSORS, Target.PT])
+def test_destination_is_refused_before_the_source_is_read(tmp_path: Path, monkeypatch,
+                                                          target: Target) -> None:
+    """A 200,000-tensor file takes seconds to read: a missing folder (and, for a torch target,
+    an existing file) is said at once."""
+    from ckpt_tool.convert import core
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the source was read")
+
+    monkeypatch.setattr(core, "open_checkpoint", never)
+    source = str(FIXTURES / "state_dict.pt")
+    dest = tmp_path / "nowhere" / "out.x"
+    result = convert_file(source, str(dest), ConvertOptions(target=target))
+    assert result.error == f"the destination's folder {dest.parent} does not exist"
+    if target is Target.PT:
+        taken = tmp_path / "taken.pt"
+        taken.write_bytes(b"keep")
+        result = convert_file(source, str(taken), ConvertOptions(target=target))
+        assert result.error == f"{taken} exists; pass --force to replace it"
+        assert taken.read_bytes() == b"keep"
 
 
 def test_a_value_equal_to_a_tied_alias_is_not_kept(tmp_path: Path) -> None:

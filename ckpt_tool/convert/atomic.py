@@ -35,11 +35,17 @@ def check_destination(dest: str, sources: list[str], force: bool) -> None:
                                   "with -o")
     if os.path.isdir(dest):
         raise ConversionError(f"the destination {dest} is a folder")
+    check_folder(dest)
+    if os.path.lexists(dest) and not force:
+        raise ConversionError(f"{dest} exists; pass --force to replace it")
+
+
+def check_folder(dest: str) -> None:
+    """Refuse a destination whose folder does not exist: checked before the source is read (a
+    200,000-tensor file takes seconds to read), and again before writing."""
     folder = os.path.dirname(dest) or "."
     if not os.path.isdir(folder):
         raise ConversionError(f"the destination's folder {folder} does not exist")
-    if os.path.lexists(dest) and not force:
-        raise ConversionError(f"{dest} exists; pass --force to replace it")
 
 
 def check_free_space(dest: str, needed: int) -> None:
