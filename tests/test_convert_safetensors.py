@@ -245,6 +245,49 @@ def test_a_damaged_source_fails_its_crc(tmp_path: Path) -> None:
     assert no_check.error is None
 
 
+@pytest.mark.parametrize("damaged_at", [0, 1_500_000, 2_399_999])
+def test_a_large_storage_is_checked_through_its_crc(tmp_path: Path, monkeypatch,
+                                                    damaged_at: int) -> None:
+    """Storages past the read-ahead size are read back 1 MB at a time and checked against
+    their CRC: a damaged source byte or a wrong copied byte, in any megabyte, fails."""
+    from ckpt_tool.convert import byte_copy
+    from ckpt_tool.readers import open_checkpoint
+
+    source = tmp_path / "large.pt"
+    torch.save({"a": torch.zeros(1000), "big": torch.ones(600_000)}, source)
+    storage = open_checkpoint(str(source)).root["big"].storage
+    original = source.read_bytes()
+    data = bytearray(original)
+    data[storage.offset + damaged_at] ^= 0x40
+    source.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    out.mkdir()
+    result = convert_file(str(source), str(out / "x.safetensors"), ConvertOptions())
+    assert result.error == (f"verification failed: tensor big: the source's bytes do not match "
+                            f"the CRC-32 its zip holds for {storage.record}: the source file "
+                            "is damaged")
+    assert os.listdir(out) == []
+
+    source.write_bytes(original)
+    real = byte_copy.RangeCopier._copy_buffered
+    target = [None]
+
+    def corrupted(self, src: int, offset: int, at: int, count: int) -> int:
+        copied = real(self, src, offset, at, count)
+        if offset <= storage.offset + damaged_at < offset + count:
+            where = at + storage.offset + damaged_at - offset
+            target[0] = where
+            os.pwrite(self.dest, bytes([os.pread(self.dest, 1, where)[0] ^ 1]), where)
+        return copied
+
+    monkeypatch.setattr(byte_copy.RangeCopier, "_copy_buffered", corrupted)
+    result = convert_file(str(source), str(out / "x.safetensors"), ConvertOptions())
+    assert target[0] is not None
+    assert result.error == ("verification failed: tensor big differs from the source at byte "
+                            f"{damaged_at}")
+    assert os.listdir(out) == []
+
+
 def test_a_tensor_built_in_blocks_is_checked_against_its_blocks(tmp_path: Path,
                                                                 monkeypatch) -> None:
     import numpy as np
