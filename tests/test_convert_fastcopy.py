@@ -158,3 +158,68 @@ def test_a_failed_copy_ends_the_writeback_thread(tmp_path: Path, monkeypatch) ->
     assert result.error == f"writing {out / 'x.safetensors'} failed: No space left on device"
     assert not _writeback_threads()
     assert list(out.iterdir()) == []
+
+
+def test_the_output_is_allocated_ahead(tmp_path: Path) -> None:
+    import os
+
+    from ckpt_tool.convert.byte_copy import preallocate
+
+    with open(tmp_path / "out", "wb") as out:
+        preallocate(out.fileno(), 3 << 20)
+        status = os.fstat(out.fileno())
+    assert status.st_size == 3 << 20
+    assert (tmp_path / "out").read_bytes() == bytes(3 << 20)
+    if status.st_blocks == 0:
+        pytest.skip("this filesystem does not allocate ahead")
+    assert status.st_blocks * 512 >= 3 << 20
+
+
+def _fallocate_failing_with(code: int):
+    import ctypes
+
+    def fallocate(fd: int, mode: int, offset: int, length: int) -> int:
+        ctypes.set_errno(code)
+        return -1
+
+    return fallocate
+
+
+def test_a_filesystem_that_cannot_allocate_ahead_gets_a_sparse_file(tmp_path: Path,
+                                                                     monkeypatch) -> None:
+    import errno
+
+    from ckpt_tool.convert import byte_copy
+
+    monkeypatch.setattr(byte_copy, "_fallocate", [_fallocate_failing_with(errno.EOPNOTSUPP)])
+    source = tmp_path / "model.pt"
+    state = {"a": torch.arange(1000.0), "b": torch.ones(3, 5, dtype=torch.float16)}
+    torch.save(state, source)
+    out = tmp_path / "out.safetensors"
+    convert(source, out)
+    from safetensors.torch import load_file
+
+    loaded = load_file(out)
+    assert all(torch.equal(loaded[name], value) for name, value in state.items())
+
+
+def test_no_room_fails_before_anything_is_copied(tmp_path: Path, monkeypatch) -> None:
+    import errno
+    import os
+
+    from ckpt_tool.convert import byte_copy
+    from ckpt_tool.convert.core import convert_file
+    from ckpt_tool.convert.options import ConvertOptions
+
+    monkeypatch.setattr(byte_copy, "_fallocate", [_fallocate_failing_with(errno.ENOSPC)])
+    copies = []
+    monkeypatch.setattr(byte_copy.RangeCopier, "copy", lambda *args, **kwargs: copies.append(1))
+    source = tmp_path / "model.pt"
+    torch.save({"a": torch.arange(1000.0)}, source)
+    out = tmp_path / "out"
+    out.mkdir()
+    dest = out / "x.safetensors"
+    result = convert_file(str(source), str(dest), ConvertOptions())
+    assert result.error == f"writing {dest} failed: No space left on device"
+    assert copies == []
+    assert os.listdir(out) == []
