@@ -28,6 +28,9 @@ _SMALL = 64 << 10
 """Source ranges up to this are served from a read-ahead window of ``_READ_AHEAD`` bytes."""
 _READ_AHEAD = 1 << 20
 _BATCH_TASKS = 4096
+_QUEUED = 16
+"""Batches (of up to ``HAND_OFF`` bytes) the copy may run ahead of the check: enough that the
+copy does not stop each time the check's core is taken by another process for a moment."""
 
 
 class Record:
@@ -52,7 +55,7 @@ class Verifier:
     def __init__(self, dest: int) -> None:
         self.dest = dest
         self.failure: ConversionError | None = None
-        self._queue: queue.Queue[list[_Task] | None] = queue.Queue(maxsize=4)
+        self._queue: queue.Queue[list[_Task] | None] = queue.Queue(maxsize=_QUEUED)
         self._batch: list[_Task] = []
         self._batch_bytes = 0
         self._added = 0
