@@ -288,6 +288,43 @@ def test_a_large_storage_is_checked_through_its_crc(tmp_path: Path, monkeypatch,
     assert os.listdir(out) == []
 
 
+@pytest.mark.parametrize("wrong_at", [None, 0, 1_048_576, 3_199_999])
+def test_a_large_part_of_a_storage_is_compared_with_the_source(tmp_path: Path, monkeypatch,
+                                                               wrong_at: int | None) -> None:
+    """A view of part of a storage has no CRC of its own: read back 1 MB at a time and compared
+    with the source's bytes, a wrong byte in any megabyte fails, at its place."""
+    from safetensors.torch import load_file
+
+    from ckpt_tool.convert import byte_copy
+
+    source = tmp_path / "views.pt"
+    base = torch.arange(1_000_000, dtype=torch.float32)
+    torch.save({"middle": base[100_000:900_000]}, source)
+    real = byte_copy.RangeCopier._copy_buffered
+    start = [None]
+
+    def corrupted(self, src: int, offset: int, at: int, count: int) -> int:
+        copied = real(self, src, offset, at, count)
+        if start[0] is None:
+            start[0] = at
+        where = start[0] + (wrong_at or 0)
+        if wrong_at is not None and at <= where < at + count:
+            os.pwrite(self.dest, bytes([os.pread(self.dest, 1, where)[0] ^ 1]), where)
+        return copied
+
+    monkeypatch.setattr(byte_copy.RangeCopier, "_copy_buffered", corrupted)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = convert_file(str(source), str(out / "x.safetensors"), ConvertOptions())
+    if wrong_at is None:
+        assert result.error is None
+        assert torch.equal(load_file(out / "x.safetensors")["middle"], base[100_000:900_000])
+        return
+    assert result.error == ("verification failed: tensor middle differs from the source at byte "
+                            f"{wrong_at}")
+    assert os.listdir(out) == []
+
+
 def test_a_tensor_built_in_blocks_is_checked_against_its_blocks(tmp_path: Path,
                                                                 monkeypatch) -> None:
     import numpy as np
