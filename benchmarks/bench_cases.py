@@ -21,7 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from bench_data import SCALING_KEYS, Dataset, lint_sample
-from bench_proc import Command, Measurement, NotAvailable, RunResult, last_line, measure, run_once
+from bench_proc import (
+    Command,
+    Measurement,
+    NotAvailable,
+    RunResult,
+    last_line,
+    measure,
+    measure_together,
+    run_once,
+)
 from bench_report import (
     MIB,
     Row,
@@ -96,13 +105,9 @@ print(f"scanned {len(paths)} flagged {flagged}")
 
 # Runs the ckpt CLI in-process, then reports whether torch got imported on the way.
 TORCH_PROBE = """
-import runpy, sys
-sys.argv = ["ckpt", *sys.argv[1:]]
-code = 0
-try:
-    runpy.run_module("ckpt_tool", run_name="__main__", alter_sys=True)
-except SystemExit as exc:
-    code = exc.code
+import sys
+from ckpt_tool.cli import run
+code = run(sys.argv[1:])
 sys.stdout.flush()
 sys.stderr.write(f"\\nckpt-bench exit={code} torch={'torch' in sys.modules}\\n")
 """
@@ -154,6 +159,12 @@ class Context:
             return measure(command, self.runs, self.timeout)
         except NotAvailable as exc:
             return self.unavailable(exc)
+
+    def attempt_together(self, what: str, commands: Sequence[Command]) -> list[Result]:
+        """Commands compared by their ratio, measured in alternation (``measure_together``)."""
+        self.log(what)
+        return [self.unavailable(outcome) if isinstance(outcome, NotAvailable) else outcome
+                for outcome in measure_together(commands, self.runs, self.timeout)]
 
     def unavailable(self, exc: NotAvailable) -> str:
         """The reason for the table, with the data folder shown as $DATA."""
@@ -209,7 +220,7 @@ def startup_section(ctx: Context) -> Section:
         rows.append(torch_probe_row(ctx, label, args))
     intro = (
         "Wall time of the whole process. ratio: milliseconds above bare `python -c pass` "
-        "(same interpreter). The last rows run the CLI in-process (`runpy`) and check "
+        "(same interpreter). The last rows run the CLI in-process (`ckpt_tool.cli.run`) and check "
         "`sys.modules` afterwards."
     )
     return Section("Start-up", intro, rows)
@@ -389,6 +400,9 @@ def convert_section(ctx: Context) -> Section:
         "Peak RssAnon sampled from /proc/PID/status every 10 ms. ckpt convert fsyncs its output "
         "(issue 4) and reads every byte back to verify it; cp and save_file do neither, so "
         "`cp + sync` (the durable copy) is the fair floor (issue 15: ckpt ≤ 1.0× it, ≤ 1.8× cp). "
+        "ckpt, cp and cp + sync run in turn, round after round, each after a `sync` (untimed), so "
+        "a load that comes and goes on the machine, or the pages a copy left for the kernel to "
+        "write, fall on none of them alone. "
         "ratio: ckpt's time ÷ cp's, or the other tool's time ÷ ckpt's."
     )
     return Section("Convert", intro, rows)
@@ -399,21 +413,21 @@ def convert_rows(ctx: Context, dataset: Dataset) -> list[Row]:
     out = {name: ctx.scratch / f"{dataset.key}.{name}" for name in ("ckpt", "cp", "sync", "torch")}
     argv = [*ctx.tools.ckpt, "convert", src, "--to", "safetensors", "-o", str(out["ckpt"])]
     check = functools.partial(safetensors_note, out["ckpt"], dataset.weights)
-    ckpt = ctx.attempt(
-        f"convert {dataset.key}: ckpt",
-        Command([*argv, "--force"], check=check, before=remover(out["ckpt"])),
+    cp_argv = [ctx.tools.cp, src, str(out["cp"])]
+    sync = ["sh", "-c", 'cp "$1" "$2" && sync "$2"', "sh", src, str(out["sync"])]
+    ckpt, cp, m = ctx.attempt_together(
+        f"convert {dataset.key}: ckpt, cp, cp + sync in turn",
+        [Command([*argv, "--force"], check=check, before=remover(out["ckpt"])),
+         Command(cp_argv, before=remover(out["cp"])),
+         Command(sync, before=remover(out["sync"]))],
     )
     peak = None if isinstance(ckpt, str) else ckpt.peak_rss_anon
     rows = [Row(case, "ckpt convert", ckpt, target=bytes_below(peak, 256 * MIB, "peak < 256 MiB"))]
 
-    cp_argv = [ctx.tools.cp, src, str(out["cp"])]
-    cp = ctx.attempt(f"convert {dataset.key}: cp", Command(cp_argv, before=remover(out["cp"])))
     r = ratio(ckpt, cp)
     text = "" if r is None else f"ckpt takes {r:.2f}× cp's time"
     rows.append(Row(case, "cp", cp, text, ratio_at_most(r, 1.8, "ckpt ≤ 1.8× cp")))
 
-    sync = ["sh", "-c", 'cp "$1" "$2" && sync "$2"', "sh", src, str(out["sync"])]
-    m = ctx.attempt(f"convert {dataset.key}: cp + sync", Command(sync, before=remover(out["sync"])))
     r = ratio(ckpt, m)
     text = "" if r is None else f"ckpt takes {r:.2f}× its time"
     rows.append(Row(case, "cp + sync", m, text, ratio_at_most(r, 1.0, "ckpt ≤ 1.0× cp + sync"),

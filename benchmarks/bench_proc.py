@@ -150,6 +150,56 @@ def measure(command: Command, runs: int, timeout: float) -> Measurement:
     return Measurement(tuple(r.seconds for r in timed), max(peaks, default=None), warmup, note)
 
 
+def measure_together(commands: Sequence[Command], runs: int, timeout: float
+                     ) -> list[Measurement | NotAvailable]:
+    """Commands compared by their ratio, measured side by side: a checked warm-up run of each,
+    then ``runs`` rounds that run each once in turn, so a load that comes and goes on a shared
+    machine falls on all of them alike. A command that fails is NotAvailable; the others go on.
+    Dirty pages are written out before every run (untimed): a copy without fsync leaves its
+    output for the kernel to write while the next command runs."""
+    outcomes: list[list[RunResult] | NotAvailable] = []
+    warmups: list[RunResult | None] = []
+    notes = []
+    for command in commands:
+        try:
+            warmup = _checked_run(_settled(command), timeout,
+                                  capture_stdout=command.check is not None)
+            notes.append(command.check(warmup) if command.check else "")
+            warmups.append(warmup)
+            outcomes.append([])
+        except NotAvailable as exc:
+            notes.append("")
+            warmups.append(None)
+            outcomes.append(exc)
+    for _ in range(runs):
+        for index, command in enumerate(commands):
+            timed = outcomes[index]
+            if isinstance(timed, NotAvailable):
+                continue
+            try:
+                timed.append(_checked_run(_settled(command), timeout, capture_stdout=False))
+            except NotAvailable as exc:
+                outcomes[index] = exc
+    results: list[Measurement | NotAvailable] = []
+    for timed, warmup, note in zip(outcomes, warmups, notes, strict=True):
+        if isinstance(timed, NotAvailable) or warmup is None:
+            results.append(timed if isinstance(timed, NotAvailable) else NotAvailable("failed"))
+            continue
+        peaks = [r.peak_rss_anon for r in timed if r.peak_rss_anon is not None]
+        results.append(Measurement(tuple(r.seconds for r in timed), max(peaks, default=None),
+                                   warmup, note))
+    return results
+
+
+def _settled(command: Command) -> Command:
+    def before() -> None:
+        if command.before:
+            command.before()
+        os.sync()
+
+    return Command(command.argv, command.ok_codes, command.check, before, command.sample_memory)
+
+
 def _checked_run(command: Command, timeout: float, capture_stdout: bool) -> RunResult:
     result = run_once(command, timeout, capture_stdout)
     if result.returncode not in command.ok_codes:

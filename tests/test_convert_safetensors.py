@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file
 
 from ckpt_tool.convert.core import convert_file
-from ckpt_tool.convert.options import CastTo, ConvertOptions
+from ckpt_tool.convert.options import CastTo, ConvertOptions, Target
 from ckpt_tool.model.dtypes import DTYPES
 from tests.conftest import FIXTURES, MALICIOUS, TORCH_FIXTURES
 from tests.convert_helpers import (
@@ -245,6 +245,86 @@ def test_a_damaged_source_fails_its_crc(tmp_path: Path) -> None:
     assert no_check.error is None
 
 
+@pytest.mark.parametrize("damaged_at", [0, 1_500_000, 2_399_999])
+def test_a_large_storage_is_checked_through_its_crc(tmp_path: Path, monkeypatch,
+                                                    damaged_at: int) -> None:
+    """Storages past the read-ahead size are read back 1 MB at a time and checked against
+    their CRC: a damaged source byte or a wrong copied byte, in any megabyte, fails."""
+    from ckpt_tool.convert import byte_copy
+    from ckpt_tool.readers import open_checkpoint
+
+    source = tmp_path / "large.pt"
+    torch.save({"a": torch.zeros(1000), "big": torch.ones(600_000)}, source)
+    storage = open_checkpoint(str(source)).root["big"].storage
+    original = source.read_bytes()
+    data = bytearray(original)
+    data[storage.offset + damaged_at] ^= 0x40
+    source.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    out.mkdir()
+    result = convert_file(str(source), str(out / "x.safetensors"), ConvertOptions())
+    assert result.error == (f"verification failed: tensor big: the source's bytes do not match "
+                            f"the CRC-32 its zip holds for {storage.record}: the source file "
+                            "is damaged")
+    assert os.listdir(out) == []
+
+    source.write_bytes(original)
+    real = byte_copy.RangeCopier._copy_buffered
+    target = [None]
+
+    def corrupted(self, src: int, offset: int, at: int, count: int) -> int:
+        copied = real(self, src, offset, at, count)
+        if offset <= storage.offset + damaged_at < offset + count:
+            where = at + storage.offset + damaged_at - offset
+            target[0] = where
+            os.pwrite(self.dest, bytes([os.pread(self.dest, 1, where)[0] ^ 1]), where)
+        return copied
+
+    monkeypatch.setattr(byte_copy.RangeCopier, "_copy_buffered", corrupted)
+    result = convert_file(str(source), str(out / "x.safetensors"), ConvertOptions())
+    assert target[0] is not None
+    assert result.error == ("verification failed: tensor big differs from the source at byte "
+                            f"{damaged_at}")
+    assert os.listdir(out) == []
+
+
+@pytest.mark.parametrize("wrong_at", [None, 0, 1_048_576, 3_199_999])
+def test_a_large_part_of_a_storage_is_compared_with_the_source(tmp_path: Path, monkeypatch,
+                                                               wrong_at: int | None) -> None:
+    """A view of part of a storage has no CRC of its own: read back 1 MB at a time and compared
+    with the source's bytes, a wrong byte in any megabyte fails, at its place."""
+    from safetensors.torch import load_file
+
+    from ckpt_tool.convert import byte_copy
+
+    source = tmp_path / "views.pt"
+    base = torch.arange(1_000_000, dtype=torch.float32)
+    torch.save({"middle": base[100_000:900_000]}, source)
+    real = byte_copy.RangeCopier._copy_buffered
+    start = [None]
+
+    def corrupted(self, src: int, offset: int, at: int, count: int) -> int:
+        copied = real(self, src, offset, at, count)
+        if start[0] is None:
+            start[0] = at
+        where = start[0] + (wrong_at or 0)
+        if wrong_at is not None and at <= where < at + count:
+            os.pwrite(self.dest, bytes([os.pread(self.dest, 1, where)[0] ^ 1]), where)
+        return copied
+
+    monkeypatch.setattr(byte_copy.RangeCopier, "_copy_buffered", corrupted)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = convert_file(str(source), str(out / "x.safetensors"), ConvertOptions())
+    if wrong_at is None:
+        assert result.error is None
+        assert torch.equal(load_file(out / "x.safetensors")["middle"], base[100_000:900_000])
+        return
+    assert result.error == ("verification failed: tensor middle differs from the source at byte "
+                            f"{wrong_at}")
+    assert os.listdir(out) == []
+
+
 def test_a_tensor_built_in_blocks_is_checked_against_its_blocks(tmp_path: Path,
                                                                 monkeypatch) -> None:
     import numpy as np
@@ -376,6 +456,29 @@ def test_missing_destination_folder_is_named(tmp_path: Path) -> None:
     dest = tmp_path / "nowhere" / "out.safetensors"
     result = convert_file(str(FIXTURES / "state_dict.pt"), str(dest), ConvertOptions())
     assert result.error == f"the destination's folder {dest.parent} does not exist"
+
+
+@pytest.mark.parametrize("target", [Target.SAFETENSORS, Target.PT])
+def test_destination_is_refused_before_the_source_is_read(tmp_path: Path, monkeypatch,
+                                                          target: Target) -> None:
+    """A 200,000-tensor file takes seconds to read: a missing folder (and, for a torch target,
+    an existing file) is said at once."""
+    from ckpt_tool.convert import core
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the source was read")
+
+    monkeypatch.setattr(core, "open_checkpoint", never)
+    source = str(FIXTURES / "state_dict.pt")
+    dest = tmp_path / "nowhere" / "out.x"
+    result = convert_file(source, str(dest), ConvertOptions(target=target))
+    assert result.error == f"the destination's folder {dest.parent} does not exist"
+    if target is Target.PT:
+        taken = tmp_path / "taken.pt"
+        taken.write_bytes(b"keep")
+        result = convert_file(source, str(taken), ConvertOptions(target=target))
+        assert result.error == f"{taken} exists; pass --force to replace it"
+        assert taken.read_bytes() == b"keep"
 
 
 def test_a_value_equal_to_a_tied_alias_is_not_kept(tmp_path: Path) -> None:

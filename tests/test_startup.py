@@ -11,12 +11,9 @@ from pathlib import Path
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "checkpoint.pth.tar"
 
 PROBE = """
-import json, runpy, sys
-sys.argv = ["ckpt", *sys.argv[1:]]
-try:
-    runpy.run_module("ckpt_tool", run_name="__main__")
-except SystemExit:
-    pass
+import json, sys
+from ckpt_tool.cli import run
+run(sys.argv[1:])
 print(json.dumps(sorted(sys.modules)), file=sys.stderr)
 """
 

@@ -18,8 +18,6 @@ import errno
 import os
 import re
 import shutil
-import tempfile
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from ckpt_tool.errors import ConversionError
@@ -35,11 +33,17 @@ def check_destination(dest: str, sources: list[str], force: bool) -> None:
                                   "with -o")
     if os.path.isdir(dest):
         raise ConversionError(f"the destination {dest} is a folder")
+    check_folder(dest)
+    if os.path.lexists(dest) and not force:
+        raise ConversionError(f"{dest} exists; pass --force to replace it")
+
+
+def check_folder(dest: str) -> None:
+    """Refuse a destination whose folder does not exist: checked before the source is read (a
+    200,000-tensor file takes seconds to read), and again before writing."""
     folder = os.path.dirname(dest) or "."
     if not os.path.isdir(folder):
         raise ConversionError(f"the destination's folder {folder} does not exist")
-    if os.path.lexists(dest) and not force:
-        raise ConversionError(f"{dest} exists; pass --force to replace it")
 
 
 def check_free_space(dest: str, needed: int) -> None:
@@ -99,13 +103,16 @@ def current_umask() -> int:
     return mask
 
 
-@dataclass
 class _Pending:
-    dest: str
-    file: BinaryIO | None = None
-    """An open temporary file (O_TMPFILE or named)."""
-    temp_path: str | None = None
-    """Its name, when it has one."""
+    """``file``: an open temporary file (O_TMPFILE or named); ``temp_path``: its name, when it
+    has one."""
+
+    __slots__ = ("dest", "file", "temp_path")
+
+    def __init__(self, dest: str) -> None:
+        self.dest = dest
+        self.file: BinaryIO | None = None
+        self.temp_path: str | None = None
 
 
 class Staging:
@@ -184,6 +191,8 @@ def _open_temporary(folder: str, name: str) -> tuple[BinaryIO, str | None]:
     if _unnamed_files_work(folder):
         fd = os.open(folder, os.O_TMPFILE | os.O_RDWR, 0o600)
         return os.fdopen(fd, "w+b"), None
+    import tempfile
+
     fd, path = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{name}.", dir=folder)
     return os.fdopen(fd, "w+b"), path
 

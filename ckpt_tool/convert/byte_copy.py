@@ -11,7 +11,8 @@ What makes a durable copy fast (measured on a 2 GB checkpoint, 2-core VM, ext4):
   A 1 MB buffer beat 256 KB and 4 MB ones (4 MB: twice the time, out of the CPU cache).
 - ``sync_file_range(SYNC_FILE_RANGE_WRITE)`` every 64 MB, so the disk writes while the copy
   goes on and the final ``fsync`` has little left to wait for (1.1-1.5 s for 2 GB, against
-  1.8 s with one fsync at the end, 0.7 s of it the fsync).
+  1.8 s with one fsync at the end, 0.7 s of it the fsync). It is called from a thread of its
+  own: it blocks while the disk's queue is full, a third of the copy's time when called inline.
 - Verification in a second thread (``verify_thread``), reading back each finished range while
   the next is copied: ``pread`` and ``zlib.crc32`` release the GIL.
 
@@ -21,6 +22,7 @@ once: it is not fetched twice). Memory stays at a few buffers whatever the size.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sys
@@ -143,6 +145,7 @@ class RangeCopier:
             self._verifier.finish(self._report)
 
     def close(self) -> None:
+        self._writeback.close()
         if self._verifier is not None:
             self._verifier.stop()
 
@@ -242,25 +245,105 @@ def mismatch(what: str, where: int) -> ConversionError:
 
 class _Writeback:
     """Starts the disk writing every ``WRITEBACK_EVERY`` bytes written (``sync_file_range`` with
-    ``SYNC_FILE_RANGE_WRITE``: it does not wait), so the final fsync finds little to do."""
+    ``SYNC_FILE_RANGE_WRITE``), so the final fsync finds little to do. The call is made in a
+    thread of its own: it queues the pages for the disk, and blocks while the disk's queue is
+    full (a third of the copy's time in ``sync_file_range`` on a 2 GB checkpoint), which the
+    copy need not wait for."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.low: int | None = None
         self.high = 0
         self.pending = 0
+        self._ranges: Any = None
+        self._thread: Any = None
 
     def wrote(self, at: int, count: int) -> None:
         self.low = at if self.low is None else min(self.low, at)
         self.high = max(self.high, at + count)
         self.pending += count
         if self.pending >= WRITEBACK_EVERY:
-            self.flush()
+            self._start(self.low, self.high - self.low)
 
     def flush(self) -> None:
+        """Start the rest, and wait for every range to be handed to the disk."""
         if self.low is not None and self.high > self.low:
-            start_writeback(self.fd, self.low, self.high - self.low)
+            self._start(self.low, self.high - self.low)
+        self._end()
+
+    def close(self) -> None:
+        """End the thread, dropping the ranges not yet started (after a failure or Ctrl-C)."""
+        if self._thread is not None:
+            import queue
+
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self._ranges.get_nowait()
+        self._end()
+
+    def _end(self) -> None:
+        """Wait for the thread to start every queued range and stop: the file descriptor is
+        never used after this."""
+        if self._thread is not None:
+            self._ranges.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _start(self, offset: int, count: int) -> None:
         self.low, self.high, self.pending = None, 0, 0
+        if self._thread is None:
+            import queue
+            import threading
+
+            self._ranges = queue.SimpleQueue()
+            self._thread = threading.Thread(target=self._run, name="ckpt-writeback", daemon=True)
+            self._thread.start()
+        self._ranges.put((offset, count))
+
+    def _run(self) -> None:
+        while True:
+            item = self._ranges.get()
+            if item is None:
+                return
+            start_writeback(self.fd, *item)
+
+
+def preallocate(fd: int, size: int) -> None:
+    """Give the empty file ``fd`` its ``size`` with its blocks allocated at once (``fallocate``),
+    so writing its pages back never has the filesystem choose blocks (ext4, 2 GB: about 12% less
+    CPU and 15% less time), and no room fails now rather than halfway through; ``ftruncate``
+    (a sparse file) where the filesystem cannot allocate ahead."""
+    if not _fallocate:
+        _fallocate.append(_load_fallocate())
+    call = _fallocate[0]
+    if call is not None and size:
+        import ctypes
+
+        if call(fd, 0, 0, size) == 0:
+            return
+        code = ctypes.get_errno()
+        if code in (errno.ENOSPC, errno.EDQUOT):
+            raise OSError(code, os.strerror(code))
+    os.ftruncate(fd, size)
+
+
+_fallocate: list[Any] = []
+
+
+def _load_fallocate() -> Any:
+    """``fallocate(2)`` itself: ``os.posix_fallocate`` writes a zero in every block where the
+    filesystem cannot allocate ahead (half a million writes for 2 GB)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        function = ctypes.CDLL(None, use_errno=True).fallocate
+    except (OSError, AttributeError, ImportError):
+        return None
+    function.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+    function.restype = ctypes.c_int
+    return function
 
 
 _SYNC_FILE_RANGE_WRITE = 2

@@ -8,6 +8,7 @@ from ckpt_tool.containers.remote import is_url
 from ckpt_tool.convert.atomic import (
     Staging,
     check_destination,
+    check_folder,
     check_free_space,
     is_temporary,
     name_destination,
@@ -32,6 +33,7 @@ def convert_file(source: str, dest: str, options: ConvertOptions,
     if not is_url(source) and not os.path.isfile(source) and not os.path.isdir(source):
         return ConvertResult(source, error="no such file or folder")
     try:
+        _check_before_reading(source, dest, options)
         checkpoint = open_checkpoint(source, options.limits)
         result = _convert(checkpoint, dest, options, meter)
     except CkptError as exc:
@@ -40,6 +42,16 @@ def convert_file(source: str, dest: str, options: ConvertOptions,
         return ConvertResult(source, error=_os_error(exc, dest))
     meter.finish()
     return result
+
+
+def _check_before_reading(source: str, dest: str, options: ConvertOptions) -> None:
+    """What can be refused without reading the source (seconds for 200,000 tensors): a missing
+    folder; for a torch target, whose one output is ``dest``, any bad destination. A safetensors
+    output's file names depend on the shards, known once the source is read."""
+    if options.target.is_torch and os.path.isfile(source):
+        check_destination(dest, [source], options.force)
+    else:
+        check_folder(dest)
 
 
 def _os_error(exc: OSError, dest: str) -> str:

@@ -13,11 +13,11 @@ import queue as queue_module
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ckpt_tool.convert.core import convert_file
 from ckpt_tool.convert.options import ConvertOptions, ConvertResult
+from ckpt_tool.model.record import Record
 
 if TYPE_CHECKING:  # multiprocessing only for --jobs N: one conversion never imports it
     from concurrent.futures import Future, ProcessPoolExecutor
@@ -26,12 +26,13 @@ _REPORT_EVERY = 0.1
 _POLL = 0.1
 
 
-@dataclass(frozen=True)
-class Job:
-    source: str
-    dest: str
-    size: int
-    """The source's size in bytes: the job's share of the progress bar."""
+class Job(Record):
+    """``size``: the source's size in bytes, the job's share of the progress bar."""
+
+    __slots__ = ("dest", "size", "source")
+
+    def __init__(self, source: str, dest: str, size: int) -> None:
+        self.source, self.dest, self.size = source, dest, size
 
 
 OnProgress = Callable[[int, int, int, str | None], None]

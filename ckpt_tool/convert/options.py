@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import Enum
 
 from ckpt_tool.limits import DEFAULT_LIMITS, Limits
+from ckpt_tool.model.record import Record
 
 
 class Target(str, Enum):
@@ -49,37 +49,61 @@ class Action(str, Enum):
     TORCH_SAVE = "torch-save"
 
 
-@dataclass(frozen=True)
-class ConvertOptions:
-    target: Target = Target.SAFETENSORS
-    key: str | None = None
-    all_tensors: bool = False
-    include_optimizer: bool = False
-    strip_prefixes: tuple[str, ...] = ()
-    renames: tuple[tuple[str, str], ...] = ()
-    """(REGEX, REPLACEMENT) pairs applied in order with ``re.sub``."""
-    copy_shared: bool = False
-    skip_unsupported: bool = False
-    cast: CastTo | None = None
-    shard_size: int | None = None
-    verify: bool = True
-    force: bool = False
-    move: bool = False
-    rewrite: bool = False
-    limits: Limits = DEFAULT_LIMITS
+class ConvertOptions(Record):
+    """``renames``: (REGEX, REPLACEMENT) pairs applied in order with ``re.sub``."""
+
+    __slots__ = (
+        "all_tensors",
+        "cast",
+        "copy_shared",
+        "force",
+        "include_optimizer",
+        "key",
+        "limits",
+        "move",
+        "renames",
+        "rewrite",
+        "shard_size",
+        "skip_unsupported",
+        "strip_prefixes",
+        "target",
+        "verify",
+    )
+
+    def __init__(self, target: Target = Target.SAFETENSORS, key: str | None = None,
+                 all_tensors: bool = False, include_optimizer: bool = False,
+                 strip_prefixes: tuple[str, ...] = (), renames: tuple[tuple[str, str], ...] = (),
+                 copy_shared: bool = False, skip_unsupported: bool = False,
+                 cast: CastTo | None = None, shard_size: int | None = None, verify: bool = True,
+                 force: bool = False, move: bool = False, rewrite: bool = False,
+                 limits: Limits = DEFAULT_LIMITS) -> None:
+        self.target, self.key, self.all_tensors = target, key, all_tensors
+        self.include_optimizer, self.strip_prefixes, self.renames = (
+            include_optimizer, strip_prefixes, renames)
+        self.copy_shared, self.skip_unsupported, self.cast = copy_shared, skip_unsupported, cast
+        self.shard_size, self.verify, self.force = shard_size, verify, force
+        self.move, self.rewrite, self.limits = move, rewrite, limits
 
 
-@dataclass(frozen=True)
-class ConvertResult:
-    source: str
-    outputs: tuple[str, ...] = ()
-    action: Action | None = None
-    tensors: int = 0
-    bytes_written: int = 0
-    root: str | None = None
-    """Where the weights came from: ``state_dict``, ``the whole file``..."""
-    notes: tuple[str, ...] = field(default_factory=tuple)
-    error: str | None = None
+class ConvertResult(Record):
+    """``root``: where the weights came from: ``state_dict``, ``the whole file``..."""
+
+    __slots__ = (
+        "action",
+        "bytes_written",
+        "error",
+        "notes",
+        "outputs",
+        "root",
+        "source",
+        "tensors",
+    )
+
+    def __init__(self, source: str, outputs: tuple[str, ...] = (), action: Action | None = None,
+                 tensors: int = 0, bytes_written: int = 0, root: str | None = None,
+                 notes: tuple[str, ...] = (), error: str | None = None) -> None:
+        self.source, self.outputs, self.action, self.tensors = source, outputs, action, tensors
+        self.bytes_written, self.root, self.notes, self.error = bytes_written, root, notes, error
 
     @property
     def ok(self) -> bool:

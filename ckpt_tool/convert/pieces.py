@@ -9,36 +9,34 @@ list of byte ranges to copy; anything else is assembled through a bounded buffer
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ckpt_tool.convert.plan import Entry
 from ckpt_tool.model.checkpoint import Chunk, TensorRef
 from ckpt_tool.model.chunks import flat_range
+from ckpt_tool.model.record import Record
 
 
-@dataclass(frozen=True)
-class Piece:
-    file: str
-    """Path or URL of the file holding its bytes."""
-    tensor: TensorRef
-    """Its own layout: shape, stride, storage offset (and storage: the byte offset)."""
-    offsets: tuple[int, ...]
-    """Its place in the whole tensor (one C-order element index when ``flat``)."""
-    flat: bool = False
+class Piece(Record):
+    """``file``: path or URL of the file holding its bytes; ``tensor``: its own layout (shape,
+    stride, storage offset; its storage: the byte offset); ``offsets``: its place in the whole
+    tensor (one C-order element index when ``flat``)."""
+
+    __slots__ = ("file", "flat", "offsets", "tensor")
+
+    def __init__(self, file: str, tensor: TensorRef, offsets: tuple[int, ...],
+                 flat: bool = False) -> None:
+        self.file, self.tensor, self.offsets, self.flat = file, tensor, offsets, flat
 
 
-@dataclass(frozen=True)
-class Run:
+class Run(Record):
     """Bytes to copy as they are: ``length`` bytes of ``file`` from ``offset`` go to byte ``at``
-    of the tensor's output."""
+    of the tensor's output. ``crc``: (CRC-32, record name) when the run is one whole zip record:
+    the copy is checked against the CRC the zip holds."""
 
-    file: str
-    offset: int
-    length: int
-    at: int
-    crc: tuple[int, str] | None = None
-    """(CRC-32, record name) when the run is one whole zip record: the copy is checked against
-    the CRC the zip holds."""
+    __slots__ = ("at", "crc", "file", "length", "offset")
+
+    def __init__(self, file: str, offset: int, length: int, at: int,
+                 crc: tuple[int, str] | None = None) -> None:
+        self.file, self.offset, self.length, self.at, self.crc = file, offset, length, at, crc
 
 
 def pieces_of(tensor: TensorRef, own_file: str) -> list[Piece]:

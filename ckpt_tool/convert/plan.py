@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from ckpt_tool.convert.options import CastTo, ConvertOptions
@@ -20,6 +19,7 @@ from ckpt_tool.errors import ConversionError
 from ckpt_tool.model.checkpoint import Checkpoint, Format, TensorRef
 from ckpt_tool.model.chunks import coverage_problem
 from ckpt_tool.model.dtypes import BY_NAME, DType
+from ckpt_tool.model.record import Record
 from ckpt_tool.model.values import to_json
 
 RESERVED_NAME = "__metadata__"
@@ -31,15 +31,13 @@ CASTABLE = frozenset({"float16", "bfloat16", "float32", "float64"})
 """``--dtype`` casts these; float8 and other packed formats keep their dtype."""
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One tensor to write."""
+class Entry(Record):
+    """One tensor to write; ``dtype``: the output's, the tensor's own or the ``--dtype`` cast."""
 
-    name: str
-    source_name: str
-    tensor: TensorRef
-    dtype: DType
-    """Output dtype: the tensor's own, or the ``--dtype`` cast."""
+    __slots__ = ("dtype", "name", "source_name", "tensor")
+
+    def __init__(self, name: str, source_name: str, tensor: TensorRef, dtype: DType) -> None:
+        self.name, self.source_name, self.tensor, self.dtype = name, source_name, tensor, dtype
 
     @property
     def nbytes(self) -> int:
@@ -50,22 +48,26 @@ class Entry:
         return self.dtype is not self.tensor.dtype
 
 
-@dataclass(frozen=True)
-class Skipped:
-    name: str
-    reason: str
+class Skipped(Record):
+    __slots__ = ("name", "reason")
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name, self.reason = name, reason
 
 
-@dataclass
-class Plan:
-    entries: list[Entry]
-    metadata: dict[str, str]
-    root: str
-    aliases: dict[str, str] = field(default_factory=dict)
-    """Dropped name -> kept name, for tied weights."""
-    skipped: list[Skipped] = field(default_factory=list)
-    left_out: list[LeftOut] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+class Plan(Record):
+    """``aliases``: dropped name -> kept name, for tied weights."""
+
+    __slots__ = ("aliases", "entries", "left_out", "metadata", "notes", "root", "skipped")
+
+    def __init__(self, entries: list[Entry], metadata: dict[str, str], root: str,
+                 aliases: dict[str, str] | None = None, skipped: list[Skipped] | None = None,
+                 left_out: list[LeftOut] | None = None, notes: list[str] | None = None) -> None:
+        self.entries, self.metadata, self.root = entries, metadata, root
+        self.aliases = {} if aliases is None else aliases
+        self.skipped = [] if skipped is None else skipped
+        self.left_out = [] if left_out is None else left_out
+        self.notes = [] if notes is None else notes
 
     @property
     def total_bytes(self) -> int:

@@ -8,13 +8,13 @@ and gradient-scaler state is training state: left out unless asked for, and repo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from ckpt_tool.errors import ConversionError
 from ckpt_tool.limits import Limits
 from ckpt_tool.model.checkpoint import TensorRef
 from ckpt_tool.model.objects import Opaque
+from ckpt_tool.model.record import Record
 from ckpt_tool.model.roots import (
     TRAINING_STATE_KEYS,
     WEIGHT_ROOTS,
@@ -30,28 +30,30 @@ __all__ = ["TRAINING_STATE_KEYS", "WEIGHT_ROOTS", "LeftOut", "Selection", "find_
            "resolve_key", "select"]
 
 
-@dataclass(frozen=True)
-class LeftOut:
+class LeftOut(Record):
     """A subtree holding tensors that is not converted."""
 
-    path: Path
-    tensors: int
-    training_state: bool
+    __slots__ = ("path", "tensors", "training_state")
+
+    def __init__(self, path: Path, tensors: int, training_state: bool) -> None:
+        self.path, self.tensors, self.training_state = path, tensors, training_state
 
     @property
     def name(self) -> str:
         return ".".join(self.path)
 
 
-@dataclass
-class Selection:
-    root: Path
-    description: str
-    """How the weights were chosen, for the report (``'state_dict'``, ``the whole file``...)."""
-    tensors: list[tuple[str, TensorRef]] = field(default_factory=list)
-    values: list[tuple[str, Any]] = field(default_factory=list)
-    """Non-tensor leaves kept as metadata, by name."""
-    left_out: list[LeftOut] = field(default_factory=list)
+class Selection(Record):
+    """``description``: how the weights were chosen, for the report (``'state_dict'``, ``the
+    whole file``...); ``values``: non-tensor leaves kept as metadata, by name."""
+
+    __slots__ = ("description", "left_out", "root", "tensors", "values")
+
+    def __init__(self, root: Path, description: str) -> None:
+        self.root, self.description = root, description
+        self.tensors: list[tuple[str, TensorRef]] = []
+        self.values: list[tuple[str, Any]] = []
+        self.left_out: list[LeftOut] = []
 
 
 def select(root: Any, key: str | None, all_tensors: bool, include_training_state: bool,

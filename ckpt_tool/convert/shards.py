@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 
 from ckpt_tool.convert.plan import Entry
+from ckpt_tool.model.record import Record
 
 SUFFIX = ".safetensors"
 DEFAULT_MODEL_NAME = "model.safetensors"
@@ -44,11 +44,13 @@ def split_shards(entries: list[Entry], max_bytes: int | None) -> list[list[Entry
     return shards
 
 
-@dataclass(frozen=True)
-class ShardNames:
+class ShardNames(Record):
     """The names written for ``dest``: itself when one file, else numbered files beside it."""
 
-    dest: str
+    __slots__ = ("dest",)
+
+    def __init__(self, dest: str) -> None:
+        self.dest = dest
 
     @property
     def base(self) -> str:

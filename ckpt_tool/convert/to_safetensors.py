@@ -11,13 +11,12 @@ its blocks again. The header is read back and checked by ``verify`` too.
 
 from __future__ import annotations
 
-import os
 from typing import BinaryIO
 
 from ckpt_tool.containers.remote import is_url
 from ckpt_tool.convert.assemble import assembled_blocks
 from ckpt_tool.convert.atomic import Staging
-from ckpt_tool.convert.byte_copy import RangeCopier, check_written, write_all
+from ckpt_tool.convert.byte_copy import RangeCopier, check_written, preallocate, write_all
 from ckpt_tool.convert.pieces import byte_runs, pieces_of
 from ckpt_tool.convert.plan import Entry, Plan
 from ckpt_tool.convert.progress import Meter
@@ -55,7 +54,7 @@ def write_file(output: BinaryIO, layout: Layout, sources: SourceFiles, byteorder
     entries built in blocks (checked by ``verify_safetensors``)."""
     output.flush()
     fd = output.fileno()
-    os.ftruncate(fd, layout.size)
+    preallocate(fd, layout.size)
     assert layout.header is not None, "written before it is checked and let go"
     write_all(fd, layout.header, 0)
     built = []

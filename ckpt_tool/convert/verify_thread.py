@@ -4,8 +4,12 @@ Each finished range of the output is read back and compared with the source's by
 a range that is one whole zip record (a torch storage) is instead checked against the CRC-32 the
 zip holds for it, which needs no second read of the source and also catches a source damaged
 since it was written. ``pread`` and ``zlib.crc32`` release the GIL, so on a second core the
-check costs the copy almost nothing. Small ranges (many tiny tensors) are read in windows of
-consecutive bytes, not one system call each.
+check costs the copy almost nothing. A large range is read back 1 MB at a time into one reused
+buffer (and the source's bytes into another) and checked while in the CPU cache: a new 8 MB
+``bytes`` for each read, in a thread's own malloc arena, is given back to the kernel when freed
+and faulted in again page by page (on a 2 GB checkpoint: 30% of the check's time with the CRC,
+three times the whole copy's system time comparing with the source). Small ranges (many tiny
+tensors) are read in windows of consecutive bytes, not one system call each.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import threading
 import zlib
 from collections.abc import Callable
 
-from ckpt_tool.convert.byte_copy import HAND_OFF, first_difference, mismatch
+from ckpt_tool.convert.byte_copy import BUFFER, HAND_OFF, first_difference, mismatch
 from ckpt_tool.errors import ConversionError
 
 WINDOW = 8 << 20
@@ -26,6 +30,9 @@ _SMALL = 64 << 10
 """Source ranges up to this are served from a read-ahead window of ``_READ_AHEAD`` bytes."""
 _READ_AHEAD = 1 << 20
 _BATCH_TASKS = 4096
+_QUEUED = 16
+"""Batches (of up to ``HAND_OFF`` bytes) the copy may run ahead of the check: enough that the
+copy does not stop each time the check's core is taken by another process for a moment."""
 
 
 class Record:
@@ -50,13 +57,17 @@ class Verifier:
     def __init__(self, dest: int) -> None:
         self.dest = dest
         self.failure: ConversionError | None = None
-        self._queue: queue.Queue[list[_Task] | None] = queue.Queue(maxsize=4)
+        self._queue: queue.Queue[list[_Task] | None] = queue.Queue(maxsize=_QUEUED)
         self._batch: list[_Task] = []
         self._batch_bytes = 0
         self._added = 0
         self._checked = 0
         self._taken = 0
         self._stopping = False
+        self._buffer_bytes = bytearray(BUFFER)
+        self._buffer = memoryview(self._buffer_bytes)
+        self._source_bytes = bytearray(BUFFER)
+        self._source = memoryview(self._source_bytes)
         self._thread = threading.Thread(target=self._run, name="ckpt-verify", daemon=True)
         self._thread.start()
 
@@ -132,9 +143,14 @@ class Verifier:
     def _check(self, batch: list[_Task], sources: _ReadAhead) -> None:
         first = 0
         while first < len(batch):
+            if _streamed(batch[first]):
+                self._check_streamed(batch[first])
+                self._checked += batch[first][1]
+                first += 1
+                continue
             begin = end = batch[first][0]
             last = first
-            while last < len(batch) and batch[last][0] == end and (
+            while last < len(batch) and batch[last][0] == end and not _streamed(batch[last]) and (
                     last == first or end + batch[last][1] - begin <= WINDOW):
                 end += batch[last][1]
                 last += 1
@@ -158,6 +174,38 @@ class Verifier:
         if at + length == record.at + record.length and record.value != record.expected:
             raise self._crc_failure(record)
 
+    def _check_streamed(self, task: _Task) -> None:
+        """A large range, read back 1 MB at a time into a reused buffer: against its record's
+        CRC, or against the source's bytes read into a second buffer."""
+        at, length, src, offset, name, start, record = task
+        done = 0
+        while done < length:
+            count = min(BUFFER, length - done)
+            read = os.preadv(self.dest, [self._buffer[:count]], at + done)
+            if record is None:
+                self._compare(self._buffer, read, count, src, offset + done,
+                              name, at - start + done)
+            else:
+                record.value = zlib.crc32(self._buffer[:read], record.value)
+                if read < count:  # the output is shorter than written: find where it differs
+                    raise self._crc_failure(record)
+            done += count
+        if record is not None and at + length == record.at + record.length and (
+                record.value != record.expected):
+            raise self._crc_failure(record)
+
+    def _compare(self, got: memoryview, read: int, count: int, src: int, offset: int,
+                 name: str, where: int) -> None:
+        """The ``read`` bytes in ``got`` are the ``count`` bytes of ``src`` at ``offset``."""
+        wanted = os.preadv(src, [self._source[:count]], offset)
+        if read == wanted == BUFFER:
+            same = self._source_bytes == self._buffer_bytes  # bytearrays: one memcmp
+        else:
+            same = read == wanted and got[:read].tobytes() == self._source[:wanted].tobytes()
+        if not same:
+            a, b = got[:read].tobytes(), self._source[:wanted].tobytes()
+            raise mismatch(name, where + first_difference(a, b))
+
     def _crc_failure(self, record: Record) -> ConversionError:
         """The copy differs from the zip's CRC: say whether the copy or the source is wrong."""
         for done in range(0, record.length, WINDOW):
@@ -170,6 +218,10 @@ class Verifier:
         return ConversionError(f"verification failed: {record.name}: the source's bytes do not "
                                f"match the CRC-32 its zip holds for {record.record}: the source "
                                "file is damaged")
+
+
+def _streamed(task: _Task) -> bool:
+    return task[1] > _SMALL
 
 
 class _ReadAhead:
