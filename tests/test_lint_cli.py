@@ -287,11 +287,10 @@ def test_lint_runs_without_torch_or_numpy() -> None:
     import sys
 
     code = ("import sys; sys.modules['torch'] = None\n"
-            "from ckpt_tool.cli import main\n"
-            f"sys.argv = ['ckpt', 'lint', '--format', 'json', {str(FIXTURES)!r}]\n"
-            "try:\n    main()\nexcept SystemExit as exit:\n"
-            "    loaded = [m for m in ('torch', 'numpy') if sys.modules.get(m) is not None]\n"
-            "    print(exit.code, loaded, file=sys.stderr)\n")
+            "from ckpt_tool.cli import run\n"
+            f"status = run(['lint', '--format', 'json', {str(FIXTURES)!r}])\n"
+            "loaded = [m for m in ('torch', 'numpy') if sys.modules.get(m) is not None]\n"
+            "print(status, loaded, file=sys.stderr)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert done.stderr.strip().splitlines()[-1] == "1 []", done.stderr

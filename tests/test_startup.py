@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "checkpoint.pth.tar"
 
 PROBE = """
@@ -115,3 +117,26 @@ def test_records_compare_hash_and_copy_by_value() -> None:
         hash(Checkpoint("x.pt", Format.TORCH_ZIP, 0))
     first, second = Checkpoint("x.pt", Format.TORCH_ZIP, 0), Checkpoint("x.pt", Format.TORCH_ZIP, 0)
     assert first == second and first.storages is not second.storages  # fresh defaults
+
+
+TEARDOWN_PROBE = """
+import atexit, sys
+atexit.register(lambda: print("torn down", file=sys.stderr))
+from ckpt_tool.cli import main
+sys.argv = ["ckpt", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize(("jobs", "torn_down"), [((), False), (("--jobs", "2"), True)])
+def test_the_console_script_skips_teardown_unless_it_started_workers(
+        jobs: tuple[str, ...], torn_down: bool) -> None:
+    """``main`` exits without the interpreter's teardown (freeing a large model took longer
+    than a small file's run), its output flushed and its status kept; a ``--jobs`` run exits
+    the usual way, so that the pools' own exit handlers reap their workers."""
+    run = subprocess.run([sys.executable, "-c", TEARDOWN_PROBE, "lint", "--format", "json",
+                          *jobs, str(FIXTURE), str(FIXTURE.parent / "malicious.pt")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1  # malicious.pt's findings
+    assert json.loads(run.stdout)["summary"]["files_checked"] == 2  # flushed before the exit
+    assert ("torn down" in run.stderr) is torn_down

@@ -80,13 +80,16 @@ def _leave(status: int) -> NoReturn:
     """``sys.exit(status)`` without the interpreter's teardown: freeing a model of 200,000
     tensors object by object, and a last full garbage collection, took longer than a small
     file's whole run. Everything ckpt writes is flushed or closed by then (a convert has synced
-    and linked its output; thread and process pools are joined)."""
+    and linked its output, its threads are joined). A run that started worker processes or
+    threads (``--jobs``) exits the usual way, so that no worker outlives it."""
     try:
         sys.stdout.flush()
     except (BrokenPipeError, ValueError):  # the reader left (ckpt inspect | head), or closed
         status = status or exitcodes.PIPE_CLOSED
     with contextlib.suppress(BrokenPipeError, ValueError):
         sys.stderr.flush()
+    if "concurrent.futures" in sys.modules or "multiprocessing" in sys.modules:
+        sys.exit(status)  # a --jobs run: the pools' exit handlers reap their workers
     os._exit(status)
 
 
