@@ -47,15 +47,27 @@ def split_parts(root: Any, rows: list) -> Parts:
                     or not is_prefix(p, weights)]
     parameters = training_state = other = 0
     depth = len(weights) if weights is not None else 0
-    seen: set[tuple] = set()
+    # By storage (or, without one, by tensor): its first view; the views of a storage that
+    # several tensors share are compared only then (no key built for most of 50,000 tensors).
+    first: dict[int, Any] = {}
+    views: dict[int, set[tuple[Any, ...]]] = {}
     for row in rows:
         tensor = row.tensor
         storage = tensor.storage
-        key = ((storage.key, id(storage), tensor.storage_offset, tensor.shape, tensor.stride)
-               if storage is not None else (id(tensor),))
-        if key in seen:
-            continue
-        seen.add(key)
+        owner = id(storage) if storage is not None else id(tensor)
+        earlier = first.get(owner)
+        if earlier is None:
+            first[owner] = tensor
+        else:
+            if storage is None:
+                continue  # the same tensor again
+            seen = views.get(owner)
+            if seen is None:
+                seen = views[owner] = {_view(earlier)}
+            view = _view(tensor)
+            if view in seen:
+                continue
+            seen.add(view)
         path = row.path
         if training and any(is_prefix(p, path) for p in training):
             training_state += tensor.numel
@@ -64,3 +76,7 @@ def split_parts(root: Any, rows: list) -> Parts:
         else:
             other += tensor.numel
     return Parts(description, parameters, training_state, other)
+
+
+def _view(tensor: Any) -> tuple[Any, ...]:
+    return tensor.storage_offset, tensor.shape, tensor.stride

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
-from collections import Counter, defaultdict
+from collections import Counter
 from functools import cached_property
 from typing import Any
 
@@ -90,20 +90,28 @@ class FileReport:
         """Total bytes, bytes by dtype, devices and tensors sharing a storage: one pass over
         the rows (a file may hold 200,000 tensors)."""
         total = 0
-        by_dtype: Counter[str] = Counter()
+        by_dtype: dict[str, int] = {}
         devices: set[str] = set()
-        groups: dict[Any, list[str]] = defaultdict(list)
+        views: dict[int, str | list[str]] = {}  # by storage: its one name, or all once shared
         for row in self.tensors:
             tensor = row.tensor
             nbytes = tensor.nbytes
             total += nbytes
-            by_dtype[tensor.dtype.name] += nbytes
+            dtype = tensor.dtype.name
+            by_dtype[dtype] = by_dtype.get(dtype, 0) + nbytes
             devices.add(tensor.device)
             storage = tensor.storage
             if storage is not None:
-                groups[(storage.key, id(storage))].append(row.name)
-        shared = [names for names in groups.values() if len(names) > 1]
-        return total, dict(by_dtype.most_common()), sorted(devices), shared
+                names = views.get(id(storage))
+                if names is None:
+                    views[id(storage)] = row.name
+                elif type(names) is str:
+                    views[id(storage)] = [names, row.name]
+                else:
+                    names.append(row.name)
+        shared = [names for names in views.values() if type(names) is list]
+        largest_first = dict(sorted(by_dtype.items(), key=lambda item: -item[1]))
+        return total, largest_first, sorted(devices), shared  # type: ignore[return-value]
 
     @property
     def total_bytes(self) -> int:

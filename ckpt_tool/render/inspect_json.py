@@ -13,6 +13,7 @@ from ckpt_tool import __version__
 from ckpt_tool.inspect.report import FileReport, TensorRow
 from ckpt_tool.model.checkpoint import Chunk, TensorRef
 from ckpt_tool.model.values import to_json
+from ckpt_tool.render.safe import json_text
 
 SCHEMA = 2
 
@@ -167,12 +168,7 @@ def merge_documents(documents: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def render_document(document: dict[str, Any]) -> str:
-    """``json_text(document)``, its tensor rows written from a template (``json_rows``)."""
-    from ckpt_tool.render.json_rows import document_text
-
-    text = document_text(document, ensure_ascii=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: json_text's fallback, the same way
-        return document_text(document, ensure_ascii=True)
-    return text
+    # No indent: json's C encoder only runs without one (50,000 tensors: 0.2 s instead of 2 s).
+    # No cycle check: the document is built fresh, its values through to_json (depth-capped),
+    # so it is a tree; the check was a sixth of the encoding.
+    return json_text(document, check_circular=False)
