@@ -336,16 +336,6 @@ def _scan_fast(
                 if after - pos > 7 and data[pos + 5] in embed_first and after <= size:
                     _note_argument(data, pos, after, _LEN4, embedded)  # type: ignore[arg-type]
                 pos = after
-            elif kind == _MEMO_OP:
-                memo_ops.append(pos)  # type: ignore[union-attr]
-                pos += MEMO_OPCODES[op]
-            elif kind == _LONG_BINPUT:
-                index = u32(data, pos + 1)[0]
-                if index > max_memo:
-                    raise _Stop(f"memo index {index} above {max_memo} (limit max_memo_index)")
-                if memo_ops is not None:
-                    memo_ops.append(pos)
-                pos += 5
             elif kind == _MARK:
                 depth += 1
                 if depth > max_depth:
@@ -356,6 +346,16 @@ def _scan_fast(
                 if depth < 0:
                     raise _Stop(f"{_NAME[op]} at offset {pos} has no MARK")
                 pos += 1
+            elif kind == _MEMO_OP:
+                memo_ops.append(pos)  # type: ignore[union-attr]
+                pos += MEMO_OPCODES[op]
+            elif kind == _LONG_BINPUT:
+                index = u32(data, pos + 1)[0]
+                if index > max_memo:
+                    raise _Stop(f"memo index {index} above {max_memo} (limit max_memo_index)")
+                if memo_ops is not None:
+                    memo_ops.append(pos)
+                pos += 5
             elif kind >= 0:
                 if op == _FRAME:
                     result.frames.append(pos)
