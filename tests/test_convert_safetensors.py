@@ -9,6 +9,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -224,21 +225,33 @@ def test_part_of_a_storage_is_compared_with_the_source(tmp_path: Path, monkeypat
     assert os.listdir(out) == []
 
 
-def test_a_damaged_source_fails_its_crc(tmp_path: Path) -> None:
+def _damaged(source: Path, tensors: dict[str, torch.Tensor], name: str, at: int
+             ) -> tuple[Any, bytes]:
+    """Save ``tensors``, flip a bit of ``name``'s storage at byte ``at``; return that storage
+    and the file's undamaged bytes."""
     from ckpt_tool.readers import open_checkpoint
 
-    source = tmp_path / "damaged.pt"
-    torch.save({"a": torch.zeros(1000), "b": torch.ones(1000)}, source)
-    storage = open_checkpoint(str(source)).root["b"].storage
-    data = bytearray(source.read_bytes())
-    data[storage.offset + 123] ^= 0x40
+    torch.save(tensors, source)
+    storage = open_checkpoint(str(source)).root[name].storage
+    original = source.read_bytes()
+    data = bytearray(original)
+    data[storage.offset + at] ^= 0x40
     source.write_bytes(bytes(data))
+    return storage, original
+
+
+def _crc_failure(name: str, storage: Any) -> str:
+    return (f"verification failed: tensor {name}: the source's bytes do not match the CRC-32 "
+            f"its zip holds for {storage.record}: the source file is damaged")
+
+
+def test_a_damaged_source_fails_its_crc(tmp_path: Path) -> None:
+    source = tmp_path / "damaged.pt"
+    storage, _ = _damaged(source, {"a": torch.zeros(1000), "b": torch.ones(1000)}, "b", 123)
     out = tmp_path / "out"
     out.mkdir()
     result = convert_file(str(source), str(out / "x.safetensors"), ConvertOptions())
-    assert result.error == (f"verification failed: tensor b: the source's bytes do not match "
-                            f"the CRC-32 its zip holds for {storage.record}: the source file "
-                            "is damaged")
+    assert result.error == _crc_failure("b", storage)
     assert os.listdir(out) == []
     no_check = convert_file(str(source), str(out / "x.safetensors"),
                             ConvertOptions(verify=False))
@@ -251,21 +264,14 @@ def test_a_large_storage_is_checked_through_its_crc(tmp_path: Path, monkeypatch,
     """Storages past the read-ahead size are read back 1 MB at a time and checked against
     their CRC: a damaged source byte or a wrong copied byte, in any megabyte, fails."""
     from ckpt_tool.convert import byte_copy
-    from ckpt_tool.readers import open_checkpoint
 
     source = tmp_path / "large.pt"
-    torch.save({"a": torch.zeros(1000), "big": torch.ones(600_000)}, source)
-    storage = open_checkpoint(str(source)).root["big"].storage
-    original = source.read_bytes()
-    data = bytearray(original)
-    data[storage.offset + damaged_at] ^= 0x40
-    source.write_bytes(bytes(data))
+    storage, original = _damaged(source, {"a": torch.zeros(1000), "big": torch.ones(600_000)},
+                                 "big", damaged_at)
     out = tmp_path / "out"
     out.mkdir()
     result = convert_file(str(source), str(out / "x.safetensors"), ConvertOptions())
-    assert result.error == (f"verification failed: tensor big: the source's bytes do not match "
-                            f"the CRC-32 its zip holds for {storage.record}: the source file "
-                            "is damaged")
+    assert result.error == _crc_failure("big", storage)
     assert os.listdir(out) == []
 
     source.write_bytes(original)
