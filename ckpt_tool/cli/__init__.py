@@ -30,6 +30,7 @@ def main() -> NoReturn:
 def run(arguments: list[str]) -> int:
     """Run ckpt with ``arguments`` in this process; return the exit status ``main`` exits with
     (a test or an embedding calls this, not ``main``, which ends the process)."""
+    collecting = gc.isenabled()
     try:
         _run(arguments)
     except SystemExit as exc:
@@ -37,6 +38,9 @@ def run(arguments: list[str]) -> int:
             return exc.code or 0
         print(exc.code, file=sys.stderr)  # sys.exit("text"): Python prints it and exits 1
         return 1
+    finally:
+        if collecting:  # _run turns collection off for its own tree; an embedding gets it back
+            gc.enable()
     return 0
 
 
