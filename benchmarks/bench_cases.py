@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 import struct
+import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ from typing import Any
 
 from bench_data import SCALING_KEYS, Dataset, lint_sample
 from bench_proc import (
+    CHILD_ENV,
     Command,
     Measurement,
     NotAvailable,
@@ -40,6 +42,7 @@ from bench_report import (
     ms_below,
     ratio_at_least,
     ratio_at_most,
+    seconds,
     size,
     within,
 )
@@ -263,9 +266,10 @@ def torch_imported(result: RunResult) -> bool:
 def inspect_section(ctx: Context) -> Section:
     rows: list[Row] = []
     ckpt_times: dict[str, Result] = {}
+    bare = ctx.attempt("inspect: python -c pass", Command([ctx.tools.python, "-c", "pass"]))
     for key in ("llm", "tiny", "many", "legacy"):
         dataset = ctx.data[key]
-        ckpt_times[key], case_rows = inspect_rows(ctx, dataset, big=key == "llm")
+        ckpt_times[key], case_rows = inspect_rows(ctx, dataset, key == "llm", bare)
         rows += case_rows
     r = ratio(ckpt_times["llm"], ckpt_times["tiny"])
     big, tiny = size(ctx.data["llm"].size()), size(ctx.data["tiny"].size())
@@ -290,7 +294,8 @@ INSPECT_GOALS = {"llm": 20, "many": 7}
 """ckpt's speed-up over ``torch.load(mmap=True)`` + listing the tensors (issue 15)."""
 
 
-def inspect_rows(ctx: Context, dataset: Dataset, big: bool) -> tuple[Result, list[Row]]:
+def inspect_rows(ctx: Context, dataset: Dataset, big: bool, bare: Result
+                 ) -> tuple[Result, list[Row]]:
     path, case = str(dataset.path), case_label(dataset)
     check = functools.partial(inspect_check, dataset)
     ckpt = ctx.attempt(
@@ -304,19 +309,97 @@ def inspect_rows(ctx: Context, dataset: Dataset, big: bool) -> tuple[Result, lis
                                 Command([*ctx.tools.ckpt, "inspect", path]))
         rows.append(Row(case, "ckpt inspect (text view)", text_view))
     goal = INSPECT_GOALS.get(dataset.key)
+    phases = inspect_phases(ctx, path) if goal else None
     for mode, label in (("mmap", "torch.load(mmap=True) + list"), ("load", "torch.load() + list")):
         argv = [ctx.tools.python, "-c", TORCH_LIST, path, mode]
         m = ctx.attempt(f"inspect {dataset.key}: {label}", Command(argv))
         r = ratio(m, ckpt)
-        target = None
+        target, why = None, ""
         if goal and mode == "mmap":
             target = ratio_at_least(r, goal, f"ckpt ≥ {goal}× faster")
-        rows.append(Row(case, label, m, speed_text(r), target))
+            why = inspect_why(ckpt, m, goal, bare, phases, big)
+        rows.append(Row(case, label, m, speed_text(r), target, why=why))
         if text_view is not None and mode == "mmap":
             r = ratio(m, text_view)
+            why = inspect_why(text_view, m, goal or 1, bare, phases, big, rich=True)
             rows.append(Row(case, "the same, against the text view", None, speed_text(r),
-                            ratio_at_least(r, goal or 1, f"ckpt ≥ {goal}× faster")))
+                            ratio_at_least(r, goal or 1, f"ckpt ≥ {goal}× faster"), why=why))
     return ckpt, rows
+
+
+INSPECT_PHASES = """
+import gc, json, statistics, sys, time
+clock = time.perf_counter
+gc.disable()
+t0 = clock()
+import typer
+t1 = clock()
+import ckpt_tool.cli.inspect_cmd
+from ckpt_tool.api import inspect_one
+from ckpt_tool.containers.source import FileSource
+from ckpt_tool.limits import DEFAULT_LIMITS
+from ckpt_tool.pickles.scan import scan_pickle
+from ckpt_tool.readers import read_checkpoint
+from ckpt_tool.readers.torch_zip import TorchArchive
+from ckpt_tool.render.inspect_json import render_document
+t2 = clock()
+import rich.console, rich.table
+t3 = clock()
+path = sys.argv[1]
+runs = {key: [] for key in ("directory", "scan", "read", "inspect", "json")}
+for _ in range(3):
+    t = clock(); archive = TorchArchive(FileSource(path), DEFAULT_LIMITS)
+    runs["directory"].append(clock() - t)
+    data = archive.read("data.pkl")
+    t = clock(); scan_pickle(data, 0, DEFAULT_LIMITS, resolve_names=False)
+    runs["scan"].append(clock() - t)
+    t = clock(); read_checkpoint(FileSource(path)); runs["read"].append(clock() - t)
+    t = clock(); document = inspect_one(path); runs["inspect"].append(clock() - t)
+    t = clock(); render_document(document); runs["json"].append(clock() - t)
+    del archive, data, document
+phases = {key: statistics.median(values) for key, values in runs.items()}
+phases.update(typer=t1 - t0, ckpt_imports=t2 - t1, rich=t3 - t2)
+print(json.dumps(phases))
+"""
+"""Where ``ckpt inspect --json`` spends its time, phase by phase, in one process (median of 3
+for the reading): what a missed speed-up is made of."""
+
+
+def inspect_phases(ctx: Context, path: str) -> dict[str, float] | None:
+    ctx.log(f"inspect: where the time goes ({Path(path).name})")
+    try:
+        run = subprocess.run([ctx.tools.python, "-c", INSPECT_PHASES, path], env=CHILD_ENV,
+                             capture_output=True, text=True, timeout=ctx.timeout, check=True)
+        return {key: float(value) for key, value in json.loads(run.stdout).items()}
+    except (OSError, subprocess.SubprocessError, ValueError, AttributeError) as exc:
+        ctx.log(f"  not available: {type(exc).__name__}")
+        return None
+
+
+def inspect_why(ckpt: Result, torch: Result, goal: int, bare: Result,
+                phases: dict[str, float] | None, big: bool, rich: bool = False) -> str:
+    """ckpt's time against the goal's budget, in the phases measured in the same run."""
+    if phases is None or isinstance(ckpt, str) or isinstance(torch, str):
+        return ""
+    budget = f"{goal}× of torch's {seconds(torch.median)} is {seconds(torch.median / goal)}"
+    start = "" if isinstance(bare, str) else (
+        f"the interpreter's start {seconds(bare.median)} (python -c pass), ")
+    if big:
+        parts = [f"{start}Typer's import {seconds(phases['typer'])}",
+                 f"ckpt's imports {seconds(phases['ckpt_imports'])}"]
+        if rich:
+            parts.append(f"Rich's import {seconds(phases['rich'])}")
+        parts += [f"reading the file {seconds(phases['inspect'])}",
+                  f"its JSON {seconds(phases['json'])}"]
+    else:
+        unpickle = phases["read"] - phases["directory"] - phases["scan"]
+        parts = [f"the pickle's opcode pre-scan {seconds(phases['scan'])}",
+                 f"unpickling with ckpt's callbacks {seconds(unpickle)}",
+                 f"the zip directory {seconds(phases['directory'])}",
+                 f"the report and its document {seconds(phases['inspect'] - phases['read'])}",
+                 f"the JSON text {seconds(phases['json'])}"]
+    return (f"{budget}; ckpt's {seconds(ckpt.median)} is {', '.join(parts)} (phases timed "
+            "in one process, this run)")
 
 
 def inspect_check(dataset: Dataset, result: RunResult) -> str:
@@ -391,9 +474,11 @@ def fickling_check(result: RunResult) -> str:
 def convert_section(ctx: Context) -> Section:
     rows: list[Row] = []
     ctx.scratch.mkdir(parents=True, exist_ok=True)
+    start_up = ctx.attempt("convert: start-up (ckpt convert --help)",
+                           Command([*ctx.tools.ckpt, "convert", "--help"]))
     try:
         for key in ("llm", "legacy", "training"):
-            rows += convert_rows(ctx, ctx.data[key])
+            rows += convert_rows(ctx, ctx.data[key], start_up)
     finally:
         shutil.rmtree(ctx.scratch, ignore_errors=True)
     intro = (
@@ -409,30 +494,33 @@ def convert_section(ctx: Context) -> Section:
     return Section("Convert", intro, rows)
 
 
-def convert_rows(ctx: Context, dataset: Dataset) -> list[Row]:
+def convert_rows(ctx: Context, dataset: Dataset, start_up: Result) -> list[Row]:
     src, case = str(dataset.path), case_label(dataset)
     out = {name: ctx.scratch / f"{dataset.key}.{name}" for name in ("ckpt", "cp", "sync", "torch")}
     argv = [*ctx.tools.ckpt, "convert", src, "--to", "safetensors", "-o", str(out["ckpt"])]
     check = functools.partial(safetensors_note, out["ckpt"], dataset.weights)
     cp_argv = [ctx.tools.cp, src, str(out["cp"])]
     sync = ["sh", "-c", 'cp "$1" "$2" && sync "$2"', "sh", src, str(out["sync"])]
-    ckpt, cp, m = ctx.attempt_together(
-        f"convert {dataset.key}: ckpt, cp, cp + sync in turn",
+    ckpt, cp, m, unverified = ctx.attempt_together(
+        f"convert {dataset.key}: ckpt, cp, cp + sync, ckpt --no-verify in turn",
         [Command([*argv, "--force"], check=check, before=remover(out["ckpt"])),
          Command(cp_argv, before=remover(out["cp"])),
-         Command(sync, before=remover(out["sync"]))],
+         Command(sync, before=remover(out["sync"])),
+         Command([*argv, "--force", "--no-verify"], before=remover(out["ckpt"]))],
     )
     peak = None if isinstance(ckpt, str) else ckpt.peak_rss_anon
     rows = [Row(case, "ckpt convert", ckpt, target=bytes_below(peak, 256 * MIB, "peak < 256 MiB"))]
 
     r = ratio(ckpt, cp)
     text = "" if r is None else f"ckpt takes {r:.2f}× cp's time"
-    rows.append(Row(case, "cp", cp, text, ratio_at_most(r, 1.8, "ckpt ≤ 1.8× cp")))
+    rows.append(Row(case, "cp", cp, text, ratio_at_most(r, 1.8, "ckpt ≤ 1.8× cp"),
+                    why=_convert_why(ckpt, unverified, cp, "cp", start_up)))
 
     r = ratio(ckpt, m)
     text = "" if r is None else f"ckpt takes {r:.2f}× its time"
     rows.append(Row(case, "cp + sync", m, text, ratio_at_most(r, 1.0, "ckpt ≤ 1.0× cp + sync"),
-                    note="the durable copy: what ckpt's fsync matches"))
+                    note="the durable copy: what ckpt's fsync matches",
+                    why=_convert_why(ckpt, unverified, m, "cp + sync", start_up)))
 
     argv = [ctx.tools.python, "-c", TORCH_CONVERT, src, str(out["torch"])]
     m = ctx.attempt(f"convert {dataset.key}: torch", Command(argv, before=remover(out["torch"])))
@@ -440,6 +528,21 @@ def convert_rows(ctx: Context, dataset: Dataset) -> list[Row]:
     target = ratio_at_least(r, 2, "ckpt ≥ 2× faster")
     rows.append(Row(case, "torch.load + save_file", m, speed_text(r), target))
     return rows
+
+
+def _convert_why(ckpt: Result, unverified: Result, other: Result, name: str,
+                 start_up: Result) -> str:
+    """What ckpt's time against ``other`` is made of, measured in the same run: the command's
+    start-up (``ckpt convert --help``), and the read-back of every byte (the same conversion
+    with ``--no-verify``, in the same rounds)."""
+    r = ratio(unverified, other)
+    if r is None or isinstance(ckpt, str) or isinstance(unverified, str):
+        return ""
+    start = "" if isinstance(start_up, str) else (
+        f"the command's start-up (ckpt convert --help) is {seconds(start_up.median)}; ")
+    return (f"{start}without its read-back of every byte (--no-verify) ckpt takes {r:.2f}× "
+            f"{name}'s time ({seconds(unverified.median)} against {seconds(ckpt.median)}): the "
+            "check, on the second core, is the difference")
 
 
 def remover(*paths: Path) -> Callable[[], None]:

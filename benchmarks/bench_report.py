@@ -37,6 +37,8 @@ class Row:
     ratio: str = ""
     target: Target | None = None
     note: str = ""
+    why: str = ""
+    """Where the time went, measured in the same run: shown with the target when it is missed."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,11 @@ def missed_targets(sections: list[Section], quick: bool) -> str:
             if t is None or t.met:
                 continue
             what = f"- {section.title}, {row.tool} ({row.case}), target {t.goal}"
-            lines.append(f"{what}: not measured" if t.met is None else f"{what}: missed, {t.miss}")
+            if t.met is None:
+                lines.append(f"{what}: not measured")
+            else:
+                why = f". Measured reason: {row.why}" if row.why else ""
+                lines.append(f"{what}: missed, {t.miss}{why}")
     if not lines:
         return "## Targets\n\nEvery target was met.\n"
     caveat = QUICK_CAVEAT + "\n\n" if quick else ""
