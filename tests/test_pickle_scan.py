@@ -98,3 +98,17 @@ def test_a_run_of_quiet_opcodes_stops_at_the_opcode_limit() -> None:
     result = scan_pickle(data, 0, Limits(max_opcodes=1_000))
     assert result.error is not None and "max_opcodes" in result.error
     assert result.opcode_count <= 1_001
+
+
+@pytest.mark.parametrize("max_memo", [10_000_000, 70_000, 300, 2**24 - 1, 2**24])
+def test_long_binput_is_held_to_the_memo_limit_at_its_edge(max_memo: int) -> None:
+    """LONG_BINPUT is checked by its high bytes first: the limit holds exactly, either side."""
+    import struct
+    from array import array
+
+    for index, refused in ((max_memo, False), (max_memo + 1, True), (0, False),
+                           (2**32 - 1, True)):
+        data = b"\x80\x02N" + b"r" + struct.pack("<I", index) + b"."
+        for memo_ops in (None, array("Q")):
+            error = scan_pickle(data, 0, Limits(max_memo_index=max_memo), memo_ops=memo_ops).error
+            assert (error is not None) is refused, (max_memo, index)

@@ -27,8 +27,6 @@ _LOCAL = struct.Struct("<IHHHHHIIIHH")
 _LOCAL_SIG = 0x04034B50
 _MAX_COMMENT = 0xFFFF
 STORED, DEFLATED = 0, 8
-ENCRYPTED = 0x0001
-"""General-purpose flag bit 0 (``Member.encrypted``)."""
 
 
 class Directory(Sequence[Member]):
@@ -47,15 +45,6 @@ class Directory(Sequence[Member]):
         self.methods = array("H")
         self.crc32s = array("L")
         self.flags = array("H")
-
-    def append(self, member: Member) -> None:
-        self.names.append(member.name)
-        self.header_offsets.append(member.header_offset)
-        self.compressed_sizes.append(member.compressed_size)
-        self.sizes.append(member.size)
-        self.methods.append(member.method)
-        self.crc32s.append(member.crc32)
-        self.flags.append(member.flags)
 
     def __len__(self) -> int:
         return len(self.names)

@@ -311,13 +311,15 @@ def _scan_fast(
             if step:
                 pos += step
                 continue
-            if op == _LONG_BINPUT_OP and memo_ops is None:  # a quarter of a big torch pickle
+            if op == _LONG_BINPUT_OP:  # a quarter of a big torch pickle's opcodes
                 # the index is below the limit when its high bytes are (no unpacking)
                 if data[pos + 4] or data[pos + 3] >= memo_high:
                     index = u32(data, pos + 1)[0]
                     if index > max_memo:
                         raise _Stop(f"memo index {index} above {max_memo} (limit "
                                     "max_memo_index)")
+                if memo_ops is not None:
+                    memo_ops.append(pos)
                 seen[op] = 1
                 pos += 5
                 continue
@@ -349,13 +351,6 @@ def _scan_fast(
             elif kind == _MEMO_OP:
                 memo_ops.append(pos)  # type: ignore[union-attr]
                 pos += MEMO_OPCODES[op]
-            elif kind == _LONG_BINPUT:
-                index = u32(data, pos + 1)[0]
-                if index > max_memo:
-                    raise _Stop(f"memo index {index} above {max_memo} (limit max_memo_index)")
-                if memo_ops is not None:
-                    memo_ops.append(pos)
-                pos += 5
             elif kind >= 0:
                 if op == _FRAME:
                     result.frames.append(pos)

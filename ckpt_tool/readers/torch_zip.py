@@ -252,7 +252,7 @@ class _StorageResolver:
         if nbytes > member.size:
             raise FormatError(f"storage {key} declares {nbytes} bytes but {record} holds "
                               f"{member.size}")
-        if member.flags & zipdir.ENCRYPTED:
+        if member.encrypted:
             raise FormatError(f"storage {key}: the record {record} is encrypted")
         if member.method != zipdir.STORED:
             self.checkpoint.anomalies.append(Anomaly(
