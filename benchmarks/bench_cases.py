@@ -531,18 +531,22 @@ def convert_rows(ctx: Context, dataset: Dataset, start_up: Result) -> list[Row]:
 
 
 def _convert_why(ckpt: Result, unverified: Result, other: Result, name: str,
-                 start_up: Result) -> str:
+                 start_up: Result, durable: Result | None = None) -> str:
     """What ckpt's time against ``other`` is made of, measured in the same run: the command's
-    start-up (``ckpt convert --help``), and the read-back of every byte (the same conversion
-    with ``--no-verify``, in the same rounds)."""
+    start-up (``ckpt convert --help``), the read-back of every byte (the same conversion with
+    ``--no-verify``, in the same rounds) and, where given, the durable copy's time (the same
+    bytes copied and fsynced)."""
     r = ratio(unverified, other)
     if r is None or isinstance(ckpt, str) or isinstance(unverified, str):
         return ""
     start = "" if isinstance(start_up, str) else (
         f"the command's start-up (ckpt convert --help) is {seconds(start_up.median)}; ")
-    return (f"{start}without its read-back of every byte (--no-verify) ckpt takes {r:.2f}× "
-            f"{name}'s time ({seconds(unverified.median)} against {seconds(ckpt.median)}): the "
-            "check, on the second core, is the difference")
+    why = (f"{start}without its read-back of every byte (--no-verify) ckpt takes {r:.2f}× "
+           f"{name}'s time ({seconds(unverified.median)} against {seconds(ckpt.median)})")
+    if durable is None or isinstance(durable, str):
+        return why + ": the check, on the second core, is the difference"
+    return (f"{why}; the same bytes copied and fsynced ({name} + sync) take "
+            f"{seconds(durable.median)}: writing the output to the disk is the rest")
 
 
 def remover(*paths: Path) -> Callable[[], None]:
@@ -645,10 +649,13 @@ def _rate(result: Result, dataset: Dataset, by_tensors: bool) -> str:
 def sharded_section(ctx: Context) -> Section:
     rows: list[Row] = []
     ctx.scratch.mkdir(parents=True, exist_ok=True)
+    start_up = ctx.attempt("sharded: start-up (ckpt convert --help)",
+                           Command([*ctx.tools.ckpt, "convert", "--help"]))
     try:
-        rows += sharded_rows(ctx, ctx.data["dcp"], "dcp_to_torch_save", DCP_TO_TORCH_SAVE, ".pt")
+        rows += sharded_rows(ctx, ctx.data["dcp"], "dcp_to_torch_save", DCP_TO_TORCH_SAVE, ".pt",
+                             start_up)
         rows += sharded_rows(ctx, ctx.data["hf"], "torch.load + save_torch_state_dict",
-                             HF_SHARDS_TO_SAFETENSORS, "")
+                             HF_SHARDS_TO_SAFETENSORS, "", start_up)
     finally:
         shutil.rmtree(ctx.scratch, ignore_errors=True)
     intro = (
@@ -656,29 +663,40 @@ def sharded_section(ctx: Context) -> Section:
         "model is under the default 5 GB shard size), verified and fsynced. `cp -r` copies the "
         "same bytes; torch's own consolidation is `dcp_to_torch_save` for the DCP folder (it "
         "writes a torch.save file) and `torch.load` of every shard + huggingface_hub's "
-        "`save_torch_state_dict` (what `save_pretrained` calls) for the HF shards. ckpt and "
-        "`cp -r` run in turn, round after round. Peak RssAnon sampled every 10 ms. ratio: ckpt's "
-        "time ÷ cp's, or the other tool's time ÷ ckpt's."
+        "`save_torch_state_dict` (what `save_pretrained` calls) for the HF shards. ckpt, `cp -r`, "
+        "`cp -r` + sync of each file and ckpt --no-verify run in turn, round after round. Peak "
+        "RssAnon sampled every 10 ms. ratio: ckpt's time ÷ cp's, or the other tool's time ÷ "
+        "ckpt's."
     )
     return Section("Convert a sharded model", intro, rows)
 
 
 def sharded_rows(ctx: Context, dataset: Dataset, theirs: str, script: str,
-                 suffix: str) -> list[Row]:
+                 suffix: str, start_up: Result) -> list[Row]:
     src, case = str(dataset.path), case_label(dataset)
-    out = {name: ctx.scratch / f"{dataset.key}.{name}" for name in ("ckpt", "cp", "torch")}
+    out = {name: ctx.scratch / f"{dataset.key}.{name}"
+           for name in ("ckpt", "cp", "sync", "torch")}
     argv = [*ctx.tools.ckpt, "convert", src, "--to", "safetensors", "-o", f"{out['ckpt']}/"]
     check = functools.partial(safetensors_note, out["ckpt"] / "model.safetensors",
                               dataset.weights)
-    ckpt, cp = ctx.attempt_together(
-        f"sharded {dataset.key}: ckpt, cp -r in turn",
+    synced = ["sh", "-c", 'cp -r "$1" "$2" && find "$2" -type f -exec sync {} +', "sh", src,
+              str(out["sync"])]
+    ckpt, cp, durable, unverified = ctx.attempt_together(
+        f"sharded {dataset.key}: ckpt, cp -r, cp -r + sync, ckpt --no-verify in turn",
         [Command(argv, check=check, before=fresh_folder(out["ckpt"])),
-         Command([ctx.tools.cp, "-r", src, str(out["cp"])], before=remover(out["cp"]))])
+         Command([ctx.tools.cp, "-r", src, str(out["cp"])], before=remover(out["cp"])),
+         Command(synced, before=remover(out["sync"])),
+         Command([*argv, "--no-verify"], before=fresh_folder(out["ckpt"]))])
     peak = None if isinstance(ckpt, str) else ckpt.peak_rss_anon
     rows = [Row(case, "ckpt convert", ckpt, target=bytes_below(peak, 256 * MIB, "peak < 256 MiB"))]
     r = ratio(ckpt, cp)
     text = "" if r is None else f"ckpt takes {r:.2f}× cp's time"
-    rows.append(Row(case, "cp -r", cp, text, ratio_at_most(r, 2.0, "ckpt ≤ 2× cp")))
+    rows.append(Row(case, "cp -r", cp, text, ratio_at_most(r, 2.0, "ckpt ≤ 2× cp"),
+                    why=_convert_why(ckpt, unverified, cp, "cp -r", start_up, durable)))
+    r = ratio(ckpt, durable)
+    text = "" if r is None else f"ckpt takes {r:.2f}× its time"
+    rows.append(Row(case, "cp -r + sync", durable, text,
+                    note="the durable copy: what ckpt's fsync matches"))
     target = str(out["torch"]) + suffix
     command = Command([ctx.tools.python, "-c", script, src, target],
                       before=remover(Path(target)))
