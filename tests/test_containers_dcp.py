@@ -22,7 +22,7 @@ from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
 from torch.distributed.checkpoint.state_dict_loader import _load_state_dict
 from typer.testing import CliRunner
 
-from ckpt_tool.cli.application import app
+from ckpt_tool.cli import app
 from ckpt_tool.diff import diff_reports
 from ckpt_tool.errors import FormatError
 from ckpt_tool.inputs import expand_inputs

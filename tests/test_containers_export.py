@@ -15,7 +15,7 @@ from torch._export.serde.serialize import _SERIALIZE_TO_TORCH_DTYPE
 from torch.export.pt2_archive._package import load_pt2
 from typer.testing import CliRunner
 
-from ckpt_tool.cli.application import app
+from ckpt_tool.cli import app
 from ckpt_tool.model.checkpoint import Format, Loader, TensorRef
 from ckpt_tool.model.tree import named_tensors
 from ckpt_tool.readers import open_checkpoint
