@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import struct
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from ckpt_tool.containers.source import Source
 
+if TYPE_CHECKING:
+    from ckpt_tool.pickles.scan import PickleScan
+
 SNIFF_BYTES = 1024
 # torch's legacy stream starts with its magic number pickled: PROTO n, LONG1 of 10 bytes.
-_LEGACY_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
-_LEGACY_MAGIC_TEXT = b"L%dL\n" % 0x1950A86A20F9469CFC6C
+_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
+_LEGACY_MAGIC = b"\x8a\x0a" + _MAGIC_NUMBER.to_bytes(10, "little")
+_LEGACY_MAGIC_TEXT = b"L%dL\n" % _MAGIC_NUMBER
 _TAR_BLOCK = 512
 
 
@@ -41,7 +46,10 @@ def sniff(source: Source) -> tuple[Kind, str]:
         return Kind.SAFETENSORS, "a safetensors file"
     if head[:1] == b"\x80" and head[1:2] and head[1] <= 5:
         return Kind.PICKLE, f"a plain Python pickle (protocol {head[1]}), not a torch.save file"
-    if is_headless_pickle(source):
+    scan, data = _first_pickle(source)
+    if _pickles_the_magic_number(scan, data):
+        return Kind.LEGACY, "a torch legacy (pre-1.6) stream"
+    if _is_headless(scan):
         return Kind.PICKLE, "a plain Python pickle without a protocol header, not a torch.save file"
     return Kind.OTHER, describe_other(head)
 
@@ -74,10 +82,33 @@ def is_headless_pickle(source: Source) -> bool:
     """A pickle need not start with PROTO (protocols 0 and 1 never do, and the unpickler takes
     any opcode first): a file of any size that walks cleanly to STOP through a few opcodes, or
     names a global on the way, is one. Text seldom parses that far by chance."""
+    return _is_headless(_first_pickle(source)[0])
+
+
+def _first_pickle(source: Source) -> tuple[PickleScan, bytes]:
     from ckpt_tool.limits import DEFAULT_LIMITS
     from ckpt_tool.pickles.scan import read_pickle_at
 
-    scan, _ = read_pickle_at(source, 0, source.size, DEFAULT_LIMITS, find_embedded=False)
+    return read_pickle_at(source, 0, source.size, DEFAULT_LIMITS, find_embedded=False)
+
+
+def _pickles_the_magic_number(scan: PickleScan, data: bytes) -> bool:
+    """torch's legacy loader unpickles the first pickle and compares its value with the magic
+    number: any pickle of that integer (INT or LONG as text, in hex, LONG4, after other opcodes)
+    starts a legacy stream it goes on to load, not only the LONG1 ``torch.save`` writes."""
+    if scan.error is not None or scan.globals or scan.unresolved or scan.stack_globals:
+        return False
+    from ckpt_tool.errors import CkptError
+    from ckpt_tool.pickles.unpickler import unpickle
+
+    try:
+        value, _ = unpickle(data[: scan.end], protocol=scan.protocol)
+    except CkptError:
+        return False
+    return type(value) is int and value == _MAGIC_NUMBER
+
+
+def _is_headless(scan: PickleScan) -> bool:
     if scan.error is not None:  # stopped by one of ckpt's limits: a pickle it cannot judge
         return "(limit " in scan.error and scan.opcode_count >= 64
     return scan.end > 2 and (scan.opcode_count >= 4 or bool(scan.globals or scan.unresolved))
