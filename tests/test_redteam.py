@@ -60,6 +60,9 @@ CASES = [
     pytest.param("numpy_npy_npz.py", ["{canary}"], ["weights.npy", "weights.npz"],
                  "import numpy as np; np.load('weights.npy', allow_pickle=True)", "CKPT002",
                  id="numpy-npy-npz"),
+    pytest.param("npz_zipfile_methods.py", ["{canary}"], ["weights_bz2.npz", "weights_lzma.npz"],
+                 "import numpy as np; np.load('weights_lzma.npz', allow_pickle=True)['b']",
+                 "CKPT002", id="npz-zipfile-methods"),
     pytest.param("pt2_protocol0_members.py", ["{canary}"], ["opaque.pt2", "use_pickle_poly.pt2"],
                  "import torch; torch.export.load('opaque.pt2')", "CKPT002",
                  id="pt2-protocol0-members"),
@@ -128,6 +131,13 @@ def test_a_repository_config_cannot_allow_code(tmp_path: Path) -> None:
     generate("repo_config_override.py", tmp_path, str(canary))
     result = lint(tmp_path / "model_repo", ".")
     assert result.returncode == 2 and "allowed-globals cannot allow" in result.stderr
+
+
+def test_a_member_of_an_unknown_compression_method_is_reported(tmp_path: Path) -> None:
+    generate("npz_zipfile_methods.py", tmp_path, str(tmp_path / "ran"))
+    result = lint(tmp_path, "weights_zstd.npz")
+    assert result.returncode == 1 and "CKPT006" in result.stdout, result.stdout
+    assert "compression method 93" in result.stdout
 
 
 def test_stock_outputs_are_not_code_execution(tmp_path: Path) -> None:

@@ -372,6 +372,35 @@ def local_header_disagreements(source: Source, members: Sequence[Member]) -> lis
     return found
 
 
+BZIP2, LZMA = 12, 14
+ZIPFILE_METHODS = frozenset({DEFLATED, BZIP2, LZMA})
+"""The compression methods Python's zipfile reads besides STORED (miniz reads deflate only)."""
+
+
+def _inflate(raw: bytes, method: int, limit: int) -> bytes:
+    """Up to ``limit`` bytes of a compressed member, as Python's zipfile reads it (an LZMA
+    member starts with a version and the LZMA properties' size and bytes)."""
+    try:
+        if method == DEFLATED:
+            return zlib.decompressobj(-15).decompress(raw, limit)
+        if method == BZIP2:
+            import bz2
+
+            return bz2.BZ2Decompressor().decompress(raw, limit)
+        import lzma
+
+        (size,) = struct.unpack_from("<H", raw, 2)
+        try:
+            properties = lzma._decode_filter_properties(  # type: ignore[attr-defined]
+                lzma.FILTER_LZMA1, raw[4 : 4 + size])
+            return lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[properties]).decompress(
+                raw[4 + size :], limit)
+        except lzma.LZMAError as exc:
+            raise ValueError(exc) from None
+    except (zlib.error, OSError, EOFError, ValueError, struct.error) as exc:  # bz2: OSError
+        raise FormatError(f"does not inflate: {exc}") from None
+
+
 def read_member_head(source: Source, member: Member, length: int) -> bytes:
     """Up to ``length`` first bytes of a member's (inflated) data, to tell what it holds; empty
     when they cannot be read (an encrypted or corrupt member)."""
@@ -381,16 +410,20 @@ def read_member_head(source: Source, member: Member, length: int) -> bytes:
         start = data_offset(source, member)
         if member.method == STORED:
             return source.read_at(start, min(length, member.compressed_size))
-        if member.method == DEFLATED:
-            raw = source.read_at(start, min(member.compressed_size, 4 * length + 64))
-            return zlib.decompressobj(-15).decompress(raw, length)
-    except (FormatError, zlib.error):
+        if member.method in ZIPFILE_METHODS:
+            # bzip2 and LZMA need more than a deflate stream's few bytes to give ``length``
+            raw = source.read_at(start, min(member.compressed_size, 4 * length + 64)
+                                 if member.method == DEFLATED else member.compressed_size)
+            return _inflate(raw, member.method, length)
+    except FormatError:
         pass
     return b""
 
 
-def read_member(source: Source, member: Member, max_bytes: int) -> bytes:
-    """A member's bytes, inflated with a cap."""
+def read_member(source: Source, member: Member, max_bytes: int,
+                python_zipfile: bool = False) -> bytes:
+    """A member's bytes, inflated with a cap. ``python_zipfile``: also the compression methods
+    Python's zipfile reads (numpy.load of an .npz), not only miniz's (torch's)."""
     if member.encrypted:
         raise FormatError(f"member {member.name} is encrypted")
     if member.size > max_bytes:
@@ -400,12 +433,11 @@ def read_member(source: Source, member: Member, max_bytes: int) -> bytes:
     raw = source.read_at(data_offset(source, member), member.compressed_size)
     if member.method == STORED:
         data = raw
-    elif member.method == DEFLATED:
-        inflater = zlib.decompressobj(-15)
+    elif member.method == DEFLATED or (python_zipfile and member.method in ZIPFILE_METHODS):
         try:
-            data = inflater.decompress(raw, max_bytes + 1)
-        except zlib.error as exc:
-            raise FormatError(f"member {member.name} does not inflate: {exc}") from None
+            data = _inflate(raw, member.method, max_bytes + 1)
+        except FormatError as exc:
+            raise FormatError(f"member {member.name} {exc}") from None
         if len(data) > max_bytes:
             raise LimitExceeded(f"member {member.name} inflates past {max_bytes} bytes")
     else:

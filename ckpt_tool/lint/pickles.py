@@ -279,7 +279,7 @@ class PickleCollector(Record):
             side = self.quiet or member != main  # a member torch itself never unpickles
             cap = min(budget, MAX_NESTED_MEMBER_BYTES) if side else budget
             try:
-                data = zipdir.read_member(source, member, cap)
+                data = zipdir.read_member(source, member, cap, python_zipfile=True)
             except CkptError as exc:
                 self.problem(f"could not scan {member.name}: {exc}", name)
                 continue
@@ -313,6 +313,10 @@ class PickleCollector(Record):
         starts like a pickle (tensor bytes, text) names no global and is passed over."""
         head = zipdir.read_member_head(source, member, _SNIFF)
         if not head:
+            if member.size and not member.encrypted and (
+                    member.method not in (zipdir.STORED, *zipdir.ZIPFILE_METHODS)):
+                self.problem(f"could not scan {member.name}: zip compression method "
+                             f"{member.method}, which newer zip readers may read", name)
             return
         if is_native_code(member.name, head):
             self.native_code.append(name)
@@ -334,7 +338,7 @@ class PickleCollector(Record):
             budget = min(self.limits.max_pickle_bytes - self.inflated[0],
                          MAX_NESTED_MEMBER_BYTES)
             try:
-                data = zipdir.read_member(source, member, budget)
+                data = zipdir.read_member(source, member, budget, python_zipfile=True)
             except CkptError:
                 return
             self.inflated[0] += len(data)
@@ -351,7 +355,7 @@ class PickleCollector(Record):
     def _scan_npy_member(self, source: Source, member: Member, name: str) -> None:
         budget = min(self.limits.max_pickle_bytes - self.inflated[0], MAX_NESTED_MEMBER_BYTES)
         try:
-            data = zipdir.read_member(source, member, budget)
+            data = zipdir.read_member(source, member, budget, python_zipfile=True)
         except CkptError as exc:
             self.problem(f"could not read {member.name}: {exc}", name)
             return
@@ -365,7 +369,7 @@ class PickleCollector(Record):
             return
         budget = min(self.limits.max_pickle_bytes - self.inflated[0], MAX_NESTED_MEMBER_BYTES)
         try:
-            data = zipdir.read_member(source, member, budget)
+            data = zipdir.read_member(source, member, budget, python_zipfile=True)
             inner = BytesSource(data, name)
             members = zipdir.read_central_directory(inner, self.limits)
         except CkptError as exc:
