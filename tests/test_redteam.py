@@ -133,6 +133,21 @@ def test_a_repository_config_cannot_allow_code(tmp_path: Path) -> None:
     assert result.returncode == 2 and "allowed-globals cannot allow" in result.stderr
 
 
+def test_npz_directories_only_pythons_zipfile_reads(tmp_path: Path) -> None:
+    canary = tmp_path / "canary" / "ran"
+    canary.parent.mkdir()
+    generate("npz_zipfile_directory.py", tmp_path, "canary/ran")
+    names = ["count", "concat", "zip64loc"]
+    result = lint(tmp_path, *(f"{name}.npz" for name in names))
+    assert result.returncode == 1, result.stdout + result.stderr
+    for name in names:
+        assert f"{name}.npz: CKPT002" in result.stdout, (name, result.stdout)
+    assert not any(canary.parent.iterdir()), "linting ran the payload"
+    for name in names:
+        loads(tmp_path, f"import numpy as np; np.load('{name}.npz', allow_pickle=True)['b']")
+        assert Path(f"{canary}_{name}").exists(), f"numpy.load did not run {name}.npz"
+
+
 def test_a_member_of_an_unknown_compression_method_is_reported(tmp_path: Path) -> None:
     generate("npz_zipfile_methods.py", tmp_path, str(tmp_path / "ran"))
     result = lint(tmp_path, "weights_zstd.npz")

@@ -6,6 +6,7 @@ reads the directory in one piece and unpacks it with one ``struct`` call per ent
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from array import array
@@ -35,9 +36,11 @@ class Directory(Sequence[Member]):
     Indexing and iterating give ``Member`` records, made as they are asked for."""
 
     __slots__ = ("compressed_sizes", "crc32s", "flags", "header_offsets", "methods", "names",
-                 "sizes")
+                 "sizes", "walked")
 
     def __init__(self) -> None:
+        self.walked = 0
+        """Bytes of the directory its entries took (miniz walks the entry count, not the size)."""
         self.names: list[str] = []
         self.header_offsets = array("Q")
         self.compressed_sizes = array("Q")
@@ -132,6 +135,7 @@ def _read_entries(source: Source, limits: Limits, end: EndRecord) -> Directory:
         methods.append(method)
         crc32s.append(crc)
         all_flags.append(flags)
+    members.walked = pos
     return members
 
 
@@ -185,6 +189,77 @@ def find_end_record(source: Source) -> EndRecord:
         raise FormatError("a multi-disk zip archive (torch reads single-file archives)")
     return EndRecord(eocd_offset, count, cd_size, cd_offset, disk, zip64 is not None,
                      disagreements, classic if disagreements else None)
+
+
+def zipfile_directory(source: Source, limits: Limits, members: Directory) -> Directory | None:
+    """The members Python's zipfile lists (numpy.load reads an .npz with it), when it may read
+    another directory than miniz's ``members``: zipfile takes the directory that ends where the
+    end records begin (and shifts every member's offset by the distance to where the end record
+    says it is, as for an archive after a prefix), the zip64 end record just before its locator
+    (not the one the locator points at), and every entry the directory's size holds (not the
+    entry count). None when it reads miniz's directory, or refuses the archive."""
+    end = find_end_record(source)
+    cd_size, cd_offset = _EOCD.unpack(source.read_at(end.offset, _EOCD.size))[5:7]
+    records_at = end.offset
+    locator_at = end.offset - _ZIP64_LOCATOR.size
+    if locator_at >= _ZIP64_EOCD.size and _ZIP64_LOCATOR.unpack(
+            source.read_at(locator_at, _ZIP64_LOCATOR.size))[0] == _ZIP64_LOCATOR_SIG:
+        fields = _ZIP64_EOCD.unpack(source.read_at(locator_at - _ZIP64_EOCD.size,
+                                                   _ZIP64_EOCD.size))
+        if fields[0] == _ZIP64_EOCD_SIG:
+            cd_size, cd_offset, records_at = fields[8], fields[9], locator_at - _ZIP64_EOCD.size
+    if records_at - cd_size == cd_offset == end.cd_offset and cd_size == members.walked:
+        return None
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(_SourceFile(source)) as archive:
+            infos = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error):
+        return None
+    if len(infos) > limits.max_members:
+        raise LimitExceeded(f"Python's zipfile lists {len(infos)} members (limit "
+                            f"max_members={limits.max_members})")
+    listed = Directory()
+    for info in infos:
+        listed.names.append(info.filename)
+        listed.header_offsets.append(info.header_offset)
+        listed.compressed_sizes.append(info.compress_size)
+        listed.sizes.append(info.file_size)
+        listed.methods.append(info.compress_type)
+        listed.crc32s.append(info.CRC)
+        listed.flags.append(info.flag_bits)
+    return listed
+
+
+class _SourceFile(io.RawIOBase):
+    """A ``Source`` as the seekable binary file Python's zipfile reads."""
+
+    def __init__(self, source: Source) -> None:
+        super().__init__()
+        self.source, self.position = source, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = (0, self.position, self.source.size)[whence]
+        if base + offset < 0:
+            raise OSError("seek before the start of the file")
+        self.position = base + offset
+        return self.position
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        length = max(0, min(len(buffer), self.source.size - self.position))
+        buffer[:length] = self.source.read_at(self.position, length)
+        self.position += length
+        return length
 
 
 _SEARCH_BLOCK = 4096

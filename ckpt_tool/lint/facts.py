@@ -328,6 +328,15 @@ def _gather_zip(source: Source, facts: FileFacts, collector: PickleCollector
     classic = zipdir.classic_directory(source, collector.limits)
     if classic is not None:  # what readers that ignore the zip64 record load instead
         collector.scan_zip(source, classic, None, prefix="(classic directory) ")
+    listed = zipdir.zipfile_directory(source, collector.limits, members)
+    if listed is not None:  # numpy.load reads an .npz with Python's zipfile
+        facts.anomalies.append(Anomaly(
+            "ambiguous", "Python's zipfile (numpy.load of an .npz) reads another central "
+            "directory than torch's reader (miniz): the two load different members"))
+        known = {(m.header_offset, m.compressed_size, m.method) for m in members}
+        collector.scan_zip(source, [m for m in listed if (m.header_offset, m.compressed_size,
+                                                           m.method) not in known],
+                           None, prefix="(Python zipfile's directory) ")
     facts.native_code = collector.native_code
     _read_torchscript_code(source, facts, collector, members)
     # Every local header of a local file (a mapped read each); over the network only the
