@@ -148,6 +148,22 @@ def test_npz_directories_only_pythons_zipfile_reads(tmp_path: Path) -> None:
         assert Path(f"{canary}_{name}").exists(), f"numpy.load did not run {name}.npz"
 
 
+def test_npy_headers_of_object_arrays_in_any_spelling(tmp_path: Path) -> None:
+    canary = tmp_path / "canary" / "ran"
+    canary.parent.mkdir()
+    generate("npy_header_spellings.py", tmp_path, "canary/ran")
+    names = ["object", "object_", "stringdtype", "field", "longsuffix", "bigheader"]
+    result = lint(tmp_path, *(f"{name}.npy" for name in names), "plain.npy", "plain.npz")
+    assert result.returncode == 1, result.stdout + result.stderr
+    for name in names:
+        assert f"{name}.npy: CKPT002" in result.stdout, (name, result.stdout)
+    assert "plain.np" not in result.stdout, result.stdout
+    assert not any(canary.parent.iterdir()), "linting ran the payload"
+    for name in names:
+        loads(tmp_path, f"import numpy as np; np.load('{name}.npy', allow_pickle=True)")
+        assert Path(f"{canary}_{name}").exists(), f"numpy.load did not run {name}.npy"
+
+
 def test_a_member_of_an_unknown_compression_method_is_reported(tmp_path: Path) -> None:
     generate("npz_zipfile_methods.py", tmp_path, str(tmp_path / "ran"))
     result = lint(tmp_path, "weights_zstd.npz")
