@@ -137,7 +137,7 @@ def test_npz_directories_only_pythons_zipfile_reads(tmp_path: Path) -> None:
     canary = tmp_path / "canary" / "ran"
     canary.parent.mkdir()
     generate("npz_zipfile_directory.py", tmp_path, "canary/ran")
-    names = ["count", "concat", "zip64loc"]
+    names = ["count", "concat", "zip64loc", "emptyhead"]
     result = lint(tmp_path, *(f"{name}.npz" for name in names))
     assert result.returncode == 1, result.stdout + result.stderr
     for name in names:

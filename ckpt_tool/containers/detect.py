@@ -17,6 +17,8 @@ _MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 _LEGACY_MAGIC = b"\x8a\x0a" + _MAGIC_NUMBER.to_bytes(10, "little")
 _LEGACY_MAGIC_TEXT = b"L%dL\n" % _MAGIC_NUMBER
 _TAR_BLOCK = 512
+_EMPTY_ZIP = 22
+"""An empty zip archive: its end record alone."""
 
 
 class Kind(str, Enum):
@@ -37,6 +39,8 @@ def sniff(source: Source) -> tuple[Kind, str]:
     if head.startswith(b"PK\x03\x04"):
         return Kind.ZIP, "a zip archive"
     if head.startswith(b"PK\x05\x06"):
+        if source.size > _EMPTY_ZIP:  # numpy.load reads it as an .npz: zipfile finds the last
+            return Kind.ZIP, "a zip archive after an empty one's end record"  # end record
         return Kind.OTHER, "an empty zip archive"
     if _is_tar(head):  # before the legacy stream, in torch.load's order
         return Kind.TAR, "a tar archive"

@@ -36,9 +36,11 @@ class Directory(Sequence[Member]):
     Indexing and iterating give ``Member`` records, made as they are asked for."""
 
     __slots__ = ("compressed_sizes", "crc32s", "flags", "header_offsets", "methods", "names",
-                 "sizes", "walked")
+                 "sizes", "walked", "cd_offset")
 
     def __init__(self) -> None:
+        self.cd_offset = 0
+        """Where the directory was read from."""
         self.walked = 0
         """Bytes of the directory its entries took (miniz walks the entry count, not the size)."""
         self.names: list[str] = []
@@ -135,7 +137,7 @@ def _read_entries(source: Source, limits: Limits, end: EndRecord) -> Directory:
         methods.append(method)
         crc32s.append(crc)
         all_flags.append(flags)
-    members.walked = pos
+    members.walked, members.cd_offset = pos, end.cd_offset
     return members
 
 
@@ -191,25 +193,25 @@ def find_end_record(source: Source) -> EndRecord:
                      disagreements, classic if disagreements else None)
 
 
-def zipfile_directory(source: Source, limits: Limits, members: Directory) -> Directory | None:
+def zipfile_directory(source: Source, limits: Limits,
+                      members: Directory | None) -> Directory | None:
     """The members Python's zipfile lists (numpy.load reads an .npz with it), when it may read
     another directory than miniz's ``members``: zipfile takes the directory that ends where the
     end records begin (and shifts every member's offset by the distance to where the end record
     says it is, as for an archive after a prefix), the zip64 end record just before its locator
     (not the one the locator points at), and every entry the directory's size holds (not the
-    entry count). None when it reads miniz's directory, or refuses the archive."""
-    end = find_end_record(source)
-    cd_size, cd_offset = _EOCD.unpack(source.read_at(end.offset, _EOCD.size))[5:7]
-    records_at = end.offset
-    locator_at = end.offset - _ZIP64_LOCATOR.size
-    if locator_at >= _ZIP64_EOCD.size and _ZIP64_LOCATOR.unpack(
-            source.read_at(locator_at, _ZIP64_LOCATOR.size))[0] == _ZIP64_LOCATOR_SIG:
-        fields = _ZIP64_EOCD.unpack(source.read_at(locator_at - _ZIP64_EOCD.size,
-                                                   _ZIP64_EOCD.size))
-        if fields[0] == _ZIP64_EOCD_SIG:
-            cd_size, cd_offset, records_at = fields[8], fields[9], locator_at - _ZIP64_EOCD.size
-    if records_at - cd_size == cd_offset == end.cd_offset and cd_size == members.walked:
+    entry count). None when it reads miniz's directory, or refuses the archive. ``members``
+    None: miniz refused the archive."""
+    found = _zipfile_location(source)
+    if found is None:
+        return None  # zipfile finds no end record
+    records_at, cd_size, cd_offset = found
+    if members is not None and records_at - cd_size == cd_offset == members.cd_offset and (
+            cd_size == members.walked):
         return None
+    if cd_size > limits.max_members * _CENTRAL.size:
+        raise LimitExceeded(f"Python's zipfile would read a directory of {cd_size} bytes, room "
+                            f"for more than {limits.max_members} members (limit max_members)")
     import zipfile
 
     try:
@@ -217,11 +219,10 @@ def zipfile_directory(source: Source, limits: Limits, members: Directory) -> Dir
             infos = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error):
         return None
-    if len(infos) > limits.max_members:
-        raise LimitExceeded(f"Python's zipfile lists {len(infos)} members (limit "
-                            f"max_members={limits.max_members})")
     listed = Directory()
     for info in infos:
+        if info.header_offset < 0:
+            continue  # shifted before the file's start: zipfile cannot open it
         listed.names.append(info.filename)
         listed.header_offsets.append(info.header_offset)
         listed.compressed_sizes.append(info.compress_size)
@@ -230,6 +231,31 @@ def zipfile_directory(source: Source, limits: Limits, members: Directory) -> Dir
         listed.crc32s.append(info.CRC)
         listed.flags.append(info.flag_bits)
     return listed
+
+
+def _zipfile_location(source: Source) -> tuple[int, int, int] | None:
+    """(where the end records begin, directory size, directory offset) as Python's zipfile's
+    ``_EndRecData`` finds them: an end record without comment at the very end, else the last
+    signature in the last 64 KiB (refused without a whole record after it)."""
+    if source.size < _EOCD.size:
+        return None
+    tail_at = max(0, source.size - _MAX_COMMENT - _EOCD.size)
+    tail = source.read_at(tail_at, source.size - tail_at)
+    at = len(tail) - _EOCD.size
+    if not (tail.startswith(_EOCD_SIG, at) and tail.endswith(b"\0\0")):
+        at = tail.rfind(_EOCD_SIG)
+        if at < 0 or at > len(tail) - _EOCD.size:
+            return None
+    records_at = tail_at + at
+    cd_size, cd_offset = _EOCD.unpack_from(tail, at)[5:7]
+    locator_at = records_at - _ZIP64_LOCATOR.size
+    if locator_at >= _ZIP64_EOCD.size and _ZIP64_LOCATOR.unpack(
+            source.read_at(locator_at, _ZIP64_LOCATOR.size))[0] == _ZIP64_LOCATOR_SIG:
+        fields = _ZIP64_EOCD.unpack(source.read_at(locator_at - _ZIP64_EOCD.size,
+                                                   _ZIP64_EOCD.size))
+        if fields[0] == _ZIP64_EOCD_SIG:
+            cd_size, cd_offset, records_at = fields[8], fields[9], locator_at - _ZIP64_EOCD.size
+    return records_at, cd_size, cd_offset
 
 
 class _SourceFile(io.RawIOBase):

@@ -9,10 +9,16 @@ file <canary>_<name>) when numpy.load(..., allow_pickle=True)["b"] reads it:
                 by the difference (its support for archives after a prefix);
   zip64loc.npz  two zip64 end records: miniz reads the one the locator points at, zipfile the
                 one just before the locator.
+  emptyhead.npz an empty archive's end record, then a whole .npz (deflated, its offsets from
+                its own start): numpy.load takes any file that starts with either zip signature
+                for an .npz, and zipfile finds the last end record (shifting offsets past the
+                prefix); ckpt called the file "an empty zip archive", not a checkpoint, and
+                passed over it; read as a zip, miniz refuses its directory (CKPT006 only).
 ckpt read miniz's directory only and reported nothing (exit 0)."""
 import io
 import struct
 import sys
+import zipfile
 import zlib
 
 import numpy as np
@@ -72,4 +78,8 @@ for tag in ("count", "concat", "zip64loc"):
         out += struct.pack("<IIQI", 0x07064B50, 0, record_a, 1)
         out += end(0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF)
     open(f"{tag}.npz", "wb").write(out)
-print("wrote count.npz concat.npz zip64loc.npz")
+inner = io.BytesIO()
+with zipfile.ZipFile(inner, "w", zipfile.ZIP_DEFLATED) as z:
+    z.writestr("b.npy", npy(np.array([Payload("emptyhead")], dtype=object), True))
+open("emptyhead.npz", "wb").write(end(0, 0, 0) + inner.getvalue())
+print("wrote count.npz concat.npz zip64loc.npz emptyhead.npz")
