@@ -164,6 +164,21 @@ def test_npy_headers_of_object_arrays_in_any_spelling(tmp_path: Path) -> None:
         assert Path(f"{canary}_{name}").exists(), f"numpy.load did not run {name}.npy"
 
 
+def test_globals_of_torchs_own_requirements_are_code(tmp_path: Path) -> None:
+    canary = tmp_path / "canary" / "ran"
+    canary.parent.mkdir()
+    generate("torch_requirement_gadgets.py", tmp_path, "canary/ran")
+    names = ["sympify", "sin"]
+    result = lint(tmp_path, *(f"{name}.pt" for name in names))
+    for name in names:
+        assert f"{name}.pt: CKPT002" in result.stdout, (name, result.stdout)
+    assert "CKPT003" not in result.stdout, result.stdout
+    assert not any(canary.parent.iterdir()), "linting ran the payload"
+    for name in names:
+        loads(tmp_path, f"import torch; torch.load('{name}.pt', weights_only=False)")
+        assert Path(f"{canary}_{name}").exists(), f"torch.load did not run {name}.pt"
+
+
 def test_a_member_of_an_unknown_compression_method_is_reported(tmp_path: Path) -> None:
     generate("npz_zipfile_methods.py", tmp_path, str(tmp_path / "ran"))
     result = lint(tmp_path, "weights_zstd.npz")

@@ -25,7 +25,7 @@ from ckpt_tool.errors import CkptError, FormatError
 from ckpt_tool.limits import Limits
 from ckpt_tool.model.checkpoint import Member, Safety
 from ckpt_tool.model.record import Record
-from ckpt_tool.pickles.safety import classify
+from ckpt_tool.pickles.safety import TORCH_REQUIREMENTS, classify
 from ckpt_tool.pickles.scan import (
     Embedded,
     GlobalUse,
@@ -117,8 +117,10 @@ def importable(use: GlobalUse) -> bool:
     return all(part.isidentifier() for part in (*use.module.split("."), *use.name.split(".")))
 
 
-_EVERYWHERE = frozenset({*sys.stdlib_module_names, "torch", "numpy", "__builtin__", "copy_reg"})
-"""Top-level modules a victim's Python surely has: what a payload hidden in text would name."""
+_EVERYWHERE = frozenset({*sys.stdlib_module_names, "torch", "numpy", *TORCH_REQUIREMENTS,
+                         "__builtin__", "copy_reg"})
+"""Top-level modules a victim's Python surely has (torch's own requirements too): what a
+payload hidden in text would name."""
 
 
 def names_code(scan: PickleScan) -> bool:
