@@ -80,6 +80,10 @@ CASES = [
                  "from torch.package import PackageImporter as I; "
                  "I('model.pt').load_pickle('res', 'model.pkl')", "CKPT002",
                  id="torch-package-shadow"),
+    pytest.param("torch_package_shadow.py", ["{canary}", "model.pt"], ["model_case.pt"],
+                 "from torch.package import PackageImporter as I; "
+                 "I('model_case.pt').load_pickle('res', 'model.pkl')", "CKPT002",
+                 id="torch-package-marker-case"),
     pytest.param("torch_package_shadow_proto0.py", ["{canary}"], ["model_proto0.pt"],
                  "from torch.package import PackageImporter as I; "
                  "I('model_proto0.pt').load_pickle('res', 'weights')", "CKPT002",

@@ -371,9 +371,11 @@ def _scan_zipfile_directory(source: Source, facts: FileFacts, collector: PickleC
 
 
 def _package_modules(members: list[Member]) -> frozenset[str]:
-    """The modules of a torch.package archive (one with ``.data/extern_modules``): each ``.py``
-    member under the archive's folder, by module name."""
-    if not any(m.name.split("/", 1)[-1] == ".data/extern_modules" for m in members):
+    """The modules of a torch.package archive (one with ``.data/extern_modules``, found as
+    PackageImporter's miniz finds it: without ASCII case): each ``.py`` member under the
+    archive's folder, by module name."""
+    if not any(m.name.split("/", 1)[-1].encode("utf-8", "surrogateescape").lower()
+               == b".data/extern_modules" for m in members):
         return frozenset()
     modules = set()
     for member in members:
