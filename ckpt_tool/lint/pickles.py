@@ -262,14 +262,17 @@ class PickleCollector(Record):
                  prefix: str = "", raw_records: str | None = None) -> None:
         """Every pickle member of an archive; ``main`` is the one torch.load unpickles. Members
         are found by name (``*.pkl``) and by content (a pickle's PROTO header or a zip archive's
-        signature: torch.export and torch.package name theirs freely), except the records under
-        ``raw_records``, which torch reads as raw tensor bytes."""
+        signature: torch.export and torch.package name theirs freely), except the records right
+        under ``raw_records``, which torch reads as raw tensor bytes (a .pt2's ``data/weights/``
+        and ``data/constants/`` lie deeper, and torch.export.load unpickles some of them, however
+        many other records the archive holds)."""
         for member in members:
             name = prefix + member.name
             by_name = member == main or is_pickle_member(member.name)
             if not by_name:
-                if raw_records is not None and member.name.lower().startswith(raw_records.lower()):
-                    continue
+                if raw_records is not None and member.name.lower().startswith(
+                        raw_records.lower()) and "/" not in member.name[len(raw_records):]:
+                    continue  # a storage (data/<key>); deeper records are torch.export's
                 self._scan_member_as_loaded(source, member, name)
                 continue
             budget = self.limits.max_pickle_bytes - self.inflated[0]
