@@ -57,10 +57,13 @@ def _literal(text: str, major: int) -> object:
 
     # numpy's _filter_header: a header written by Python 2 may hold longs (``(3L,)``)
     tokens, after_number = [], False
-    for token in tokenize.generate_tokens(io.StringIO(text).readline):
-        if not (after_number and token.type == tokenize.NAME and token.string == "L"):
-            tokens.append(token)
-        after_number = token.type == tokenize.NUMBER
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if not (after_number and token.type == tokenize.NAME and token.string == "L"):
+                tokens.append(token)
+            after_number = token.type == tokenize.NUMBER
+    except tokenize.TokenError as exc:  # numpy fails on it as well
+        raise SyntaxError(str(exc)) from None
     return ast.literal_eval(tokenize.untokenize(tokens))
 
 

@@ -49,6 +49,10 @@ files = {
 }
 for name, data in files.items():
     open(f"{name}.npy", "wb").write(data)
+# Headers numpy cannot read, Python 2 longs or not: no pickle is loaded, and lint must not crash
+# while repairing them (an unterminated string, an unclosed bracket).
+open("broken_string.npy", "wb").write(npy(header("|O", "(1L,)") + " '" + "''", "never"))
+open("broken_bracket.npy", "wb").write(npy(header("|O", "(1L,)") + " (", "never"))
 
 plain = np.dtype({"names": ["x", "y"], "formats": ["<i4", ("<f8", (2,))], "offsets": [0, 8],
                   "itemsize": 32, "titles": ["title", None]})
