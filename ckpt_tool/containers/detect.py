@@ -19,6 +19,8 @@ _LEGACY_MAGIC_TEXT = b"L%dL\n" % _MAGIC_NUMBER
 _TAR_BLOCK = 512
 _EMPTY_ZIP = 22
 """An empty zip archive: its end record alone."""
+_MAGIC_OPCODES = 64
+"""Opcodes of a first pickle built to compare with the legacy magic number."""
 
 
 class Kind(str, Enum):
@@ -99,8 +101,10 @@ def _first_pickle(source: Source) -> tuple[PickleScan, bytes]:
 def _pickles_the_magic_number(scan: PickleScan, data: bytes) -> bool:
     """torch's legacy loader unpickles the first pickle and compares its value with the magic
     number: any pickle of that integer (INT or LONG as text, in hex, LONG4, after other opcodes)
-    starts a legacy stream it goes on to load, not only the LONG1 ``torch.save`` writes."""
-    if scan.error is not None or scan.globals or scan.unresolved or scan.stack_globals:
+    starts a legacy stream it goes on to load, not only the LONG1 ``torch.save`` writes. Only a
+    short pickle is built (a longer one is a plain pickle, each of whose successors is scanned)."""
+    if (scan.error is not None or scan.globals or scan.unresolved or scan.stack_globals
+            or scan.opcode_count > _MAGIC_OPCODES):
         return False
     from ckpt_tool.errors import CkptError
     from ckpt_tool.pickles.unpickler import unpickle
