@@ -239,15 +239,16 @@ def _zipfile_location(source: Source) -> tuple[int, int, int] | None:
     signature in the last 64 KiB (refused without a whole record after it)."""
     if source.size < _EOCD.size:
         return None
-    tail_at = max(0, source.size - _MAX_COMMENT - _EOCD.size)
-    tail = source.read_at(tail_at, source.size - tail_at)
-    at = len(tail) - _EOCD.size
-    if not (tail.startswith(_EOCD_SIG, at) and tail.endswith(b"\0\0")):
+    records_at = source.size - _EOCD.size
+    record = source.read_at(records_at, _EOCD.size)  # read already, as miniz's search's start
+    if not (record.startswith(_EOCD_SIG) and record.endswith(b"\0\0")):
+        tail_at = max(0, source.size - _MAX_COMMENT - _EOCD.size)
+        tail = source.read_at(tail_at, source.size - tail_at)
         at = tail.rfind(_EOCD_SIG)
         if at < 0 or at > len(tail) - _EOCD.size:
             return None
-    records_at = tail_at + at
-    cd_size, cd_offset = _EOCD.unpack_from(tail, at)[5:7]
+        records_at, record = tail_at + at, tail[at : at + _EOCD.size]
+    cd_size, cd_offset = _EOCD.unpack(record)[5:7]
     locator_at = records_at - _ZIP64_LOCATOR.size
     if locator_at >= _ZIP64_EOCD.size and _ZIP64_LOCATOR.unpack(
             source.read_at(locator_at, _ZIP64_LOCATOR.size))[0] == _ZIP64_LOCATOR_SIG:
