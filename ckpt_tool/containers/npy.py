@@ -9,9 +9,10 @@ import struct
 from collections.abc import Callable
 
 MAGIC = b"\x93NUMPY"
-_MAX_HEADER = 64 << 20
+_MAX_HEADER = 1 << 20
 """numpy.load(allow_pickle=True) reads a header of any length; a longer one than this is not
-parsed and presumed to describe objects."""
+parsed (``ast.literal_eval`` of megabytes takes memory by the hundred) and is presumed to
+describe objects: what follows it is scanned as a pickle."""
 _PLAIN = re.compile(r"[<>|=]?(?:[?bBhHiIlLqQpPefdgFDG]|[biufcSUVa]\d+|[mM]8(?:\[\d*[a-zA-Z]+\])?)")
 """The type strings numpy writes for dtypes without objects (``dtype.str``: ``<f4``, ``|b1``,
 ``<U7``, ``<M8[ns]``...)."""

@@ -475,6 +475,8 @@ def local_header_disagreements(source: Source, members: Sequence[Member]) -> lis
 
 
 BZIP2, LZMA = 12, 14
+_FIRST_BLOCK = 4 << 20
+"""Compressed bytes read to inflate the start of a bzip2 or LZMA member."""
 ZIPFILE_METHODS = frozenset({DEFLATED, BZIP2, LZMA})
 """The compression methods Python's zipfile reads besides STORED (miniz reads deflate only)."""
 
@@ -513,9 +515,10 @@ def read_member_head(source: Source, member: Member, length: int) -> bytes:
         if member.method == STORED:
             return source.read_at(start, min(length, member.compressed_size))
         if member.method in ZIPFILE_METHODS:
-            # bzip2 and LZMA need more than a deflate stream's few bytes to give ``length``
-            raw = source.read_at(start, min(member.compressed_size, 4 * length + 64)
-                                 if member.method == DEFLATED else member.compressed_size)
+            # bzip2 gives nothing before its first whole block (900 KB at most, before it is
+            # compressed); LZMA and deflate stream
+            wanted = 4 * length + 64 if member.method == DEFLATED else _FIRST_BLOCK
+            raw = source.read_at(start, min(member.compressed_size, wanted))
             return _inflate(raw, member.method, length)
     except FormatError:
         pass
