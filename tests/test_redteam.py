@@ -53,12 +53,22 @@ CASES = [
     pytest.param("legacy_dump_patches.py", ["{canary}", "model.pt"], ["model.pt"],
                  "import torch; torch.load('model.pt', weights_only=False)", "CKPT002",
                  id="legacy-dump-patches"),
+    pytest.param("legacy_magic_spellings.py", ["{canary}"],
+                 ["model_int.pt", "model_hex.pt", "model_long.pt", "model_long4.pt"],
+                 "import torch; torch.load('model_hex.pt', weights_only=False)", "CKPT002",
+                 id="legacy-magic-spellings"),
     pytest.param("numpy_npy_npz.py", ["{canary}"], ["weights.npy", "weights.npz"],
                  "import numpy as np; np.load('weights.npy', allow_pickle=True)", "CKPT002",
                  id="numpy-npy-npz"),
+    pytest.param("npz_zipfile_methods.py", ["{canary}"], ["weights_bz2.npz", "weights_lzma.npz"],
+                 "import numpy as np; np.load('weights_lzma.npz', allow_pickle=True)['b']",
+                 "CKPT002", id="npz-zipfile-methods"),
     pytest.param("pt2_protocol0_members.py", ["{canary}"], ["opaque.pt2", "use_pickle_poly.pt2"],
                  "import torch; torch.export.load('opaque.pt2')", "CKPT002",
                  id="pt2-protocol0-members"),
+    pytest.param("pt2_protocol0_members.py", ["{canary}"], ["opaque_data_pkl.pt2"],
+                 "import torch; torch.export.load('opaque_data_pkl.pt2')", "CKPT002",
+                 id="pt2-beside-a-data-pkl"),
     pytest.param("stack_global_py2_names.py", ["{canary}", "model.pt"], ["model.pt", "model.pkl"],
                  "import torch; torch.load('model.pt', weights_only=False)", "CKPT002",
                  id="stack-global-py2-names"),
@@ -73,6 +83,10 @@ CASES = [
                  "from torch.package import PackageImporter as I; "
                  "I('model.pt').load_pickle('res', 'model.pkl')", "CKPT002",
                  id="torch-package-shadow"),
+    pytest.param("torch_package_shadow.py", ["{canary}", "model.pt"], ["model_case.pt"],
+                 "from torch.package import PackageImporter as I; "
+                 "I('model_case.pt').load_pickle('res', 'model.pkl')", "CKPT002",
+                 id="torch-package-marker-case"),
     pytest.param("torch_package_shadow_proto0.py", ["{canary}"], ["model_proto0.pt"],
                  "from torch.package import PackageImporter as I; "
                  "I('model_proto0.pt').load_pickle('res', 'weights')", "CKPT002",
@@ -124,6 +138,61 @@ def test_a_repository_config_cannot_allow_code(tmp_path: Path) -> None:
     generate("repo_config_override.py", tmp_path, str(canary))
     result = lint(tmp_path / "model_repo", ".")
     assert result.returncode == 2 and "allowed-globals cannot allow" in result.stderr
+
+
+def test_npz_directories_only_pythons_zipfile_reads(tmp_path: Path) -> None:
+    canary = tmp_path / "canary" / "ran"
+    canary.parent.mkdir()
+    generate("npz_zipfile_directory.py", tmp_path, "canary/ran")
+    names = ["count", "concat", "zip64loc", "emptyhead"]
+    result = lint(tmp_path, *(f"{name}.npz" for name in names))
+    assert result.returncode == 1, result.stdout + result.stderr
+    for name in names:
+        assert f"{name}.npz: CKPT002" in result.stdout, (name, result.stdout)
+    assert not any(canary.parent.iterdir()), "linting ran the payload"
+    for name in names:
+        loads(tmp_path, f"import numpy as np; np.load('{name}.npz', allow_pickle=True)['b']")
+        assert Path(f"{canary}_{name}").exists(), f"numpy.load did not run {name}.npz"
+
+
+def test_npy_headers_of_object_arrays_in_any_spelling(tmp_path: Path) -> None:
+    canary = tmp_path / "canary" / "ran"
+    canary.parent.mkdir()
+    generate("npy_header_spellings.py", tmp_path, "canary/ran")
+    names = ["object", "object_", "stringdtype", "field", "longsuffix", "bigheader"]
+    result = lint(tmp_path, *(f"{name}.npy" for name in names), "plain.npy", "plain.npz")
+    assert result.returncode == 1, result.stdout + result.stderr
+    for name in names:
+        assert f"{name}.npy: CKPT002" in result.stdout, (name, result.stdout)
+    assert "plain.np" not in result.stdout, result.stdout
+    broken = lint(tmp_path, "broken_string.npy", "broken_bracket.npy")
+    assert broken.returncode in (0, 1) and "internal error" not in broken.stderr, broken.stderr
+    assert not any(canary.parent.iterdir()), "linting ran the payload"
+    for name in names:
+        loads(tmp_path, f"import numpy as np; np.load('{name}.npy', allow_pickle=True)")
+        assert Path(f"{canary}_{name}").exists(), f"numpy.load did not run {name}.npy"
+
+
+def test_globals_of_torchs_own_requirements_are_code(tmp_path: Path) -> None:
+    canary = tmp_path / "canary" / "ran"
+    canary.parent.mkdir()
+    generate("torch_requirement_gadgets.py", tmp_path, "canary/ran")
+    names = ["sympify", "sin"]
+    result = lint(tmp_path, *(f"{name}.pt" for name in names))
+    for name in names:
+        assert f"{name}.pt: CKPT002" in result.stdout, (name, result.stdout)
+    assert "CKPT003" not in result.stdout, result.stdout
+    assert not any(canary.parent.iterdir()), "linting ran the payload"
+    for name in names:
+        loads(tmp_path, f"import torch; torch.load('{name}.pt', weights_only=False)")
+        assert Path(f"{canary}_{name}").exists(), f"torch.load did not run {name}.pt"
+
+
+def test_a_member_of_an_unknown_compression_method_is_reported(tmp_path: Path) -> None:
+    generate("npz_zipfile_methods.py", tmp_path, str(tmp_path / "ran"))
+    result = lint(tmp_path, "weights_zstd.npz")
+    assert result.returncode == 1 and "CKPT006" in result.stdout, result.stdout
+    assert "compression method 93" in result.stdout
 
 
 def test_stock_outputs_are_not_code_execution(tmp_path: Path) -> None:

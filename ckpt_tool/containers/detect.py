@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import struct
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from ckpt_tool.containers.source import Source
 
+if TYPE_CHECKING:
+    from ckpt_tool.pickles.scan import PickleScan
+
 SNIFF_BYTES = 1024
 # torch's legacy stream starts with its magic number pickled: PROTO n, LONG1 of 10 bytes.
-_LEGACY_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
-_LEGACY_MAGIC_TEXT = b"L%dL\n" % 0x1950A86A20F9469CFC6C
+_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
+_LEGACY_MAGIC = b"\x8a\x0a" + _MAGIC_NUMBER.to_bytes(10, "little")
+_LEGACY_MAGIC_TEXT = b"L%dL\n" % _MAGIC_NUMBER
 _TAR_BLOCK = 512
+_EMPTY_ZIP = 22
+"""An empty zip archive: its end record alone."""
+_MAGIC_OPCODES = 64
+"""Opcodes of a first pickle built to compare with the legacy magic number."""
 
 
 class Kind(str, Enum):
@@ -32,6 +41,8 @@ def sniff(source: Source) -> tuple[Kind, str]:
     if head.startswith(b"PK\x03\x04"):
         return Kind.ZIP, "a zip archive"
     if head.startswith(b"PK\x05\x06"):
+        if source.size > _EMPTY_ZIP:  # numpy.load reads it as an .npz: zipfile finds the last
+            return Kind.ZIP, "a zip archive after an empty one's end record"  # end record
         return Kind.OTHER, "an empty zip archive"
     if _is_tar(head):  # before the legacy stream, in torch.load's order
         return Kind.TAR, "a tar archive"
@@ -41,7 +52,10 @@ def sniff(source: Source) -> tuple[Kind, str]:
         return Kind.SAFETENSORS, "a safetensors file"
     if head[:1] == b"\x80" and head[1:2] and head[1] <= 5:
         return Kind.PICKLE, f"a plain Python pickle (protocol {head[1]}), not a torch.save file"
-    if is_headless_pickle(source):
+    scan, data = _first_pickle(source)
+    if _pickles_the_magic_number(scan, data):
+        return Kind.LEGACY, "a torch legacy (pre-1.6) stream"
+    if _is_headless(scan):
         return Kind.PICKLE, "a plain Python pickle without a protocol header, not a torch.save file"
     return Kind.OTHER, describe_other(head)
 
@@ -74,10 +88,35 @@ def is_headless_pickle(source: Source) -> bool:
     """A pickle need not start with PROTO (protocols 0 and 1 never do, and the unpickler takes
     any opcode first): a file of any size that walks cleanly to STOP through a few opcodes, or
     names a global on the way, is one. Text seldom parses that far by chance."""
+    return _is_headless(_first_pickle(source)[0])
+
+
+def _first_pickle(source: Source) -> tuple[PickleScan, bytes]:
     from ckpt_tool.limits import DEFAULT_LIMITS
     from ckpt_tool.pickles.scan import read_pickle_at
 
-    scan, _ = read_pickle_at(source, 0, source.size, DEFAULT_LIMITS, find_embedded=False)
+    return read_pickle_at(source, 0, source.size, DEFAULT_LIMITS, find_embedded=False)
+
+
+def _pickles_the_magic_number(scan: PickleScan, data: bytes) -> bool:
+    """torch's legacy loader unpickles the first pickle and compares its value with the magic
+    number: any pickle of that integer (INT or LONG as text, in hex, LONG4, after other opcodes)
+    starts a legacy stream it goes on to load, not only the LONG1 ``torch.save`` writes. Only a
+    short pickle is built (a longer one is a plain pickle, each of whose successors is scanned)."""
+    if (scan.error is not None or scan.globals or scan.unresolved or scan.stack_globals
+            or scan.opcode_count > _MAGIC_OPCODES):
+        return False
+    from ckpt_tool.errors import CkptError
+    from ckpt_tool.pickles.unpickler import unpickle
+
+    try:
+        value, _ = unpickle(data[: scan.end], protocol=scan.protocol)
+    except CkptError:
+        return False
+    return type(value) is int and value == _MAGIC_NUMBER
+
+
+def _is_headless(scan: PickleScan) -> bool:
     if scan.error is not None:  # stopped by one of ckpt's limits: a pickle it cannot judge
         return "(limit " in scan.error and scan.opcode_count >= 64
     return scan.end > 2 and (scan.opcode_count >= 4 or bool(scan.globals or scan.unresolved))

@@ -6,6 +6,7 @@ reads the directory in one piece and unpacks it with one ``struct`` call per ent
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from array import array
@@ -35,9 +36,13 @@ class Directory(Sequence[Member]):
     Indexing and iterating give ``Member`` records, made as they are asked for."""
 
     __slots__ = ("compressed_sizes", "crc32s", "flags", "header_offsets", "methods", "names",
-                 "sizes")
+                 "sizes", "walked", "cd_offset")
 
     def __init__(self) -> None:
+        self.cd_offset = 0
+        """Where the directory was read from."""
+        self.walked = 0
+        """Bytes of the directory its entries took (miniz walks the entry count, not the size)."""
         self.names: list[str] = []
         self.header_offsets = array("Q")
         self.compressed_sizes = array("Q")
@@ -132,6 +137,7 @@ def _read_entries(source: Source, limits: Limits, end: EndRecord) -> Directory:
         methods.append(method)
         crc32s.append(crc)
         all_flags.append(flags)
+    members.walked, members.cd_offset = pos, end.cd_offset
     return members
 
 
@@ -185,6 +191,102 @@ def find_end_record(source: Source) -> EndRecord:
         raise FormatError("a multi-disk zip archive (torch reads single-file archives)")
     return EndRecord(eocd_offset, count, cd_size, cd_offset, disk, zip64 is not None,
                      disagreements, classic if disagreements else None)
+
+
+def zipfile_directory(source: Source, limits: Limits,
+                      members: Directory | None) -> Directory | None:
+    """The members Python's zipfile lists (numpy.load reads an .npz with it), when it may read
+    another directory than miniz's ``members``: zipfile takes the directory that ends where the
+    end records begin (and shifts every member's offset by the distance to where the end record
+    says it is, as for an archive after a prefix), the zip64 end record just before its locator
+    (not the one the locator points at), and every entry the directory's size holds (not the
+    entry count). None when it reads miniz's directory, or refuses the archive. ``members``
+    None: miniz refused the archive."""
+    found = _zipfile_location(source)
+    if found is None:
+        return None  # zipfile finds no end record
+    records_at, cd_size, cd_offset = found
+    if members is not None and records_at - cd_size == cd_offset == members.cd_offset and (
+            cd_size == members.walked):
+        return None
+    if cd_size > limits.max_members * _CENTRAL.size:
+        raise LimitExceeded(f"Python's zipfile would read a directory of {cd_size} bytes, room "
+                            f"for more than {limits.max_members} members (limit max_members)")
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(_SourceFile(source)) as archive:
+            infos = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error):
+        return None
+    listed = Directory()
+    for info in infos:
+        if info.header_offset < 0:
+            continue  # shifted before the file's start: zipfile cannot open it
+        listed.names.append(info.filename)
+        listed.header_offsets.append(info.header_offset)
+        listed.compressed_sizes.append(info.compress_size)
+        listed.sizes.append(info.file_size)
+        listed.methods.append(info.compress_type)
+        listed.crc32s.append(info.CRC)
+        listed.flags.append(info.flag_bits)
+    return listed
+
+
+def _zipfile_location(source: Source) -> tuple[int, int, int] | None:
+    """(where the end records begin, directory size, directory offset) as Python's zipfile's
+    ``_EndRecData`` finds them: an end record without comment at the very end, else the last
+    signature in the last 64 KiB (refused without a whole record after it)."""
+    if source.size < _EOCD.size:
+        return None
+    records_at = source.size - _EOCD.size
+    record = source.read_at(records_at, _EOCD.size)  # read already, as miniz's search's start
+    if not (record.startswith(_EOCD_SIG) and record.endswith(b"\0\0")):
+        tail_at = max(0, source.size - _MAX_COMMENT - _EOCD.size)
+        tail = source.read_at(tail_at, source.size - tail_at)
+        at = tail.rfind(_EOCD_SIG)
+        if at < 0 or at > len(tail) - _EOCD.size:
+            return None
+        records_at, record = tail_at + at, tail[at : at + _EOCD.size]
+    cd_size, cd_offset = _EOCD.unpack(record)[5:7]
+    locator_at = records_at - _ZIP64_LOCATOR.size
+    if locator_at >= _ZIP64_EOCD.size and _ZIP64_LOCATOR.unpack(
+            source.read_at(locator_at, _ZIP64_LOCATOR.size))[0] == _ZIP64_LOCATOR_SIG:
+        fields = _ZIP64_EOCD.unpack(source.read_at(locator_at - _ZIP64_EOCD.size,
+                                                   _ZIP64_EOCD.size))
+        if fields[0] == _ZIP64_EOCD_SIG:
+            cd_size, cd_offset, records_at = fields[8], fields[9], locator_at - _ZIP64_EOCD.size
+    return records_at, cd_size, cd_offset
+
+
+class _SourceFile(io.RawIOBase):
+    """A ``Source`` as the seekable binary file Python's zipfile reads."""
+
+    def __init__(self, source: Source) -> None:
+        super().__init__()
+        self.source, self.position = source, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = (0, self.position, self.source.size)[whence]
+        if base + offset < 0:
+            raise OSError("seek before the start of the file")
+        self.position = base + offset
+        return self.position
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        length = max(0, min(len(buffer), self.source.size - self.position))
+        buffer[:length] = self.source.read_at(self.position, length)
+        self.position += length
+        return length
 
 
 _SEARCH_BLOCK = 4096
@@ -372,6 +474,37 @@ def local_header_disagreements(source: Source, members: Sequence[Member]) -> lis
     return found
 
 
+BZIP2, LZMA = 12, 14
+_FIRST_BLOCK = 4 << 20
+"""Compressed bytes read to inflate the start of a bzip2 or LZMA member."""
+ZIPFILE_METHODS = frozenset({DEFLATED, BZIP2, LZMA})
+"""The compression methods Python's zipfile reads besides STORED (miniz reads deflate only)."""
+
+
+def _inflate(raw: bytes, method: int, limit: int) -> bytes:
+    """Up to ``limit`` bytes of a compressed member, as Python's zipfile reads it (an LZMA
+    member starts with a version and the LZMA properties' size and bytes)."""
+    try:
+        if method == DEFLATED:
+            return zlib.decompressobj(-15).decompress(raw, limit)
+        if method == BZIP2:
+            import bz2
+
+            return bz2.BZ2Decompressor().decompress(raw, limit)
+        import lzma
+
+        (size,) = struct.unpack_from("<H", raw, 2)
+        try:
+            properties = lzma._decode_filter_properties(  # type: ignore[attr-defined]
+                lzma.FILTER_LZMA1, raw[4 : 4 + size])
+            return lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[properties]).decompress(
+                raw[4 + size :], limit)
+        except lzma.LZMAError as exc:
+            raise ValueError(exc) from None
+    except (zlib.error, OSError, EOFError, ValueError, struct.error) as exc:  # bz2: OSError
+        raise FormatError(f"does not inflate: {exc}") from None
+
+
 def read_member_head(source: Source, member: Member, length: int) -> bytes:
     """Up to ``length`` first bytes of a member's (inflated) data, to tell what it holds; empty
     when they cannot be read (an encrypted or corrupt member)."""
@@ -381,16 +514,21 @@ def read_member_head(source: Source, member: Member, length: int) -> bytes:
         start = data_offset(source, member)
         if member.method == STORED:
             return source.read_at(start, min(length, member.compressed_size))
-        if member.method == DEFLATED:
-            raw = source.read_at(start, min(member.compressed_size, 4 * length + 64))
-            return zlib.decompressobj(-15).decompress(raw, length)
-    except (FormatError, zlib.error):
+        if member.method in ZIPFILE_METHODS:
+            # bzip2 gives nothing before its first whole block (900 KB at most, before it is
+            # compressed); LZMA and deflate stream
+            wanted = 4 * length + 64 if member.method == DEFLATED else _FIRST_BLOCK
+            raw = source.read_at(start, min(member.compressed_size, wanted))
+            return _inflate(raw, member.method, length)
+    except FormatError:
         pass
     return b""
 
 
-def read_member(source: Source, member: Member, max_bytes: int) -> bytes:
-    """A member's bytes, inflated with a cap."""
+def read_member(source: Source, member: Member, max_bytes: int,
+                python_zipfile: bool = False) -> bytes:
+    """A member's bytes, inflated with a cap. ``python_zipfile``: also the compression methods
+    Python's zipfile reads (numpy.load of an .npz), not only miniz's (torch's)."""
     if member.encrypted:
         raise FormatError(f"member {member.name} is encrypted")
     if member.size > max_bytes:
@@ -400,12 +538,11 @@ def read_member(source: Source, member: Member, max_bytes: int) -> bytes:
     raw = source.read_at(data_offset(source, member), member.compressed_size)
     if member.method == STORED:
         data = raw
-    elif member.method == DEFLATED:
-        inflater = zlib.decompressobj(-15)
+    elif member.method == DEFLATED or (python_zipfile and member.method in ZIPFILE_METHODS):
         try:
-            data = inflater.decompress(raw, max_bytes + 1)
-        except zlib.error as exc:
-            raise FormatError(f"member {member.name} does not inflate: {exc}") from None
+            data = _inflate(raw, member.method, max_bytes + 1)
+        except FormatError as exc:
+            raise FormatError(f"member {member.name} {exc}") from None
         if len(data) > max_bytes:
             raise LimitExceeded(f"member {member.name} inflates past {max_bytes} bytes")
     else:

@@ -16,7 +16,13 @@ from ckpt_tool.containers import npy, zipdir
 from ckpt_tool.containers.detect import Kind, sniff
 from ckpt_tool.containers.remote import NO_OPTIONS, RemoteOptions, is_url, open_url
 from ckpt_tool.containers.source import FileSource, Source
-from ckpt_tool.errors import CkptError, GlobalMutation, NotACheckpoint
+from ckpt_tool.errors import (
+    CkptError,
+    FormatError,
+    GlobalMutation,
+    LimitExceeded,
+    NotACheckpoint,
+)
 from ckpt_tool.limits import DEFAULT_LIMITS, Limits
 from ckpt_tool.lint.pickles import (
     MAX_PICKLES_PER_STREAM,
@@ -313,6 +319,11 @@ def _gather_zip(source: Source, facts: FileFacts, collector: PickleCollector
         archive = TorchArchive(source, collector.limits)
     except NotACheckpoint:
         members = zipdir.read_central_directory(source, collector.limits, facts.anomalies)
+    except LimitExceeded:
+        raise
+    except FormatError:  # miniz (torch) refuses the archive; Python's zipfile may read it
+        _scan_zipfile_directory(source, facts, collector, None)
+        raise
     else:
         members, main = archive.members, archive.member("data.pkl")
         facts.torchscript = archive.has("constants.pkl")
@@ -328,6 +339,7 @@ def _gather_zip(source: Source, facts: FileFacts, collector: PickleCollector
     classic = zipdir.classic_directory(source, collector.limits)
     if classic is not None:  # what readers that ignore the zip64 record load instead
         collector.scan_zip(source, classic, None, prefix="(classic directory) ")
+    _scan_zipfile_directory(source, facts, collector, members)
     facts.native_code = collector.native_code
     _read_torchscript_code(source, facts, collector, members)
     # Every local header of a local file (a mapped read each); over the network only the
@@ -338,10 +350,32 @@ def _gather_zip(source: Source, facts: FileFacts, collector: PickleCollector
     return archive
 
 
+def _scan_zipfile_directory(source: Source, facts: FileFacts, collector: PickleCollector,
+                            members: zipdir.Directory | None) -> None:
+    """The members only Python's zipfile lists (numpy.load reads an .npz with it), where it
+    reads another directory than miniz (``members``; None when miniz refuses the archive)."""
+    try:
+        listed = zipdir.zipfile_directory(source, collector.limits, members)
+    except LimitExceeded as exc:
+        collector.problem(str(exc))
+        return
+    if listed is None:
+        return
+    facts.anomalies.append(Anomaly(
+        "ambiguous", "Python's zipfile (numpy.load of an .npz) reads another central directory "
+        "than torch's reader (miniz): the two load different members"))
+    known = {(m.header_offset, m.compressed_size, m.method) for m in members or ()}
+    collector.scan_zip(source, [m for m in listed if (m.header_offset, m.compressed_size,
+                                                       m.method) not in known],
+                       None, prefix="(Python zipfile's directory) ")
+
+
 def _package_modules(members: list[Member]) -> frozenset[str]:
-    """The modules of a torch.package archive (one with ``.data/extern_modules``): each ``.py``
-    member under the archive's folder, by module name."""
-    if not any(m.name.split("/", 1)[-1] == ".data/extern_modules" for m in members):
+    """The modules of a torch.package archive (one with ``.data/extern_modules``, found as
+    PackageImporter's miniz finds it: without ASCII case): each ``.py`` member under the
+    archive's folder, by module name."""
+    if not any(m.name.split("/", 1)[-1].encode("utf-8", "surrogateescape").lower()
+               == b".data/extern_modules" for m in members):
         return frozenset()
     modules = set()
     for member in members:

@@ -25,7 +25,7 @@ from ckpt_tool.errors import CkptError, FormatError
 from ckpt_tool.limits import Limits
 from ckpt_tool.model.checkpoint import Member, Safety
 from ckpt_tool.model.record import Record
-from ckpt_tool.pickles.safety import classify
+from ckpt_tool.pickles.safety import TORCH_REQUIREMENTS, classify
 from ckpt_tool.pickles.scan import (
     Embedded,
     GlobalUse,
@@ -117,8 +117,10 @@ def importable(use: GlobalUse) -> bool:
     return all(part.isidentifier() for part in (*use.module.split("."), *use.name.split(".")))
 
 
-_EVERYWHERE = frozenset({*sys.stdlib_module_names, "torch", "numpy", "__builtin__", "copy_reg"})
-"""Top-level modules a victim's Python surely has: what a payload hidden in text would name."""
+_EVERYWHERE = frozenset({*sys.stdlib_module_names, "torch", "numpy", *TORCH_REQUIREMENTS,
+                         "__builtin__", "copy_reg"})
+"""Top-level modules a victim's Python surely has (torch's own requirements too): what a
+payload hidden in text would name."""
 
 
 def names_code(scan: PickleScan) -> bool:
@@ -260,14 +262,17 @@ class PickleCollector(Record):
                  prefix: str = "", raw_records: str | None = None) -> None:
         """Every pickle member of an archive; ``main`` is the one torch.load unpickles. Members
         are found by name (``*.pkl``) and by content (a pickle's PROTO header or a zip archive's
-        signature: torch.export and torch.package name theirs freely), except the records under
-        ``raw_records``, which torch reads as raw tensor bytes."""
+        signature: torch.export and torch.package name theirs freely), except the records right
+        under ``raw_records``, which torch reads as raw tensor bytes (a .pt2's ``data/weights/``
+        and ``data/constants/`` lie deeper, and torch.export.load unpickles some of them, however
+        many other records the archive holds)."""
         for member in members:
             name = prefix + member.name
             by_name = member == main or is_pickle_member(member.name)
             if not by_name:
-                if raw_records is not None and member.name.lower().startswith(raw_records.lower()):
-                    continue
+                if raw_records is not None and member.name.lower().startswith(
+                        raw_records.lower()) and "/" not in member.name[len(raw_records):]:
+                    continue  # a storage (data/<key>); deeper records are torch.export's
                 self._scan_member_as_loaded(source, member, name)
                 continue
             budget = self.limits.max_pickle_bytes - self.inflated[0]
@@ -279,7 +284,7 @@ class PickleCollector(Record):
             side = self.quiet or member != main  # a member torch itself never unpickles
             cap = min(budget, MAX_NESTED_MEMBER_BYTES) if side else budget
             try:
-                data = zipdir.read_member(source, member, cap)
+                data = zipdir.read_member(source, member, cap, python_zipfile=True)
             except CkptError as exc:
                 self.problem(f"could not scan {member.name}: {exc}", name)
                 continue
@@ -313,6 +318,10 @@ class PickleCollector(Record):
         starts like a pickle (tensor bytes, text) names no global and is passed over."""
         head = zipdir.read_member_head(source, member, _SNIFF)
         if not head:
+            if member.size and not member.encrypted and (
+                    member.method not in (zipdir.STORED, *zipdir.ZIPFILE_METHODS)):
+                self.problem(f"could not scan {member.name}: zip compression method "
+                             f"{member.method}, which newer zip readers may read", name)
             return
         if is_native_code(member.name, head):
             self.native_code.append(name)
@@ -334,7 +343,7 @@ class PickleCollector(Record):
             budget = min(self.limits.max_pickle_bytes - self.inflated[0],
                          MAX_NESTED_MEMBER_BYTES)
             try:
-                data = zipdir.read_member(source, member, budget)
+                data = zipdir.read_member(source, member, budget, python_zipfile=True)
             except CkptError:
                 return
             self.inflated[0] += len(data)
@@ -351,7 +360,7 @@ class PickleCollector(Record):
     def _scan_npy_member(self, source: Source, member: Member, name: str) -> None:
         budget = min(self.limits.max_pickle_bytes - self.inflated[0], MAX_NESTED_MEMBER_BYTES)
         try:
-            data = zipdir.read_member(source, member, budget)
+            data = zipdir.read_member(source, member, budget, python_zipfile=True)
         except CkptError as exc:
             self.problem(f"could not read {member.name}: {exc}", name)
             return
@@ -365,7 +374,7 @@ class PickleCollector(Record):
             return
         budget = min(self.limits.max_pickle_bytes - self.inflated[0], MAX_NESTED_MEMBER_BYTES)
         try:
-            data = zipdir.read_member(source, member, budget)
+            data = zipdir.read_member(source, member, budget, python_zipfile=True)
             inner = BytesSource(data, name)
             members = zipdir.read_central_directory(inner, self.limits)
         except CkptError as exc:

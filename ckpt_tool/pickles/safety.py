@@ -20,6 +20,12 @@ from ckpt_tool.pickles.reviewed import Tier, reviewed_table
 _DATA = Path(__file__).with_name("data") / "torch_weights_only_globals.txt"
 LIBRARIES = ("torch", "numpy")
 """Top-level packages whose unlisted globals are "not reviewed" rather than custom code."""
+TORCH_REQUIREMENTS = ("sympy", "mpmath", "networkx", "jinja2", "markupsafe", "fsspec",
+                      "filelock", "typing_extensions", "setuptools", "pkg_resources",
+                      "_distutils_hack")
+"""Top-level modules every torch install brings (its requirements and theirs, torch 2.13): a
+global from one is library code any loader can import (``sympy.core.sympify.sympify`` evaluates
+text), never a class of the file's author; unlisted, it is "not reviewed" as well."""
 _PYTHON2_STDLIB = ("__builtin__", "copy_reg")
 
 
@@ -58,7 +64,8 @@ def rate(module: str, name: str) -> Rating:
     if entry is not None:
         return Rating(_TIER_SAFETY[entry.tier], entry.reason)
     top = module.split(".")[0]
-    if top in LIBRARIES or top in sys.stdlib_module_names or top in _PYTHON2_STDLIB:
+    if (top in LIBRARIES or top in TORCH_REQUIREMENTS or top in sys.stdlib_module_names
+            or top in _PYTHON2_STDLIB):
         return Rating(Safety.NOT_REVIEWED, f"a {_library(top)} global ckpt has not reviewed")
     return Rating(Safety.CUSTOM, "from outside torch, numpy and the standard library")
 
@@ -68,6 +75,8 @@ def classify(module: str, name: str) -> Safety:
 
 
 def _library(top: str) -> str:
+    if top in TORCH_REQUIREMENTS:
+        return f"{top} (a requirement of torch)"
     return top if top in LIBRARIES else "standard-library"
 
 

@@ -60,3 +60,14 @@ rebuild("use_pickle_poly.pt2",
         {"base/data/weights/model_weights_config.json": json.dumps(weights).encode(),
          "base/data/weights/weight_1": poly.getvalue()}, {})
 print("wrote use_pickle_poly.pt2")
+
+# 4. opaque.pt2 with a harmless data.pkl added beside its folders: ckpt took the archive for a
+#    torch.save file, whose data/ records are raw tensor bytes, and skipped every member under
+#    data/ (the .pt2's weights and constants); torch.export.load reads the .pt2 as before.
+src = zipfile.ZipFile("opaque.pt2")
+folder = src.namelist()[0].split("/")[0]
+with zipfile.ZipFile("opaque_data_pkl.pt2", "w", zipfile.ZIP_STORED) as z:
+    for name in src.namelist():
+        z.writestr(name, src.read(name))
+    z.writestr(f"{folder}/data.pkl", b"\x80\x02}q\x00.")
+print("wrote opaque_data_pkl.pt2")

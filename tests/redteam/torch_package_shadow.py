@@ -32,3 +32,14 @@ with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
         z.writestr(name, data)
     z.writestr(prefix + "collections/__init__.py", shadow)
 print("wrote", out, names)
+
+# The same archive with its extern-module list spelled .DATA/Extern_Modules: PackageImporter
+# reads it all the same (miniz finds records without ASCII case), but ckpt looked for the exact
+# name, took the archive for no torch.package and judged collections.OrderedDict by its name
+# alone (nothing to report, exit 0).
+src = zipfile.ZipFile(out)
+case_out = out.replace(".pt", "_case.pt")
+with zipfile.ZipFile(case_out, "w", zipfile.ZIP_STORED) as z:
+    for name in src.namelist():
+        z.writestr(name.replace(".data/extern_modules", ".DATA/Extern_Modules"), src.read(name))
+print("wrote", case_out)
