@@ -12,6 +12,7 @@ import functools
 import json
 import re
 import shutil
+import statistics
 import struct
 import subprocess
 import sys
@@ -186,6 +187,31 @@ def ratio(numerator: Result, denominator: Result) -> float | None:
     return numerator.median / denominator.median
 
 
+def paired_ratio(numerator: Result, denominator: Result) -> float | None:
+    """The median of the two commands' time ratios round by round (measured in turn): a load
+    that comes and goes falls on both runs of a round, so it cancels out of their ratio."""
+    if isinstance(numerator, str) or isinstance(denominator, str):
+        return None
+    return statistics.median(a / b for a, b in zip(numerator.seconds, denominator.seconds,
+                                                   strict=True))
+
+
+def flatness_row(ctx: Context, first: Dataset, last: Dataset) -> Row:
+    """Does inspect take the same time on a big file as on a small one with the same names?
+    The two measured in turn over more rounds: 10% of a 100 ms run is this machine's noise."""
+    runs = max(ctx.runs, FLAT_ROUNDS) if ctx.runs > 1 else 1
+    small, big = ctx.attempt_together(
+        f"inspect: {first.path.name} and {last.path.name} in turn", [
+            Command([*ctx.tools.ckpt, "inspect", "--json", str(dataset.path)])
+            for dataset in (first, last)], runs)
+    r = paired_ratio(big, small)
+    return Row(f"{size(last.size())} vs {size(first.size())}, same names",
+               "ckpt inspect --json", None, "" if r is None else f"{r:.2f}× the time",
+               within(r, 0.10, "within 10%"),
+               f"flat in bytes: the two measured in turn, {runs} round{'s' * (runs > 1)}, the "
+               "median of each round's ratio")
+
+
 def speed_text(r: float | None) -> str:
     """The text for ``r`` = the other tool's time / ckpt's time."""
     if r is None:
@@ -265,24 +291,12 @@ def torch_imported(result: RunResult) -> bool:
 
 def inspect_section(ctx: Context) -> Section:
     rows: list[Row] = []
-    ckpt_times: dict[str, Result] = {}
     bare = ctx.attempt("inspect: python -c pass", Command([ctx.tools.python, "-c", "pass"]))
     for key in ("llm", "tiny", "many", "legacy"):
         dataset = ctx.data[key]
-        ckpt_times[key], case_rows = inspect_rows(ctx, dataset, key == "llm", bare)
+        _, case_rows = inspect_rows(ctx, dataset, key == "llm", bare)
         rows += case_rows
-    r = ratio(ckpt_times["llm"], ckpt_times["tiny"])
-    big, tiny = size(ctx.data["llm"].size()), size(ctx.data["tiny"].size())
-    rows.append(
-        Row(
-            f"{big} vs {tiny}, same names",
-            "ckpt inspect --json",
-            None,
-            "" if r is None else f"{r:.2f}× the time",
-            within(r, 0.10, "within 10%"),
-            "the two ckpt rows above",
-        )
-    )
+    rows.append(flatness_row(ctx, ctx.data["tiny"], ctx.data["llm"]))
     intro = (
         "Listing every tensor's name and shape. ratio: the other tool's time ÷ ckpt's. "
         "torch.load(mmap=True) cannot map a legacy-format file."
@@ -590,18 +604,7 @@ def scaling_section(ctx: Context) -> Section:
             rows += scaling_rows(ctx, ctx.data[key])
     finally:
         shutil.rmtree(ctx.scratch, ignore_errors=True)
-    first, last = ctx.data[SCALING_KEYS[-3]], ctx.data[SCALING_KEYS[-1]]
-    # A difference of 10% of an 80 ms run is within this machine's noise: the verdict comes
-    # from the smallest and largest files measured in alternation, over more rounds.
-    runs = max(ctx.runs, FLAT_ROUNDS) if ctx.runs > 1 else 1
-    small, big = ctx.attempt_together("scaling: inspect, smallest and largest in turn", [
-        Command([*ctx.tools.ckpt, "inspect", "--json", str(dataset.path)])
-        for dataset in (first, last)], runs)
-    r = ratio(big, small)
-    rows.append(Row(f"{size(last.size())} vs {size(first.size())}, same names",
-                    "ckpt inspect --json", None, "" if r is None else f"{r:.2f}× the time",
-                    within(r, 0.10, "within 10%"),
-                    f"flat in bytes: the two measured in turn, {runs} rounds, medians"))
+    rows.append(flatness_row(ctx, ctx.data[SCALING_KEYS[-3]], ctx.data[SCALING_KEYS[-1]]))
     intro = (
         "The same commands as files grow: first in tensors (tiny tensors), then in bytes (an "
         "LLM state_dict of 291 tensors). ratio: time per thousand tensors, or throughput. "

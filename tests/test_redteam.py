@@ -140,52 +140,46 @@ def test_a_repository_config_cannot_allow_code(tmp_path: Path) -> None:
     assert result.returncode == 2 and "allowed-globals cannot allow" in result.stderr
 
 
-def test_npz_directories_only_pythons_zipfile_reads(tmp_path: Path) -> None:
+def flagged_and_run(tmp_path: Path, script: str, loaders: dict[str, str],
+                    *more: str) -> subprocess.CompletedProcess[str]:
+    """Generate the files ``script`` writes (payloads make ``canary/ran_<stem>``), lint them
+    beside ``more``: each is CKPT002 and lint ran none. Then each file's loader (``loaders``)
+    runs its payload. Returns lint's run."""
     canary = tmp_path / "canary" / "ran"
     canary.parent.mkdir()
-    generate("npz_zipfile_directory.py", tmp_path, "canary/ran")
-    names = ["count", "concat", "zip64loc", "emptyhead"]
-    result = lint(tmp_path, *(f"{name}.npz" for name in names))
+    generate(script, tmp_path, "canary/ran")
+    result = lint(tmp_path, *loaders, *more)
     assert result.returncode == 1, result.stdout + result.stderr
-    for name in names:
-        assert f"{name}.npz: CKPT002" in result.stdout, (name, result.stdout)
+    for name in loaders:
+        assert f"{name}: CKPT002" in result.stdout, (name, result.stdout)
     assert not any(canary.parent.iterdir()), "linting ran the payload"
-    for name in names:
-        loads(tmp_path, f"import numpy as np; np.load('{name}.npz', allow_pickle=True)['b']")
-        assert Path(f"{canary}_{name}").exists(), f"numpy.load did not run {name}.npz"
+    for name, code in loaders.items():
+        loads(tmp_path, code)
+        assert Path(f"{canary}_{Path(name).stem}").exists(), f"the loader did not run {name}"
+    return result
+
+
+def test_npz_directories_only_pythons_zipfile_reads(tmp_path: Path) -> None:
+    flagged_and_run(tmp_path, "npz_zipfile_directory.py", {
+        f"{name}.npz": f"import numpy as np; np.load('{name}.npz', allow_pickle=True)['b']"
+        for name in ("count", "concat", "zip64loc", "emptyhead")})
 
 
 def test_npy_headers_of_object_arrays_in_any_spelling(tmp_path: Path) -> None:
-    canary = tmp_path / "canary" / "ran"
-    canary.parent.mkdir()
-    generate("npy_header_spellings.py", tmp_path, "canary/ran")
-    names = ["object", "object_", "stringdtype", "field", "longsuffix", "bigheader"]
-    result = lint(tmp_path, *(f"{name}.npy" for name in names), "plain.npy", "plain.npz")
-    assert result.returncode == 1, result.stdout + result.stderr
-    for name in names:
-        assert f"{name}.npy: CKPT002" in result.stdout, (name, result.stdout)
+    result = flagged_and_run(tmp_path, "npy_header_spellings.py", {
+        f"{name}.npy": f"import numpy as np; np.load('{name}.npy', allow_pickle=True)"
+        for name in ("object", "object_", "stringdtype", "field", "longsuffix", "bigheader")},
+        "plain.npy", "plain.npz")
     assert "plain.np" not in result.stdout, result.stdout
     broken = lint(tmp_path, "broken_string.npy", "broken_bracket.npy")
     assert broken.returncode in (0, 1) and "internal error" not in broken.stderr, broken.stderr
-    assert not any(canary.parent.iterdir()), "linting ran the payload"
-    for name in names:
-        loads(tmp_path, f"import numpy as np; np.load('{name}.npy', allow_pickle=True)")
-        assert Path(f"{canary}_{name}").exists(), f"numpy.load did not run {name}.npy"
 
 
 def test_globals_of_torchs_own_requirements_are_code(tmp_path: Path) -> None:
-    canary = tmp_path / "canary" / "ran"
-    canary.parent.mkdir()
-    generate("torch_requirement_gadgets.py", tmp_path, "canary/ran")
-    names = ["sympify", "sin"]
-    result = lint(tmp_path, *(f"{name}.pt" for name in names))
-    for name in names:
-        assert f"{name}.pt: CKPT002" in result.stdout, (name, result.stdout)
+    result = flagged_and_run(tmp_path, "torch_requirement_gadgets.py", {
+        f"{name}.pt": f"import torch; torch.load('{name}.pt', weights_only=False)"
+        for name in ("sympify", "sin")})
     assert "CKPT003" not in result.stdout, result.stdout
-    assert not any(canary.parent.iterdir()), "linting ran the payload"
-    for name in names:
-        loads(tmp_path, f"import torch; torch.load('{name}.pt', weights_only=False)")
-        assert Path(f"{canary}_{name}").exists(), f"torch.load did not run {name}.pt"
 
 
 def test_a_member_of_an_unknown_compression_method_is_reported(tmp_path: Path) -> None:
