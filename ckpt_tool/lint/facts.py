@@ -39,7 +39,7 @@ from ckpt_tool.model.record import Record
 from ckpt_tool.pickles.scan import read_pickle_at
 from ckpt_tool.readers import read_checkpoint
 from ckpt_tool.readers.dcp_listing import dcp_folder_owning
-from ckpt_tool.readers.torch_zip import TorchArchive
+from ckpt_tool.readers.torch_zip import TorchArchive, without_case
 
 if TYPE_CHECKING:
     import tarfile
@@ -374,8 +374,8 @@ def _package_modules(members: list[Member]) -> frozenset[str]:
     """The modules of a torch.package archive (one with ``.data/extern_modules``, found as
     PackageImporter's miniz finds it: without ASCII case): each ``.py`` member under the
     archive's folder, by module name."""
-    if not any(m.name.split("/", 1)[-1].encode("utf-8", "surrogateescape").lower()
-               == b".data/extern_modules" for m in members):
+    if not any(without_case(m.name.split("/", 1)[-1]) == ".data/extern_modules"
+               for m in members):
         return frozenset()
     modules = set()
     for member in members:

@@ -43,7 +43,7 @@ class TorchArchive:
         """Walks of records' pickles that a caller made already (lint's), so a read does not
         walk them again; only walks from byte 0 with every name read from its opcode."""
         self._found: dict[str, int] = {}
-        """Member index by name as miniz compares it (``_without_case``), for the members inside
+        """Member index by name as miniz compares it (``without_case``), for the members inside
         the folder: the one index on 200,000 storages, its keys the names themselves."""
         self._index()
 
@@ -71,13 +71,13 @@ class TorchArchive:
         """Index the names inside the folder one by one; note the others. Returns the inside
         ones, in the archive's order."""
         prefix = self.prefix
-        folded_prefix = _without_case(prefix)
+        folded_prefix = without_case(prefix)
         found = self._found
         inside: list[str] = []
         outside: list[int] = []
         for index in range(len(names) - 1, -1, -1):  # ckpt reads the first of equal names
             name = names[index]
-            folded = _without_case(name)
+            folded = without_case(name)
             if folded.startswith(folded_prefix):
                 found[folded] = index
                 inside.append(name)
@@ -95,10 +95,10 @@ class TorchArchive:
         may find any one, not the first that ckpt reads."""
         if len(self._found) == len(inside):
             return
-        names = Counter(_without_case(name) for name in inside)
+        names = Counter(without_case(name) for name in inside)
         for folded, count in names.items():
             if count > 1:
-                spellings = sorted({name for name in inside if _without_case(name) == folded})
+                spellings = sorted({name for name in inside if without_case(name) == folded})
                 how = " (torch compares names without case)" if len(spellings) > 1 else ""
                 self.anomalies.append(Anomaly(
                     "ambiguous", f"the archive holds {count} members named "
@@ -115,16 +115,16 @@ class TorchArchive:
         return list(self._exact())
 
     def _exact(self) -> dict[str, int]:
-        folded, size, names = _without_case(self.prefix), len(self.prefix), self.members.names
+        folded, size, names = without_case(self.prefix), len(self.prefix), self.members.names
         exact: dict[str, int] = {}
         for index, name in enumerate(names):
-            if _without_case(name).startswith(folded):
+            if without_case(name).startswith(folded):
                 exact.setdefault(name[size:], index)
         return exact
 
     def member(self, record: str) -> Member | None:
         """The member torch finds for ``record``: miniz looks names up without ASCII case."""
-        index = self._found.get(_without_case(self.prefix + record))
+        index = self._found.get(without_case(self.prefix + record))
         return None if index is None else self.members[index]
 
     def has(self, record: str) -> bool:
@@ -282,7 +282,7 @@ def _plain_names(names: list[str], prefix: str) -> bool:
             and joined.count("\n" + prefix) == len(names) - 1)  # ...so each starts so
 
 
-def _without_case(name: str) -> str:
+def without_case(name: str) -> str:
     """A member name as miniz compares it: ASCII letters folded to lower case. A name that
     has none in upper case is returned itself, so an index keyed by it shares its text."""
     if name.isascii():
