@@ -528,7 +528,7 @@ def convert_rows(ctx: Context, dataset: Dataset, start_up: Result) -> list[Row]:
     r = ratio(ckpt, cp)
     text = "" if r is None else f"ckpt takes {r:.2f}× cp's time"
     rows.append(Row(case, "cp", cp, text, ratio_at_most(r, 1.8, "ckpt ≤ 1.8× cp"),
-                    why=_convert_why(ckpt, unverified, cp, "cp", start_up)))
+                    why=_convert_why(ckpt, unverified, cp, "cp", start_up, m)))
 
     r = ratio(ckpt, m)
     text = "" if r is None else f"ckpt takes {r:.2f}× its time"
@@ -560,7 +560,7 @@ def _convert_why(ckpt: Result, unverified: Result, other: Result, name: str,
     if durable is None or isinstance(durable, str):
         return why + ": the check, on the second core, is the difference"
     return (f"{why}; the same bytes copied and fsynced ({name} + sync) take "
-            f"{seconds(durable.median)}: writing the output to the disk is the rest")
+            f"{seconds(durable.median)}, this run")
 
 
 def remover(*paths: Path) -> Callable[[], None]:
